@@ -1,0 +1,327 @@
+// The tiled online-softmax attention engine (FlashAttention), shared by every
+// softmax-based variant. A query tile of 8 rows walks over key blocks; each
+// block computes scores S^T [keys][8 rows] (lanes = query rows, so row maxima
+// and sums are plain vector ops), masks them, updates the running max m and
+// sum l, rescales the output accumulator and adds P V. No Nq x Nk buffer.
+//
+// Packed layouts (all float32, 16-byte aligned; D * 4 and dvPad * 4 keep 16-byte alignment):
+//   query tile  qt[d][8]          scaled by `scale`, rows past the end are 0
+//   keys        kp[j/4][d][4]     key tiles of 4, zero padded to a multiple of 4
+//   values      vp[j][dvPad]      dvPad = Dv rounded up to 8, zero padded
+//   scores      st[j][8]          one key block, then its probabilities
+//   state       m[8], l[8], alpha[8]
+//   output acc  o[8][dvPad]
+import { expNonPositive, madd, roundUp } from './simd';
+
+export const ROWS: i32 = 8;
+export const KEY_TILE: i32 = 4;
+/** Keys per block: 64 keys x 8 rows of scores stay in L1 next to the value rows they meet. */
+export const KEY_BLOCK: i32 = 64;
+
+const NEG_INF: f32 = -Infinity;
+
+// @ts-ignore: decorator
+@inline export function keyCountPadded(Nk: i32): i32 {
+  return roundUp(Nk, KEY_TILE);
+}
+
+// @ts-ignore: decorator
+@inline export function valueWidthPadded(Dv: i32): i32 {
+  return roundUp(Dv, 8);
+}
+
+/** Packs rows [0, N) of one head of k ([N][D]) into key tiles of 4. */
+export function packKeys(k: usize, N: i32, D: i32, kp: usize): void {
+  const nPad = keyCountPadded(N);
+  for (let j = 0; j < nPad; j++) {
+    const dst = kp + (<usize>((j >> 2) * D * 4 + (j & 3)) << 2);
+    if (j < N) {
+      const src = k + (<usize>(j * D) << 2);
+      for (let d = 0; d < D; d++) store<f32>(dst + (<usize>d << 4), load<f32>(src + (<usize>d << 2)));
+    } else {
+      for (let d = 0; d < D; d++) store<f32>(dst + (<usize>d << 4), 0);
+    }
+  }
+}
+
+/** Copies one head of v ([N][Dv]) into rows of dvPad floats, zero padded to a multiple of 4 rows. */
+export function packValues(v: usize, N: i32, Dv: i32, vp: usize): void {
+  const dvPad = valueWidthPadded(Dv);
+  const rowBytes = <usize>dvPad << 2;
+  memory.fill(vp, 0, <usize>keyCountPadded(N) * rowBytes);
+  for (let j = 0; j < N; j++) memory.copy(vp + <usize>j * rowBytes, v + (<usize>(j * Dv) << 2), <usize>Dv << 2);
+}
+
+/** Packs query rows i0 .. i0+8 (those below N) of one head of q, times scale, as qt[d][8]. */
+export function packQueryTile(q: usize, i0: i32, N: i32, D: i32, scale: f32, qt: usize): void {
+  for (let r = 0; r < ROWS; r++) {
+    const i = i0 + r;
+    const src = q + (<usize>(i * D) << 2);
+    const dst = qt + (<usize>r << 2);
+    if (i < N) {
+      for (let d = 0; d < D; d++) store<f32>(dst + (<usize>d << 5), load<f32>(src + (<usize>d << 2)) * scale);
+    } else {
+      for (let d = 0; d < D; d++) store<f32>(dst + (<usize>d << 5), 0);
+    }
+  }
+}
+
+/** Starts a query tile: m = -inf, l = 0, o = 0. */
+export function startRows(state: usize, o: usize, dvPad: i32): void {
+  const minusInf = f32x4.splat(NEG_INF);
+  v128.store(state, minusInf);
+  v128.store(state, minusInf, 16);
+  v128.store(state, f32x4.splat(0), 32);
+  v128.store(state, f32x4.splat(0), 48);
+  memory.fill(o, 0, <usize>(ROWS * dvPad) << 2);
+}
+
+/**
+ * Scores of key tiles [tile0, tile0 + tiles) against the query tile:
+ * st[j][r] = qt[.][r] . k_j (q is already scaled). 4 keys x 8 rows per step:
+ * 8 accumulators, 2 query vectors and 4 key splats fit the 16 vector registers.
+ */
+export function scoreBlock(kp: usize, tile0: i32, tiles: i32, qt: usize, D: i32, st: usize): void {
+  const tileBytes = <usize>(D * KEY_TILE) << 2;
+  let kt = kp + <usize>tile0 * tileBytes;
+  for (let t = 0; t < tiles; t++) {
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), b0 = f32x4.splat(0), b1 = f32x4.splat(0);
+    let c0 = f32x4.splat(0), c1 = f32x4.splat(0), e0 = f32x4.splat(0), e1 = f32x4.splat(0);
+    let kd = kt;
+    let qd = qt;
+    const end = kt + tileBytes;
+    while (kd < end) {
+      const q0 = v128.load(qd);
+      const q1 = v128.load(qd, 16);
+      let key = v128.load32_splat(kd);
+      a0 = madd(key, q0, a0);
+      a1 = madd(key, q1, a1);
+      key = v128.load32_splat(kd, 4);
+      b0 = madd(key, q0, b0);
+      b1 = madd(key, q1, b1);
+      key = v128.load32_splat(kd, 8);
+      c0 = madd(key, q0, c0);
+      c1 = madd(key, q1, c1);
+      key = v128.load32_splat(kd, 12);
+      e0 = madd(key, q0, e0);
+      e1 = madd(key, q1, e1);
+      kd += 16;
+      qd += 32;
+    }
+    const out = st + (<usize>t << 7);
+    v128.store(out, a0);
+    v128.store(out, a1, 16);
+    v128.store(out, b0, 32);
+    v128.store(out, b1, 48);
+    v128.store(out, c0, 64);
+    v128.store(out, c1, 80);
+    v128.store(out, e0, 96);
+    v128.store(out, e1, 112);
+    kt = end;
+  }
+}
+
+/** Hides keys j0 + t (t < count) from rows at positions p0 + r where j > p (causal). */
+export function maskCausal(st: usize, count: i32, j0: i32, p0: i32): void {
+  const pos0 = i32x4.add(i32x4.splat(p0), v128(0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0));
+  const pos1 = i32x4.add(pos0, i32x4.splat(4));
+  const minusInf = f32x4.splat(NEG_INF);
+  for (let t = 0; t < count; t++) {
+    const j = i32x4.splat(j0 + t);
+    const row = st + (<usize>t << 5);
+    v128.store(row, v128.bitselect(minusInf, v128.load(row), i32x4.gt_s(j, pos0)));
+    v128.store(row, v128.bitselect(minusInf, v128.load(row, 16), i32x4.gt_s(j, pos1)), 16);
+  }
+}
+
+/** Adds a per-key bias (0 for a visible key, -inf for a hidden one) to every row. */
+export function addKeyBias(st: usize, count: i32, bias: usize): void {
+  for (let t = 0; t < count; t++) {
+    const b = v128.load32_splat(bias + (<usize>t << 2));
+    const row = st + (<usize>t << 5);
+    v128.store(row, f32x4.add(v128.load(row), b));
+    v128.store(row, f32x4.add(v128.load(row, 16), b), 16);
+  }
+}
+
+/**
+ * Online softmax over one block of scores: new running max m, rescale factor
+ * alpha = exp(m_old - m_new) (stored for accumulateValues), st <- exp(st - m),
+ * l <- l * alpha + row sums. A row that has seen only -inf keeps m = -inf and
+ * gets p = 0 (it subtracts 0 instead of -inf, so no NaN appears).
+ */
+export function softmaxBlock(st: usize, count: i32, state: usize): void {
+  let max0 = v128.load(state);
+  let max1 = v128.load(state, 16);
+  const old0 = max0;
+  const old1 = max1;
+  for (let t = 0; t < count; t++) {
+    const row = st + (<usize>t << 5);
+    max0 = f32x4.max(max0, v128.load(row));
+    max1 = f32x4.max(max1, v128.load(row, 16));
+  }
+  const minusInf = f32x4.splat(NEG_INF);
+  // subtract 0 where nothing is visible yet: exp(-inf - 0) = 0 instead of NaN
+  const safe0 = v128.andnot(max0, f32x4.eq(max0, minusInf));
+  const safe1 = v128.andnot(max1, f32x4.eq(max1, minusInf));
+  let sum0 = f32x4.splat(0);
+  let sum1 = f32x4.splat(0);
+  for (let t = 0; t < count; t++) {
+    const row = st + (<usize>t << 5);
+    const p0 = expNonPositive(f32x4.sub(v128.load(row), safe0));
+    const p1 = expNonPositive(f32x4.sub(v128.load(row, 16), safe1));
+    v128.store(row, p0);
+    v128.store(row, p1, 16);
+    sum0 = f32x4.add(sum0, p0);
+    sum1 = f32x4.add(sum1, p1);
+  }
+  const alpha0 = expNonPositive(f32x4.sub(old0, safe0));
+  const alpha1 = expNonPositive(f32x4.sub(old1, safe1));
+  v128.store(state, max0);
+  v128.store(state, max1, 16);
+  v128.store(state, madd(v128.load(state, 32), alpha0, sum0), 32);
+  v128.store(state, madd(v128.load(state, 48), alpha1, sum1), 48);
+  v128.store(state, alpha0, 64);
+  v128.store(state, alpha1, 80);
+}
+
+/**
+ * o[r][:] = o[r][:] * alpha[r] + sum_t st[t][r] * vp[j0 + t][:], in tiles of
+ * 4 rows x 8 value columns: 8 accumulators, 2 value vectors, 4 splats.
+ */
+export function accumulateValues(st: usize, count: i32, vp: usize, dvPad: i32, o: usize, state: usize): void {
+  const rowBytes = <usize>dvPad << 2;
+  for (let r0 = 0; r0 < ROWS; r0 += 4) {
+    const alphaR = state + 64 + (<usize>r0 << 2);
+    const s0 = v128.load32_splat(alphaR);
+    const s1 = v128.load32_splat(alphaR, 4);
+    const s2 = v128.load32_splat(alphaR, 8);
+    const s3 = v128.load32_splat(alphaR, 12);
+    for (let c = 0; c < dvPad; c += 8) {
+      const oc = o + (<usize>(r0 * dvPad + c) << 2);
+      let a0 = f32x4.mul(v128.load(oc), s0);
+      let a1 = f32x4.mul(v128.load(oc, 16), s0);
+      let b0 = f32x4.mul(v128.load(oc + rowBytes), s1);
+      let b1 = f32x4.mul(v128.load(oc + rowBytes, 16), s1);
+      let c0 = f32x4.mul(v128.load(oc + 2 * rowBytes), s2);
+      let c1 = f32x4.mul(v128.load(oc + 2 * rowBytes, 16), s2);
+      let e0 = f32x4.mul(v128.load(oc + 3 * rowBytes), s3);
+      let e1 = f32x4.mul(v128.load(oc + 3 * rowBytes, 16), s3);
+      let p = st + (<usize>r0 << 2);
+      let vr = vp + (<usize>c << 2);
+      const end = p + (<usize>count << 5);
+      while (p < end) {
+        const v0 = v128.load(vr);
+        const v1 = v128.load(vr, 16);
+        let w = v128.load32_splat(p);
+        a0 = madd(w, v0, a0);
+        a1 = madd(w, v1, a1);
+        w = v128.load32_splat(p, 4);
+        b0 = madd(w, v0, b0);
+        b1 = madd(w, v1, b1);
+        w = v128.load32_splat(p, 8);
+        c0 = madd(w, v0, c0);
+        c1 = madd(w, v1, c1);
+        w = v128.load32_splat(p, 12);
+        e0 = madd(w, v0, e0);
+        e1 = madd(w, v1, e1);
+        p += 32;
+        vr += rowBytes;
+      }
+      v128.store(oc, a0);
+      v128.store(oc, a1, 16);
+      v128.store(oc + rowBytes, b0);
+      v128.store(oc + rowBytes, b1, 16);
+      v128.store(oc + 2 * rowBytes, c0);
+      v128.store(oc + 2 * rowBytes, c1, 16);
+      v128.store(oc + 3 * rowBytes, e0);
+      v128.store(oc + 3 * rowBytes, e1, 16);
+    }
+  }
+}
+
+/** Writes rows i0 .. i0+8 (below N) of the output head: o / l, or 0 where l = 0 (nothing visible). */
+export function finishRows(o: usize, state: usize, dvPad: i32, out: usize, i0: i32, N: i32, Dv: i32): void {
+  for (let r = 0; r < ROWS; r++) {
+    const i = i0 + r;
+    if (i >= N) break;
+    const l = load<f32>(state + 32 + (<usize>r << 2));
+    const inv: f32 = l > 0 ? 1 / l : 0;
+    const src = o + (<usize>(r * dvPad) << 2);
+    const dst = out + (<usize>(i * Dv) << 2);
+    for (let c = 0; c < Dv; c++) store<f32>(dst + (<usize>c << 2), load<f32>(src + (<usize>c << 2)) * inv);
+  }
+}
+
+// A head's packed keys and values, shared by every query tile of the head:
+//   header (16 bytes: i32 "has hidden keys") | kp | vp | bias[nPad]
+
+/** Bytes of a head's packed keys, values and key bias. */
+export function packBytes(Nk: i32, D: i32, Dv: i32): f64 {
+  const nPad = <f64>keyCountPadded(Nk);
+  return 16 + (nPad * D + nPad * <f64>valueWidthPadded(Dv) + nPad) * 4;
+}
+
+// @ts-ignore: decorator
+@inline export function packedKeys(pack: usize): usize {
+  return pack + 16;
+}
+
+// @ts-ignore: decorator
+@inline export function packedValues(pack: usize, Nk: i32, D: i32): usize {
+  return pack + 16 + (<usize>(keyCountPadded(Nk) * D) << 2);
+}
+
+// @ts-ignore: decorator
+@inline export function packedBias(pack: usize, Nk: i32, D: i32, Dv: i32): usize {
+  return packedValues(pack, Nk, D) + (<usize>(keyCountPadded(Nk) * valueWidthPadded(Dv)) << 2);
+}
+
+/**
+ * Packs one head's keys and values, and the key bias (-inf for padding and
+ * for the zero keys that fill the last tile). keyPadding: this batch's
+ * u8 [Nk] row, or 0.
+ */
+export function packHead(k: usize, v: usize, Nk: i32, D: i32, Dv: i32, keyPadding: usize, pack: usize): void {
+  const nPad = keyCountPadded(Nk);
+  packKeys(k, Nk, D, packedKeys(pack));
+  packValues(v, Nk, Dv, packedValues(pack, Nk, D));
+  const bias = packedBias(pack, Nk, D, Dv);
+  let hidden = false;
+  for (let j = 0; j < nPad; j++) {
+    const real = j < Nk && (keyPadding == 0 || load<u8>(keyPadding + j) != 0);
+    if (!real) hidden = true;
+    store<f32>(bias + (<usize>j << 2), real ? 0 : NEG_INF);
+  }
+  store<i32>(pack, hidden ? 1 : 0);
+}
+
+// One query tile's working buffers: qt[D][8] | st[KEY_BLOCK][8] | state[24] | o[8][dvPad]
+
+/** Bytes of one query tile's working buffers. */
+export function tileBytes(D: i32, Dv: i32): i32 {
+  return (ROWS * D + KEY_BLOCK * ROWS + 24 + ROWS * valueWidthPadded(Dv)) * 4;
+}
+
+/** Query tiles that walk the keys together, so that each key block is fetched once for all of them. */
+export const TILE_GROUP: i32 = 4;
+
+/** Bytes of a group of query tiles' working buffers. */
+export function groupBytes(D: i32, Dv: i32): i32 {
+  return TILE_GROUP * tileBytes(D, Dv);
+}
+
+// @ts-ignore: decorator
+@inline export function tileScores(tile: usize, D: i32): usize {
+  return tile + (<usize>(ROWS * D) << 2);
+}
+
+// @ts-ignore: decorator
+@inline export function tileState(tile: usize, D: i32): usize {
+  return tileScores(tile, D) + (<usize>(KEY_BLOCK * ROWS) << 2);
+}
+
+// @ts-ignore: decorator
+@inline export function tileOutput(tile: usize, D: i32): usize {
+  return tileState(tile, D) + 96;
+}

@@ -1,0 +1,6 @@
+// The module's exports: integers and pointers only. The TypeScript side
+// (src/runtime/) binds them once at load time.
+export { heapBase } from './core/memory';
+export { groupBytes, packBytes, packHead } from './core/flash';
+export { fullAttentionRows } from './variants/full';
+export { gemm, transpose } from './core/gemm';

@@ -1,0 +1,234 @@
+/**
+ * wasm-attention: efficient self-attention for Node and browsers.
+ *
+ * ```ts
+ * import { createAttention } from 'wasm-attention';
+ * const attn = await createAttention();
+ * const out = attn.full(q, k, v, { causal: true }); // q: [B, H, Nq, D], k: [B, H, Nk, D], v: [B, H, Nk, Dv]
+ * ```
+ * @packageDocumentation
+ */
+import { readInputs } from './inputs.js';
+import { lookup, variantNames, type VariantName } from './registry.js';
+import type { WasmTensor } from './runtime/arena.js';
+import { hasSimd, type WasmSource } from './runtime/load.js';
+import { Runtime } from './runtime/runtime.js';
+import { describe, toTensor, type Tensor } from './tensor.js';
+import { asOptions, type CommonOptions } from './validate.js';
+import type { LocalOptions } from './variants/local.js';
+import type { StridedOptions } from './variants/strided.js';
+import type { GlobalOptions } from './variants/global.js';
+import type { SparseOptions } from './variants/sparse.js';
+import type { MixedOptions } from './variants/mixed.js';
+import type { LshOptions } from './variants/lsh.js';
+import type { RoutingOptions } from './variants/routing.js';
+import type { SinkhornOptions } from './variants/sinkhorn.js';
+import type { LinformerOptions } from './variants/linformer.js';
+import type { CompressedOptions } from './variants/compressed.js';
+import type { LinearOptions } from './variants/linear.js';
+import type { SynthesizerOptions } from './variants/synthesizer.js';
+
+export type { Tensor } from './tensor.js';
+export type { WasmTensor } from './runtime/arena.js';
+export type { WasmSource } from './runtime/load.js';
+export type { CommonOptions } from './validate.js';
+export type { VariantName } from './registry.js';
+export { variantNames } from './registry.js';
+export { hasSimd } from './runtime/load.js';
+export type { LocalOptions } from './variants/local.js';
+export type { StridedOptions } from './variants/strided.js';
+export type { GlobalOptions } from './variants/global.js';
+export type { SparseOptions } from './variants/sparse.js';
+export type { MixedOptions, HeadSpec } from './variants/mixed.js';
+export type { Pattern, LocalPattern, StridedPattern, GlobalPattern, RandomPattern } from './patterns.js';
+export type { LshOptions } from './variants/lsh.js';
+export type { RoutingOptions, RoutingFitOptions } from './variants/routing.js';
+export type { SinkhornOptions } from './variants/sinkhorn.js';
+export type { LinformerOptions } from './variants/linformer.js';
+export type { CompressedOptions, CompressedConv } from './variants/compressed.js';
+export type { LinearOptions } from './variants/linear.js';
+export type { SynthesizerOptions, SynthesizerFactors, SynthesizerDense, RandomSizes, FactorizedSizes, DenseSizes } from './variants/synthesizer.js';
+export { linformerProjection } from './variants/linformer.js';
+export { favorProjection, rfaProjection } from './variants/linear.js';
+export { drawLshRotations as lshRotations } from './variants/lsh.js';
+export { fitRoutingCentroids } from './variants/routing.js';
+export { synthesizerParams } from './variants/synthesizer.js';
+
+/** Options of `full`: only the common ones. */
+export type FullOptions = CommonOptions;
+
+/** How `createAttention` loads. */
+export interface AttentionInit {
+  /**
+   * `'auto'` (default): the SIMD WebAssembly kernels where the runtime has
+   * WebAssembly SIMD, else the plain-JS backend. `'wasm'` demands SIMD and
+   * throws without it; `'js'` always uses the plain-JS (float64 reference) backend.
+   */
+  backend?: 'auto' | 'wasm' | 'js';
+  /**
+   * The module: its URL (string or URL), bytes or compiled `WebAssembly.Module`.
+   * Default: `attention.wasm` next to this file, found with `import.meta.url`.
+   */
+  wasm?: WasmSource;
+}
+
+/** Memory figures of an instance (all zero for the JS backend). */
+export interface MemoryStats {
+  /** Bytes of WebAssembly memory held by pinned tensors and a running call. */
+  readonly inUse: number;
+  /** Size of the WebAssembly memory in bytes (it never shrinks). */
+  readonly size: number;
+}
+
+/**
+ * An attention instance. Every variant is a method `attn.<name>(q, k, v,
+ * options)` returning a new tensor of q's rank with dims `[B, H, Nq, Dv]`.
+ * Bad input throws a `TypeError` / `RangeError` naming the argument, and the
+ * instance stays usable.
+ */
+export interface Attention {
+  /** Which backend runs the calls. */
+  readonly backend: 'wasm' | 'js';
+  /** Memory held by this instance. */
+  readonly memory: MemoryStats;
+
+  /**
+   * Exact softmax attention, tiled with an online softmax (no Nq x Nk buffer):
+   * `out_i = sum_j softmax_j(scale q_i . k_j) v_j` over visible keys.
+   */
+  full(q: Tensor, k: Tensor, v: Tensor, options?: FullOptions): Tensor;
+  /** Sliding window: key j visible to query position p iff `p - before <= j <= p + after`. */
+  local(q: Tensor, k: Tensor, v: Tensor, options: LocalOptions): Tensor;
+  /** Dilated window: `(p - j) mod stride == 0` and `|p - j| <= window * stride`. */
+  strided(q: Tensor, k: Tensor, v: Tensor, options: StridedOptions): Tensor;
+  /** Global tokens: they see everything and everything sees them; other pairs are hidden. */
+  global(q: Tensor, k: Tensor, v: Tensor, options: GlobalOptions): Tensor;
+  /** The union of patterns: Longformer, BigBird, Sparse Transformer. */
+  sparse(q: Tensor, k: Tensor, v: Tensor, options: SparseOptions): Tensor;
+  /** Different attention in different heads: one spec per head, of any variant. */
+  mixed(q: Tensor, k: Tensor | null, v: Tensor, options: MixedOptions): Tensor;
+  /** Reformer LSH attention (shared query-key): pass k = null. */
+  lsh(q: Tensor, k: Tensor | null, v: Tensor, options: LshOptions): Tensor;
+  /** Routing Transformer: attention inside k-means clusters. */
+  routing(q: Tensor, k: Tensor, v: Tensor, options: RoutingOptions): Tensor;
+  /** Sparse Sinkhorn attention: each query block attends a sorted block and itself. */
+  sinkhorn(q: Tensor, k: Tensor, v: Tensor, options: SinkhornOptions): Tensor;
+  /** Linformer: keys and values projected to P rows along the sequence. */
+  linformer(q: Tensor, k: Tensor, v: Tensor, options: LinformerOptions): Tensor;
+  /** Memory-compressed attention: keys and values pooled (or convolved) into slots of `factor`. */
+  compressed(q: Tensor, k: Tensor, v: Tensor, options: CompressedOptions): Tensor;
+  /** Linear attention `phi(q) (phi(k)^T v)`: elu, relu, Performer FAVOR+, RFA, Efficient Attention. */
+  linear(q: Tensor, k: Tensor, v: Tensor, options?: LinearOptions): Tensor;
+  /** Synthesizer: attention logits as parameters; q and k are ignored (pass null). */
+  synthesizer(q: Tensor | null, k: Tensor | null, v: Tensor, options: SynthesizerOptions): Tensor;
+
+  /** Any registered variant by name (the named methods call this). */
+  apply(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, options?: object): Tensor;
+
+  /**
+   * The dense matrix a variant applies, `P: [B, H, Nq, Nk]` with `out = P v`
+   * (for `compressed`, the probabilities over its slots). For tests and pictures:
+   * O(Nq * Nk) memory, computed by the float64 reference.
+   */
+  weights(name: VariantName, q: Tensor | null, k: Tensor | null, options?: object): Tensor;
+
+  /** The `[Nq, Nk]` visibility pattern (1 = visible) of a pattern-based variant. */
+  mask(name: VariantName, nq: number, nk: number, options?: object): Uint8Array;
+
+  /**
+   * A tensor allocated inside WebAssembly memory: calls read it without a copy.
+   * Read `data` afresh after calls (memory growth detaches old views) and `free()` it when done.
+   */
+  tensor(dims: readonly number[], values?: ArrayLike<number>): WasmTensor;
+}
+
+/**
+ * Loads the kernels and returns an attention instance.
+ * Works unchanged in Node and in browsers.
+ */
+export async function createAttention(init: AttentionInit = {}): Promise<Attention> {
+  const { backend = 'auto' } = asOptions(init, 'init') as AttentionInit;
+  if (backend !== 'auto' && backend !== 'wasm' && backend !== 'js') {
+    throw new TypeError(`init.backend: expected 'auto', 'wasm' or 'js', received ${describe(backend)}`);
+  }
+  const simd = hasSimd();
+  if (backend === 'wasm' && !simd) {
+    throw new Error('wasm-attention: init.backend is "wasm" but this runtime has no WebAssembly SIMD (use "auto" to fall back to the JS backend)');
+  }
+  const runtime = backend === 'js' || !simd ? null : await Runtime.create(init.wasm);
+  return new Instance(runtime);
+}
+
+class Instance implements Attention {
+  readonly backend: 'wasm' | 'js';
+
+  constructor(private readonly runtime: Runtime | null) {
+    this.backend = runtime ? 'wasm' : 'js';
+    for (const name of variantNames) {
+      (this as unknown as Record<string, unknown>)[name] = (q: Tensor | null, k: Tensor | null, v: Tensor, options?: object) =>
+        this.apply(name, q, k, v, options);
+    }
+  }
+
+  declare full: Attention['full'];
+  declare local: Attention['local'];
+  declare strided: Attention['strided'];
+  declare global: Attention['global'];
+  declare sparse: Attention['sparse'];
+  declare mixed: Attention['mixed'];
+  declare lsh: Attention['lsh'];
+  declare routing: Attention['routing'];
+  declare sinkhorn: Attention['sinkhorn'];
+  declare linformer: Attention['linformer'];
+  declare compressed: Attention['compressed'];
+  declare linear: Attention['linear'];
+  declare synthesizer: Attention['synthesizer'];
+
+  get memory(): MemoryStats {
+    if (!this.runtime) return { inUse: 0, size: 0 };
+    return { inUse: this.runtime.arena.inUse, size: this.runtime.arena.memory.buffer.byteLength };
+  }
+
+  apply(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, options?: object): Tensor {
+    const variant = lookup(name, 'name');
+    const inputs = readInputs(variant, q, k, v, true);
+    const parsed = variant.parse(inputs, asOptions(options), lookup);
+    const { B, H, Nq, Dv } = parsed.problem;
+    const data = this.runtime && variant.kernel ? variant.kernel(this.runtime, inputs, parsed) : variant.reference(inputs, parsed);
+    return toTensor(data, B, H, Nq, Dv, (inputs.q ?? inputs.v!).rank);
+  }
+
+  weights(name: VariantName, q: Tensor | null, k: Tensor | null, options?: object): Tensor {
+    const variant = lookup(name, 'name');
+    const inputs = readInputs(variant, q, k, null, false);
+    const dense = variant.weights(inputs, variant.parse(inputs, asOptions(options), lookup));
+    return { data: dense.data, dims: [...dense.dims] };
+  }
+
+  mask(name: VariantName, nq: number, nk: number, options?: object): Uint8Array {
+    const variant = lookup(name, 'name');
+    if (!variant.mask) throw new TypeError(`name: mask() is defined for pattern-based variants, received '${name}'`);
+    for (const [arg, n] of [['nq', nq], ['nk', nk]] as const) {
+      if (!Number.isInteger(n) || n < 0) throw new RangeError(`${arg}: expected an integer >= 0, received ${describe(n)}`);
+    }
+    // the pattern needs only the sizes: shape-only inputs of one batch and head
+    const shape = (N: number) => ({ data: new Float32Array(0), B: 1, H: 1, N, D: 1, rank: 2 as const });
+    const inputs = { q: shape(nq), k: shape(nk), v: null };
+    return variant.mask(variant.parse(inputs, asOptions(options), lookup));
+  }
+
+  tensor(dims: readonly number[], values?: ArrayLike<number>): WasmTensor {
+    if (!Array.isArray(dims) || !dims.every((d) => Number.isInteger(d) && d >= 0)) {
+      throw new TypeError(`dims: expected an array of non-negative integers, received ${describe(dims)}`);
+    }
+    const length = dims.reduce((a: number, b: number) => a * b, 1);
+    if (values !== undefined && values.length !== length) {
+      throw new RangeError(`values: expected ${length} values for dims [${dims.join(', ')}], received ${values.length}`);
+    }
+    if (!this.runtime) {
+      const data = Float32Array.from(values ?? new Float32Array(length));
+      return { data, dims: [...dims], byteOffset: 0, free: () => {} };
+    }
+    return this.runtime.arena.tensor(dims, values);
+  }
+}

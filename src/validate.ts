@@ -1,0 +1,149 @@
+/**
+ * Option checks shared by every variant. Each throws a `TypeError` (wrong
+ * type, missing option) or `RangeError` (out of range, dims that disagree)
+ * whose message names the argument and the expected vs received value.
+ */
+import { asTensor, describe, type Heads } from './tensor.js';
+
+/** The options every variant accepts (SPEC: "Options common to every variant"). */
+export interface CommonOptions {
+  /** Logit scale; default `1 / sqrt(D)`. */
+  scale?: number;
+  /** Key j visible to query i only if `j <= i + (Nk - Nq)` (bottom-right aligned). */
+  causal?: boolean;
+  /** `[B, Nk]`, 1 = real key, 0 = padding that is never attended. */
+  keyPadding?: Uint8Array;
+}
+
+export type Options = Readonly<Record<string, unknown>>;
+
+/** Checks that options is undefined or a plain object. */
+export function asOptions(value: unknown, name = 'options'): Options {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new TypeError(`${name}: expected an object, received ${describe(value)}`);
+  }
+  return value as Options;
+}
+
+export interface NumberRule {
+  integer?: boolean;
+  /** Smallest allowed value (inclusive). */
+  min?: number;
+  /** Values must be strictly greater than this. */
+  above?: number;
+  max?: number;
+}
+
+function checkNumber(value: unknown, name: string, rule: NumberRule): number {
+  const kind = rule.integer ? 'an integer' : 'a finite number';
+  if (typeof value !== 'number' || !Number.isFinite(value) || (rule.integer && !Number.isInteger(value))) {
+    throw new TypeError(`${name}: expected ${kind}, received ${describe(value)}`);
+  }
+  if (rule.min !== undefined && value < rule.min) throw new RangeError(`${name}: expected ${kind} >= ${rule.min}, received ${value}`);
+  if (rule.above !== undefined && value <= rule.above) throw new RangeError(`${name}: expected ${kind} > ${rule.above}, received ${value}`);
+  if (rule.max !== undefined && value > rule.max) throw new RangeError(`${name}: expected ${kind} <= ${rule.max}, received ${value}`);
+  return value;
+}
+
+/** `options[key]` as a number, or `fallback` when absent. */
+export function optionalNumber(options: Options, key: string, fallback: number, rule: NumberRule = {}, prefix = 'options'): number {
+  const value = options[key];
+  return value === undefined ? fallback : checkNumber(value, `${prefix}.${key}`, rule);
+}
+
+/** `options[key]` as a number; a `TypeError` when absent. */
+export function requiredNumber(options: Options, key: string, rule: NumberRule = {}, prefix = 'options'): number {
+  if (options[key] === undefined) throw new TypeError(`${prefix}.${key}: required option is missing`);
+  return checkNumber(options[key], `${prefix}.${key}`, rule);
+}
+
+export function optionalBoolean(options: Options, key: string, fallback: boolean, prefix = 'options'): boolean {
+  const value = options[key];
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new TypeError(`${prefix}.${key}: expected a boolean, received ${describe(value)}`);
+  return value;
+}
+
+/** A list of non-negative integer positions (deduplicated, ascending). */
+export function positions(value: unknown, name: string): number[] {
+  if (!Array.isArray(value)) throw new TypeError(`${name}: expected an array of positions, received ${describe(value)}`);
+  for (const p of value) checkNumber(p, `${name}[]`, { integer: true, min: 0 });
+  return [...new Set(value as number[])].sort((a, b) => a - b);
+}
+
+/** The common options, checked against the problem's shapes. */
+export interface Common {
+  scale: number;
+  causal: boolean;
+  /** `[B, Nk]` or null. */
+  keyPadding: Uint8Array | null;
+}
+
+/**
+ * Parses `scale`, `causal` and `keyPadding`. `D` is the feature size the
+ * default scale is taken from; `B` and `Nk` size the padding mask.
+ */
+export function parseCommon(options: Options, D: number, B: number, Nk: number, prefix = 'options'): Common {
+  const scale = optionalNumber(options, 'scale', 1 / Math.sqrt(D), {}, prefix);
+  const causal = optionalBoolean(options, 'causal', false, prefix);
+  const pad = options.keyPadding;
+  let keyPadding: Uint8Array | null = null;
+  if (pad !== undefined && pad !== null) {
+    if (!(pad instanceof Uint8Array)) throw new TypeError(`${prefix}.keyPadding: expected a Uint8Array [B, Nk], received ${describe(pad)}`);
+    if (pad.length !== B * Nk) {
+      throw new RangeError(`${prefix}.keyPadding: expected ${B * Nk} values ([B, Nk] = [${B}, ${Nk}]), received ${pad.length}`);
+    }
+    keyPadding = pad;
+  }
+  return { scale, causal, keyPadding };
+}
+
+/** Throws when a variant that cannot be causal is asked to be. */
+export function rejectCausal(common: Common, variant: string, prefix = 'options'): void {
+  if (common.causal) throw new RangeError(`${prefix}.causal: ${variant} cannot be causal, received true`);
+}
+
+/**
+ * A parameter tensor whose leading head axis may be `H` or 1 (broadcast over
+ * heads), or may be left out (`rank = dims.length` of one head). The returned
+ * `headStride` is 0 when the parameter is shared by all heads.
+ */
+export interface Param {
+  data: Float32Array;
+  headStride: number;
+}
+
+/**
+ * Checks a parameter tensor against `inner` (the dims of one head's slice).
+ * Accepted: `[...inner]`, `[1, ...inner]` and `[H, ...inner]`.
+ */
+export function headParam(value: unknown, name: string, H: number, inner: readonly number[], innerNames: string): Param {
+  const t = asTensor(value, name);
+  const size = inner.reduce((a, b) => a * b, 1);
+  const want = `[H|1, ${innerNames}] = [${H}|1, ${inner.join(', ')}]`;
+  const d = t.dims;
+  const tail = d.length === inner.length ? d : d.slice(1);
+  const lead = d.length === inner.length ? 1 : d[0];
+  if ((d.length !== inner.length && d.length !== inner.length + 1) || !tail.every((x, i) => x === inner[i]) || (lead !== 1 && lead !== H)) {
+    throw new RangeError(`${name}.dims: expected ${want}, received [${d.join(', ')}]`);
+  }
+  return { data: t.data, headStride: lead === 1 ? 0 : size };
+}
+
+/** Checks that two inputs agree on a size. */
+export function sameSize(a: number, b: number, what: string, received: string): void {
+  if (a !== b) throw new RangeError(`${what}: expected ${a}, received ${b} (${received})`);
+}
+
+/** Checks that q, k, v agree on B and H, k and v on N, and q and k on D. */
+export function checkQKV(q: Heads, k: Heads, v: Heads | null): void {
+  sameSize(q.B, k.B, 'k.dims: batch size B must match q', `q B = ${q.B}, k B = ${k.B}`);
+  sameSize(q.H, k.H, 'k.dims: head count H must match q', `q H = ${q.H}, k H = ${k.H}`);
+  sameSize(q.D, k.D, 'k.dims: feature size D must match q', `q D = ${q.D}, k D = ${k.D}`);
+  if (v) {
+    sameSize(k.B, v.B, 'v.dims: batch size B must match k', `k B = ${k.B}, v B = ${v.B}`);
+    sameSize(k.H, v.H, 'v.dims: head count H must match k', `k H = ${k.H}, v H = ${v.H}`);
+    sameSize(k.N, v.N, 'v.dims: key count Nk must match k', `k Nk = ${k.N}, v Nk = ${v.N}`);
+  }
+}

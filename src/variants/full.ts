@@ -1,0 +1,38 @@
+/**
+ * `full`: exact softmax attention, `out_i = sum_j softmax_j(scale q_i . k_j) v_j`
+ * over the keys that `causal` and `keyPadding` leave visible. The kernel is
+ * tiled with an online softmax (FlashAttention): no Nq x Nk buffer.
+ */
+import { commonVisible, softmaxAttention, softmaxWeights } from '../reference/softmax.js';
+import { checkQKV, parseCommon, type Common } from '../validate.js';
+import type { Inputs, Parsed, Problem, Variant } from './variant.js';
+import type { Heads } from '../tensor.js';
+
+export interface FullParsed extends Parsed, Common {}
+
+/** Shapes of a q/k/v problem; v is optional (weights()). */
+export function qkvProblem(inputs: Inputs): Problem {
+  const q = inputs.q as Heads;
+  const k = inputs.k as Heads;
+  checkQKV(q, k, inputs.v);
+  return { B: q.B, H: q.H, Nq: q.N, Nk: k.N, D: q.D, Dv: inputs.v ? inputs.v.D : q.D };
+}
+
+export const full: Variant<FullParsed> = {
+  name: 'full',
+  inputs: { q: 'required', k: 'required' },
+  parse(inputs, options) {
+    const problem = qkvProblem(inputs);
+    return { problem, ...parseCommon(options, problem.D, problem.B, problem.Nk) };
+  },
+  reference({ q, k, v }, p) {
+    return softmaxAttention(q!, k!, v!, p.scale, commonVisible(p, p.problem.Nq, p.problem.Nk));
+  },
+  weights({ q, k }, p) {
+    const { B, H, Nq, Nk } = p.problem;
+    return { data: softmaxWeights(q!, k!, p.scale, commonVisible(p, Nq, Nk)), dims: [B, H, Nq, Nk] };
+  },
+  kernel(runtime, { q, k, v }, p) {
+    return runtime.full(q!, k!, v!, p);
+  },
+};

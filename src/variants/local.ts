@@ -1,0 +1,36 @@
+/**
+ * `local`: sliding-window attention. Query position p sees keys
+ * `p - before ..= p + after` (SPEC "Exact and pattern-based"); the softmax
+ * runs over those keys only.
+ */
+import { parsePatternProblem, patternMask, patternReference, patternWeights, readLocal, type PatternParsed } from '../patterns.js';
+import type { CommonOptions } from '../validate.js';
+import type { Variant } from './variant.js';
+
+/**
+ * Options of `local`. Give `window`, or `before` and/or `after` (when only
+ * one of them is given the other is 0). Other libraries' conventions:
+ * Mistral / ONNX `local_window_size = W` is `{ before: W - 1, after: 0,
+ * causal: true }`; onnxruntime GroupQueryAttention `W` is `{ before: W,
+ * after: 0, causal: true }`; an odd xformers `window_size = W` is
+ * `{ window: (W - 1) / 2 }`; Longformer's one-sided `w` is `{ window: w }`.
+ */
+export interface LocalOptions extends CommonOptions {
+  /** Keys on each side of the query position (integer >= 0); `before = after = window`. */
+  window?: number;
+  /** Keys before the query position (integer >= 0; default 0 when only `after` is given). */
+  before?: number;
+  /** Keys after the query position (integer >= 0; default 0 when only `before` is given). */
+  after?: number;
+}
+
+export const local: Variant<PatternParsed> = {
+  name: 'local',
+  inputs: { q: 'required', k: 'required' },
+  parse(inputs, options) {
+    return parsePatternProblem(inputs, options, () => [readLocal(options, 'options')]);
+  },
+  reference: patternReference,
+  weights: patternWeights,
+  mask: patternMask,
+};

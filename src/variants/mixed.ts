@@ -1,0 +1,131 @@
+/**
+ * `mixed`: different attention in different heads. Head h of q, k, v is
+ * computed by the variant its spec names, as a one-head problem
+ * `[B, 1, N, D]`; the heads' outputs (and `weights()`) are stacked back.
+ * `mask()` is per pattern variant, so `mixed` has none.
+ */
+import { describe, type Heads } from '../tensor.js';
+import type { CommonOptions, Options } from '../validate.js';
+import { qkvProblem } from './full.js';
+import type { Dense, Inputs, Lookup, Parsed, Variant } from './variant.js';
+
+/** One head's attention: `kind` names a variant, the other keys are that variant's options. */
+export interface HeadSpec {
+  /** The variant computing this head, e.g. `'local'`. */
+  readonly kind: string;
+  readonly [option: string]: unknown;
+}
+
+/**
+ * Options of `mixed`. Every head is a one-head problem: per-head parameter
+ * tensors take a head axis of 1 (or none). The common options given here
+ * (`scale`, `causal`, `keyPadding`) apply to every head unless its spec sets
+ * its own.
+ */
+export interface MixedOptions extends CommonOptions {
+  /** One spec per head, `{ kind: name, ...options }`; exactly H of them. */
+  heads: readonly HeadSpec[];
+}
+
+/** One head's variant and its options, parsed against the one-head view. */
+export interface HeadPlan {
+  readonly variant: Variant<Parsed>;
+  readonly parsed: Parsed;
+}
+
+/** Parsed options of `mixed`: one plan per head. */
+export interface MixedParsed extends Parsed {
+  readonly heads: readonly HeadPlan[];
+}
+
+const inherited = ['scale', 'causal', 'keyPadding'] as const;
+
+/** Head h of `[B, H, N, D]` as a contiguous `[B, 1, N, D]`. */
+function headOf(x: Heads, h: number): Heads {
+  const { B, H, N, D } = x;
+  const data = new Float32Array(B * N * D);
+  for (let b = 0; b < B; b++) {
+    const from = (b * H + h) * N * D;
+    data.set(x.data.subarray(from, from + N * D), b * N * D);
+  }
+  return { data, B, H: 1, N, D, rank: 4 };
+}
+
+/** The inputs of head h, following what the head's variant reads. */
+function headInputs(inputs: Inputs, h: number, variant: Variant<Parsed>): Inputs {
+  const q = variant.inputs.q === 'ignored' ? null : headOf(inputs.q as Heads, h);
+  let k: Heads | null = null;
+  if (variant.inputs.k === 'required') k = headOf(inputs.k as Heads, h);
+  else if (variant.inputs.k === 'shared') {
+    if (inputs.k !== inputs.q && inputs.k?.data !== inputs.q?.data) {
+      throw new TypeError(`k: options.heads[${h}] is ${variant.name}, which shares queries and keys, so k must be q itself, received a different tensor`);
+    }
+    k = q;
+  }
+  return { q, k, v: inputs.v ? headOf(inputs.v, h) : null };
+}
+
+/** Reruns a head variant's own check, with its `options.x` messages renamed `options.heads[h].x`. */
+function renamed<T>(h: number, run: () => T): T {
+  try {
+    return run();
+  } catch (error) {
+    if (!(error instanceof TypeError || error instanceof RangeError) || !error.message.startsWith('options')) throw error;
+    const message = `options.heads[${h}]${error.message.slice('options'.length)}`;
+    throw error instanceof TypeError ? new TypeError(message, { cause: error }) : new RangeError(message, { cause: error });
+  }
+}
+
+function readHead(inputs: Inputs, options: Options, spec: unknown, h: number, lookup: Lookup): HeadPlan {
+  const name = `options.heads[${h}]`;
+  if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) {
+    throw new TypeError(`${name}: expected a spec { kind, ...options }, received ${describe(spec)}`);
+  }
+  const { kind, ...own } = spec as Options;
+  if (kind === undefined) throw new TypeError(`${name}.kind: required option is missing`);
+  if (typeof kind !== 'string') throw new TypeError(`${name}.kind: expected a variant name, received ${describe(kind)}`);
+  const variant = lookup(kind, `${name}.kind`);
+  const headOptions: Record<string, unknown> = {};
+  for (const key of inherited) if (options[key] !== undefined) headOptions[key] = options[key];
+  Object.assign(headOptions, own);
+  const parsed = renamed(h, () => variant.parse(headInputs(inputs, h, variant), headOptions, lookup));
+  return { variant, parsed };
+}
+
+export const mixed: Variant<MixedParsed> = {
+  name: 'mixed',
+  inputs: { q: 'required', k: 'required' },
+  parse(inputs, options, lookup) {
+    const problem = qkvProblem(inputs);
+    const specs = options.heads;
+    if (specs === undefined) throw new TypeError('options.heads: required option is missing');
+    if (!Array.isArray(specs)) throw new TypeError(`options.heads: expected an array of head specs, received ${describe(specs)}`);
+    if (specs.length !== problem.H) {
+      throw new RangeError(`options.heads: expected one spec per head (H = ${problem.H}), received ${specs.length}`);
+    }
+    return { problem, heads: specs.map((spec, h) => readHead(inputs, options, spec, h, lookup)) };
+  },
+  reference(inputs, { problem, heads }) {
+    // Head h of the output is head h's variant applied to head h of q, k, v.
+    const { B, H, Nq, Dv } = problem;
+    const out = new Float32Array(B * H * Nq * Dv);
+    heads.forEach(({ variant, parsed }, h) => {
+      const headOut = variant.reference(headInputs(inputs, h, variant), parsed);
+      for (let b = 0; b < B; b++) out.set(headOut.subarray(b * Nq * Dv, (b + 1) * Nq * Dv), (b * H + h) * Nq * Dv);
+    });
+    return out;
+  },
+  weights(inputs, { problem, heads }): Dense {
+    const { B, H, Nq, Nk } = problem;
+    const data = new Float32Array(B * H * Nq * Nk);
+    heads.forEach(({ variant, parsed }, h) => {
+      const headWeights = variant.weights(headInputs(inputs, h, variant), parsed);
+      const [hb, hh, hq, hk] = headWeights.dims;
+      if (headWeights.dims.length !== 4 || hb !== B || hh !== 1 || hq !== Nq || hk !== Nk) {
+        throw new RangeError(`options.heads[${h}]: weights() of ${variant.name} has dims [${headWeights.dims.join(', ')}], not [B, 1, Nq, Nk] = [${B}, 1, ${Nq}, ${Nk}], so mixed cannot stack it`);
+      }
+      for (let b = 0; b < B; b++) data.set(headWeights.data.subarray(b * Nq * Nk, (b + 1) * Nq * Nk), (b * H + h) * Nq * Nk);
+    });
+    return { data, dims: [B, H, Nq, Nk] };
+  },
+};

@@ -1,0 +1,26 @@
+/**
+ * `sparse`: a key is visible when any of the patterns makes it visible.
+ * Longformer is local + global (Beltagy et al. 2020), BigBird local + global
+ * + random (Zaheer et al. 2020), the Sparse Transformer local + strided
+ * (Child et al. 2019).
+ */
+import { parsePatternProblem, patternMask, patternReference, patternWeights, readPatterns, type Pattern, type PatternParsed } from '../patterns.js';
+import type { CommonOptions } from '../validate.js';
+import type { Variant } from './variant.js';
+
+/** Options of `sparse`. */
+export interface SparseOptions extends CommonOptions {
+  /** The patterns whose union is visible (at least one). */
+  patterns: readonly Pattern[];
+}
+
+export const sparse: Variant<PatternParsed> = {
+  name: 'sparse',
+  inputs: { q: 'required', k: 'required' },
+  parse(inputs, options) {
+    return parsePatternProblem(inputs, options, ({ Nq, Nk }) => readPatterns(options.patterns, 'options.patterns', Nq, Nk));
+  },
+  reference: patternReference,
+  weights: patternWeights,
+  mask: patternMask,
+};

@@ -1,0 +1,256 @@
+/**
+ * `synthesizer` — Synthesizer (Tay et al. 2021, "Synthesizer: Rethinking
+ * Self-Attention for Transformer Models"): `out = softmax(B) v` with the
+ * logits B given as parameters (random), as a low-rank product (factorized),
+ * or computed from each token alone by a two-layer network (dense). q and k
+ * are ignored.
+ */
+import { synthesizerAttention, synthesizerWeights, type SynthesizerLogits, type SynthesizerMath } from '../reference/synthesizer.js';
+import { Rng, seedOf } from '../prng.js';
+import { asTensor, describe, type Tensor } from '../tensor.js';
+import { asOptions, headParam, parseCommon, requiredNumber, type CommonOptions, type Options, type Param } from '../validate.js';
+import type { Parsed, Problem, Variant } from './variant.js';
+
+/** Factorized logits `B = a · b^T`. */
+export interface SynthesizerFactors {
+  /** `[H|1, Nq, R]` (or `[Nq, R]`). */
+  a: Tensor;
+  /** `[H|1, Nk, R]` (or `[Nk, R]`). */
+  b: Tensor;
+}
+
+/** Dense logits `B_i = (relu(x_i w1 + b1) w2 + b2)[0 .. Nk)`, per head. */
+export interface SynthesizerDense {
+  /** `[B, Nq, Dm]`: the tokens the logits are computed from (each row alone). */
+  x: Tensor;
+  /** `[H|1, Dm, Dh]` (or `[Dm, Dh]`). */
+  w1: Tensor;
+  /** `[H|1, Dh]` (or `[Dh]`). */
+  b1: Tensor;
+  /** `[H|1, Dh, Nmax]` (or `[Dh, Nmax]`), `Nmax >= Nk`: only the first Nk logits are used. */
+  w2: Tensor;
+  /** `[H|1, Nmax]` (or `[Nmax]`). */
+  b2: Tensor;
+}
+
+/**
+ * Options of `attn.synthesizer(null, null, v, options)`: exactly one of
+ * `logits`, `factors`, `dense`. B, H and Nk come from v and Nq from the
+ * parameters. For `weights()` (no v), H is the parameters' head axis when
+ * one of them has H > 1 heads (else 1), B is `dense.x`'s batch (else 1) and
+ * Nk is the parameters' key axis (`Nmax` for dense).
+ *
+ * q and k are ignored, so D is reported as Dv (0 for `weights()`).
+ */
+export interface SynthesizerOptions extends CommonOptions {
+  /** Random Synthesizer: the logits themselves, `[H|1, Nq, Nk]` (or `[Nq, Nk]`). */
+  logits?: Tensor;
+  /** Factorized random Synthesizer: `B = a · b^T`. */
+  factors?: SynthesizerFactors;
+  /** Dense Synthesizer: logits computed from each token alone. */
+  dense?: SynthesizerDense;
+  /**
+   * Does not apply (as for linear's `'rfa'`): the logits are used as they
+   * are. Accepted, so that `mixed` can pass its common `scale` to every head.
+   */
+  scale?: number;
+  /** Key j visible to query i only if `j <= i + (Nk - Nq)`. */
+  causal?: boolean;
+  /** `[B, Nk]`, 1 = real key, 0 = padding never attended. */
+  keyPadding?: Uint8Array;
+}
+
+/** Parsed `synthesizer` options (`scale` is always 1: the logits are not scaled). */
+export interface SynthesizerParsed extends Parsed, SynthesizerMath {}
+
+const FORMS = ['logits', 'factors', 'dense'] as const;
+
+function given(value: unknown): boolean {
+  return value !== undefined && value !== null;
+}
+
+/** A parameter `[H|1, ...inner]` or `[...inner]` whose sizes are read before they can be checked. */
+interface Shaped {
+  readonly value: unknown;
+  readonly name: string;
+  readonly innerNames: string;
+  /** The head axis (1 when left out). */
+  readonly lead: number;
+  readonly inner: readonly number[];
+}
+
+function shaped(value: unknown, name: string, innerNames: readonly string[]): Shaped {
+  const names = innerNames.join(', ');
+  if (!given(value)) throw new TypeError(`${name}: required option is missing ([H|1, ${names}])`);
+  const { dims } = asTensor(value, name);
+  const rank = innerNames.length;
+  if (dims.length !== rank && dims.length !== rank + 1) {
+    throw new RangeError(`${name}.dims: expected [H|1, ${names}] or [${names}], received [${dims.join(', ')}]`);
+  }
+  return { value, name, innerNames: names, lead: dims.length === rank ? 1 : dims[0], inner: dims.slice(-rank) };
+}
+
+function checked(p: Shaped, H: number, inner: readonly number[]): Param {
+  return headParam(p.value, p.name, H, inner, p.innerNames);
+}
+
+function group(value: unknown, name: string, fields: string): Options {
+  if (typeof value !== 'object' || Array.isArray(value)) throw new TypeError(`${name}: expected { ${fields} }, received ${describe(value)}`);
+  return asOptions(value, name);
+}
+
+export const synthesizer: Variant<SynthesizerParsed> = {
+  name: 'synthesizer',
+  inputs: { q: 'ignored', k: 'ignored' },
+  parse({ v }, options) {
+    const forms = FORMS.filter((form) => given(options[form]));
+    if (forms.length === 0) throw new TypeError('options.logits: required option is missing (synthesizer takes exactly one of options.logits, options.factors, options.dense)');
+    if (forms.length > 1) {
+      throw new RangeError(`options.${forms[1]}: cannot be combined with options.${forms[0]} (synthesizer takes exactly one of options.logits, options.factors, options.dense)`);
+    }
+    // Read the sizes first (Nq from the parameters; B, H, Nk from v when given), then check every dims.
+    let Nq: number;
+    let ownNk: number;
+    let ownB = 1;
+    let heads: Shaped[];
+    let build: (B: number, H: number, Nk: number) => SynthesizerLogits;
+    if (forms[0] === 'logits') {
+      const logits = shaped(options.logits, 'options.logits', ['Nq', 'Nk']);
+      [Nq, ownNk] = logits.inner as [number, number];
+      heads = [logits];
+      build = (_B, H, Nk) => ({ kind: 'random', logits: checked(logits, H, [Nq, Nk]) });
+    } else if (forms[0] === 'factors') {
+      const factors = group(options.factors, 'options.factors', 'a, b');
+      const a = shaped(factors.a, 'options.factors.a', ['Nq', 'R']);
+      const b = shaped(factors.b, 'options.factors.b', ['Nk', 'R']);
+      const R = a.inner[1];
+      Nq = a.inner[0];
+      ownNk = b.inner[0];
+      heads = [a, b];
+      build = (_B, H, Nk) => ({ kind: 'factorized', a: checked(a, H, [Nq, R]), b: checked(b, H, [Nk, R]), R });
+    } else {
+      const dense = group(options.dense, 'options.dense', 'x, w1, b1, w2, b2');
+      if (!given(dense.x)) throw new TypeError('options.dense.x: required option is missing ([B, Nq, Dm])');
+      const x = asTensor(dense.x, 'options.dense.x');
+      if (x.dims.length !== 3) throw new RangeError(`options.dense.x.dims: expected [B, Nq, Dm], received [${x.dims.join(', ')}]`);
+      const [xB, xNq, Dm] = x.dims as [number, number, number];
+      const w1 = shaped(dense.w1, 'options.dense.w1', ['Dm', 'Dh']);
+      const b1 = shaped(dense.b1, 'options.dense.b1', ['Dh']);
+      const w2 = shaped(dense.w2, 'options.dense.w2', ['Dh', 'Nmax']);
+      const b2 = shaped(dense.b2, 'options.dense.b2', ['Nmax']);
+      const Dh = w1.inner[1];
+      const Nmax = w2.inner[1];
+      Nq = xNq;
+      ownNk = Nmax;
+      ownB = xB;
+      heads = [w1, b1, w2, b2];
+      build = (B, H, Nk) => {
+        if (xB !== B) throw new RangeError(`options.dense.x.dims: expected [B, Nq, Dm] = [${B}, ${Nq}, ${Dm}], received [${x.dims.join(', ')}]`);
+        if (Nmax < Nk) {
+          throw new RangeError(`options.dense.w2.dims: expected Nmax >= Nk = ${Nk} logits per row ([H|1, Dh, Nmax]), received [${(dense.w2 as Tensor).dims.join(', ')}]`);
+        }
+        return {
+          kind: 'dense',
+          x: x.data,
+          w1: checked(w1, H, [Dm, Dh]),
+          b1: checked(b1, H, [Dh]),
+          w2: checked(w2, H, [Dh, Nmax]),
+          b2: checked(b2, H, [Nmax]),
+          Dm,
+          Dh,
+          Nmax,
+        };
+      };
+    }
+    const B = v ? v.B : ownB;
+    const H = v ? v.H : Math.max(...heads.map((p) => p.lead));
+    const Nk = v ? v.N : ownNk;
+    const Dv = v ? v.D : 0;
+    const logits = build(B, H, Nk);
+    // scale is checked like everywhere, then set to 1: the logits are used as they are
+    const common = parseCommon(options, 1, B, Nk);
+    const problem: Problem = { B, H, Nq, Nk, D: Dv, Dv };
+    return { problem, ...common, scale: 1, logits };
+  },
+  reference({ v }, p) {
+    return synthesizerAttention(v!, p, p.problem);
+  },
+  weights(_inputs, p) {
+    const { B, H, Nq, Nk } = p.problem;
+    return { data: synthesizerWeights(p, p.problem), dims: [B, H, Nq, Nk] };
+  },
+};
+
+/** Sizes for `synthesizerParams('random', ...)`. */
+export interface RandomSizes {
+  /** Heads; default 1 (one matrix broadcast over heads). */
+  H?: number;
+  Nq: number;
+  Nk: number;
+}
+
+/** Sizes for `synthesizerParams('factorized', ...)`. */
+export interface FactorizedSizes extends RandomSizes {
+  /** Rank of the factorization. */
+  R: number;
+}
+
+/** Sizes for `synthesizerParams('dense', ...)`: the tokens x `[B, Nq, Dm]` themselves and the layer sizes. */
+export interface DenseSizes {
+  /** Heads; default 1 (one network broadcast over heads). */
+  H?: number;
+  /** `[B, Nq, Dm]`: passed through to `dense.x`. */
+  x: Tensor;
+  /** Hidden width. */
+  Dh: number;
+  /** Logits per row, at least the Nk of the calls the options will be used with. */
+  Nmax: number;
+}
+
+/**
+ * Seeded Synthesizer parameters, ready to pass as options. Every matrix is
+ * Xavier (Glorot) normal: `N(0, 2 / (rows + columns))` with rows x columns
+ * its per-head shape (`logits` `[Nq, Nk]`, `a` `[Nq, R]`, `b` `[Nk, R]`, `w1`
+ * `[Dm, Dh]`, `w2` `[Dh, Nmax]`); biases are zero. Draw order: one
+ * `Rng(seed)`, standard normals for the matrices in the order just listed
+ * (`a` before `b`, `w1` before `w2`), each `[H, rows, columns]` row-major.
+ */
+export function synthesizerParams(kind: 'random', sizes: RandomSizes, seed: number): { logits: Tensor };
+export function synthesizerParams(kind: 'factorized', sizes: FactorizedSizes, seed: number): { factors: SynthesizerFactors };
+export function synthesizerParams(kind: 'dense', sizes: DenseSizes, seed: number): { dense: SynthesizerDense };
+export function synthesizerParams(
+  kind: 'random' | 'factorized' | 'dense',
+  sizes: RandomSizes | FactorizedSizes | DenseSizes,
+  seed: number,
+): { logits: Tensor } | { factors: SynthesizerFactors } | { dense: SynthesizerDense } {
+  const prefix = 'synthesizerParams.sizes';
+  const opts = asOptions(sizes, prefix);
+  const size = (key: string): number => requiredNumber(opts, key, { integer: true, min: 1 }, prefix);
+  const H = opts.H === undefined ? 1 : size('H');
+  const rng = new Rng(seedOf(seed, 'synthesizerParams.seed'));
+  const xavier = (rows: number, columns: number): Tensor => {
+    const data = new Float32Array(H * rows * columns);
+    const std = Math.sqrt(2 / (rows + columns));
+    for (let i = 0; i < data.length; i++) data[i] = rng.normal() * std;
+    return { data, dims: [H, rows, columns] };
+  };
+  const zeros = (n: number): Tensor => ({ data: new Float32Array(H * n), dims: [H, n] });
+  switch (kind) {
+    case 'random':
+      return { logits: xavier(size('Nq'), size('Nk')) };
+    case 'factorized': {
+      const [Nq, Nk, R] = [size('Nq'), size('Nk'), size('R')];
+      const a = xavier(Nq, R);
+      return { factors: { a, b: xavier(Nk, R) } };
+    }
+    case 'dense': {
+      const x = asTensor(opts.x, `${prefix}.x`);
+      if (x.dims.length !== 3) throw new RangeError(`${prefix}.x.dims: expected [B, Nq, Dm], received [${x.dims.join(', ')}]`);
+      const [Dm, Dh, Nmax] = [x.dims[2], size('Dh'), size('Nmax')];
+      const w1 = xavier(Dm, Dh);
+      return { dense: { x, w1, b1: zeros(Dh), w2: xavier(Dh, Nmax), b2: zeros(Nmax) } };
+    }
+    default:
+      throw new RangeError(`synthesizerParams.kind: expected "random", "factorized" or "dense", received ${describe(kind)}`);
+  }
+}

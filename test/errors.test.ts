@@ -1,0 +1,78 @@
+// SPEC "Errors": bad input throws a TypeError / RangeError naming the argument,
+// and the instance keeps working with its memory back where it was.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createAttention, type Attention } from '../dist/index.js';
+import { maxAbsDiff } from './golden.js';
+import { randn } from './random.js';
+
+const q = randn([2, 2, 9, 4], 1);
+const k = randn([2, 2, 11, 4], 2);
+const v = randn([2, 2, 11, 3], 3);
+
+type Case = [string, (attn: Attention) => unknown, typeof TypeError | typeof RangeError, RegExp];
+
+const cases: Case[] = [
+  ['q not an object', (a) => a.full(42 as never, k, v), TypeError, /^q: expected a tensor/],
+  ['q.data not a Float32Array', (a) => a.full({ data: [1, 2] as never, dims: [1, 2] }, k, v), TypeError, /^q\.data: expected a Float32Array, received Array|^q\.data: expected a Float32Array, received \[/],
+  ['q.data Float64Array', (a) => a.full({ data: new Float64Array(4) as never, dims: [2, 2] }, k, v), TypeError, /^q\.data: expected a Float32Array, received Float64Array\(4\)/],
+  ['k.dims not integers', (a) => a.full(q, { data: k.data, dims: [2, 2, 11, 4.5] }, v), TypeError, /^k\.dims: expected an array of non-negative integers/],
+  ['v.dims disagree with data', (a) => a.full(q, k, { data: v.data, dims: [2, 2, 11, 4] }), RangeError, /^v: dims \[2, 2, 11, 4\] hold 176 values, but data has 132/],
+  ['rank 1', (a) => a.full({ data: new Float32Array(4), dims: [4] }, k, v), RangeError, /^q\.dims: expected rank 2 .* received \[4\]/],
+  ['rank 5', (a) => a.full({ data: new Float32Array(4), dims: [1, 1, 1, 1, 4] }, k, v), RangeError, /^q\.dims: expected rank 2/],
+  ['D = 0', (a) => a.full({ data: new Float32Array(0), dims: [3, 0] }, k, v), RangeError, /^q\.dims: the feature size D must be at least 1/],
+  ['q and k disagree on D', (a) => a.full(q, randn([2, 2, 11, 5], 4), v), RangeError, /^k\.dims: feature size D must match q: expected 4, received 5/],
+  ['q and k disagree on B', (a) => a.full(q, randn([1, 2, 11, 4], 4), v), RangeError, /^k\.dims: batch size B must match q: expected 2, received 1/],
+  ['q and k disagree on H', (a) => a.full(q, randn([2, 3, 11, 4], 4), v), RangeError, /^k\.dims: head count H must match q: expected 2, received 3/],
+  ['k and v disagree on Nk', (a) => a.full(q, k, randn([2, 2, 10, 3], 4)), RangeError, /^v\.dims: key count Nk must match k: expected 11, received 10/],
+  ['options not an object', (a) => a.full(q, k, v, 'causal' as never), TypeError, /^options: expected an object, received "causal"/],
+  ['scale not a number', (a) => a.full(q, k, v, { scale: '0.5' as never }), TypeError, /^options\.scale: expected a finite number, received "0\.5"/],
+  ['scale NaN', (a) => a.full(q, k, v, { scale: NaN }), TypeError, /^options\.scale: expected a finite number, received NaN/],
+  ['causal not boolean', (a) => a.full(q, k, v, { causal: 1 as never }), TypeError, /^options\.causal: expected a boolean, received 1/],
+  ['keyPadding not Uint8Array', (a) => a.full(q, k, v, { keyPadding: [1, 0] as never }), TypeError, /^options\.keyPadding: expected a Uint8Array \[B, Nk\]/],
+  ['keyPadding wrong length', (a) => a.full(q, k, v, { keyPadding: new Uint8Array(11) }), RangeError, /^options\.keyPadding: expected 22 values \(\[B, Nk\] = \[2, 11\]\), received 11/],
+  ['unknown variant', (a) => a.apply('fast' as never, q, k, v), TypeError, /^name: expected one of 'full'.*received "fast"/],
+  ['weights of unknown variant', (a) => a.weights('fast' as never, q, k), TypeError, /^name: expected one of/],
+  ['mask of a variant without pattern', (a) => a.mask('full', 4, 4), TypeError, /^name: mask\(\) is defined for pattern-based variants, received 'full'/],
+  ['tensor dims not integers', (a) => a.tensor([2, -1]), TypeError, /^dims: expected an array of non-negative integers/],
+  ['tensor values of the wrong length', (a) => a.tensor([2, 2], [1, 2, 3]), RangeError, /^values: expected 4 values for dims \[2, 2\], received 3/],
+];
+
+describe.each(['wasm', 'js'] as const)('errors (%s backend)', (backend) => {
+  let attn: Attention;
+  let reference: Float32Array;
+  beforeAll(async () => {
+    attn = await createAttention({ backend });
+    reference = attn.full(q, k, v, { causal: true }).data;
+  });
+
+  it.each(cases)('%s', (_name, call, type, message) => {
+    const inUse = attn.memory.inUse;
+    let error: unknown;
+    try {
+      call(attn);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(type);
+    expect((error as Error).message).toMatch(message);
+    // the instance still works, and its memory is back where it was
+    expect(attn.memory.inUse).toBe(inUse);
+    expect(maxAbsDiff(attn.full(q, k, v, { causal: true }).data, reference)).toBe(0);
+  });
+});
+
+describe('errors that only WebAssembly memory can raise', () => {
+  it('a tensor that would not fit in WebAssembly memory is a RangeError', async () => {
+    const attn = await createAttention({ backend: 'wasm' });
+    const inUse = attn.memory.inUse;
+    expect(() => attn.tensor([2 ** 31])).toThrow(RangeError);
+    expect(() => attn.tensor([2 ** 31])).toThrow(/^tensor: needs \d+ bytes of WebAssembly memory, more than the 4294967296 bytes it can address/);
+    expect(attn.memory.inUse).toBe(inUse);
+    expect(maxAbsDiff(attn.full(q, k, v).data, (await createAttention({ backend: 'js' })).full(q, k, v).data)).toBeLessThan(1e-4);
+  });
+
+  it('createAttention rejects a bad backend and a wasm demand it cannot meet is explicit', async () => {
+    await expect(createAttention({ backend: 'gpu' as never })).rejects.toThrow(/^init\.backend: expected 'auto', 'wasm' or 'js', received "gpu"/);
+    await expect(createAttention({ wasm: new Uint8Array([1, 2, 3]) })).rejects.toThrow();
+  });
+});
