@@ -1,6 +1,7 @@
 // The module's exports: integers and pointers only. The TypeScript side
 // (src/runtime/) binds them once at load time.
-export { heapBase } from './core/memory';
+export { heapBase, relaxedSimd } from './core/memory';
 export { groupBytes, packBytes, packHead } from './core/flash';
 export { fullAttentionRows } from './variants/full';
 export { gemm, transpose } from './core/gemm';
+export * from './variants/patterns';

@@ -11,7 +11,7 @@
 import { readInputs } from './inputs.js';
 import { lookup, variantNames, type VariantName } from './registry.js';
 import type { WasmTensor } from './runtime/arena.js';
-import { hasSimd, type WasmSource } from './runtime/load.js';
+import { hasRelaxedSimd, hasSimd, type WasmSource } from './runtime/load.js';
 import { Runtime } from './runtime/runtime.js';
 import { describe, toTensor, type Tensor } from './tensor.js';
 import { asOptions, type CommonOptions } from './validate.js';
@@ -34,7 +34,7 @@ export type { WasmSource } from './runtime/load.js';
 export type { CommonOptions } from './validate.js';
 export type { VariantName } from './registry.js';
 export { variantNames } from './registry.js';
-export { hasSimd } from './runtime/load.js';
+export { hasRelaxedSimd, hasSimd } from './runtime/load.js';
 export type { LocalOptions } from './variants/local.js';
 export type { StridedOptions } from './variants/strided.js';
 export type { GlobalOptions } from './variants/global.js';
@@ -70,6 +70,22 @@ export interface AttentionInit {
    * Default: `attention.wasm` next to this file, found with `import.meta.url`.
    */
   wasm?: WasmSource;
+  /**
+   * Use the relaxed-SIMD build (fused multiply-add, `f32x4.relaxed_madd`):
+   * default where the runtime supports it (Chromium; Node 20 only with
+   * `--experimental-wasm-relaxed-simd`); `false` picks the plain SIMD build,
+   * `true` demands relaxed SIMD and throws without it. Results stay within
+   * the tolerance of the reference either way.
+   */
+  relaxedSimd?: boolean;
+}
+
+/** What the loaded kernels use. */
+export interface Features {
+  /** WebAssembly SIMD (128-bit): false only on the JS backend. */
+  readonly simd: boolean;
+  /** Fused multiply-add through relaxed SIMD. */
+  readonly relaxedSimd: boolean;
 }
 
 /** Memory figures of an instance (all zero for the JS backend). */
@@ -89,6 +105,8 @@ export interface MemoryStats {
 export interface Attention {
   /** Which backend runs the calls. */
   readonly backend: 'wasm' | 'js';
+  /** The SIMD features the kernels use. */
+  readonly features: Features;
   /** Memory held by this instance. */
   readonly memory: MemoryStats;
 
@@ -147,15 +165,22 @@ export interface Attention {
  * Works unchanged in Node and in browsers.
  */
 export async function createAttention(init: AttentionInit = {}): Promise<Attention> {
-  const { backend = 'auto' } = asOptions(init, 'init') as AttentionInit;
+  const { backend = 'auto', relaxedSimd } = asOptions(init, 'init') as AttentionInit;
   if (backend !== 'auto' && backend !== 'wasm' && backend !== 'js') {
     throw new TypeError(`init.backend: expected 'auto', 'wasm' or 'js', received ${describe(backend)}`);
+  }
+  if (relaxedSimd !== undefined && typeof relaxedSimd !== 'boolean') {
+    throw new TypeError(`init.relaxedSimd: expected a boolean, received ${describe(relaxedSimd)}`);
   }
   const simd = hasSimd();
   if (backend === 'wasm' && !simd) {
     throw new Error('wasm-attention: init.backend is "wasm" but this runtime has no WebAssembly SIMD (use "auto" to fall back to the JS backend)');
   }
-  const runtime = backend === 'js' || !simd ? null : await Runtime.create(init.wasm);
+  const relaxed = hasRelaxedSimd();
+  if (relaxedSimd === true && !relaxed) {
+    throw new Error('wasm-attention: init.relaxedSimd is true but this runtime has no relaxed SIMD (Node 20 needs --experimental-wasm-relaxed-simd)');
+  }
+  const runtime = backend === 'js' || !simd ? null : await Runtime.create(init.wasm, relaxedSimd ?? relaxed);
   return new Instance(runtime);
 }
 
@@ -183,6 +208,10 @@ class Instance implements Attention {
   declare compressed: Attention['compressed'];
   declare linear: Attention['linear'];
   declare synthesizer: Attention['synthesizer'];
+
+  get features(): Features {
+    return { simd: this.runtime !== null, relaxedSimd: this.runtime?.relaxedSimd ?? false };
+  }
 
   get memory(): MemoryStats {
     if (!this.runtime) return { inUse: 0, size: 0 };

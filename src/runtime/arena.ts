@@ -15,7 +15,7 @@ const ALIGN = 16;
 const alignUp = (n: number): number => Math.ceil(n / ALIGN) * ALIGN;
 
 /** A buffer of one frame: a typed array to copy in (unless it already lives in this memory), or bare bytes. */
-export type FramePart = Float32Array | Uint8Array | number;
+export type FramePart = Float32Array | Int32Array | Uint8Array | number;
 
 /** A tensor whose data lives in WebAssembly memory, so calls read it without a copy. */
 export interface WasmTensor extends Tensor {
@@ -81,7 +81,7 @@ export class Arena {
     const inside = parts.map((p) => typeof p !== 'number' && p.buffer === this.memory.buffer);
     let end = start;
     const offsets = parts.map((p, i) => {
-      if (inside[i]) return (p as Float32Array | Uint8Array).byteOffset;
+      if (inside[i]) return (p as Exclude<FramePart, number>).byteOffset;
       const at = end;
       end = alignUp(end + (typeof p === 'number' ? p : p.byteLength));
       return at;

@@ -1,6 +1,8 @@
 /** The WebAssembly module's exports (assembly/index.ts): integers and pointers only. */
 export interface Exports extends Record<string, unknown> {
   heapBase(): number;
+  /** 1 when the build fuses multiply-adds with relaxed SIMD. */
+  relaxedSimd(): number;
   /** Bytes of one head's packed keys, values and key bias. */
   packBytes(Nk: number, D: number, Dv: number): number;
   /** Bytes of a group of query tiles' working buffers. */

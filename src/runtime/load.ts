@@ -15,9 +15,21 @@ const SIMD_PROBE = new Uint8Array([
   0, 0, 0, 0, 0, 0, 0, 11,
 ]);
 
+/** (func (result v128) three v128.const 0, f32x4.relaxed_madd). */
+const RELAXED_SIMD_PROBE = (() => {
+  const zero = [253, 12, ...new Array<number>(16).fill(0)];
+  const body = [0, ...zero, ...zero, ...zero, 253, 133, 2, 11];
+  return new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, body.length + 2, 1, body.length, ...body]);
+})();
+
 /** Does this runtime run WebAssembly SIMD (128-bit)? */
 export function hasSimd(): boolean {
   return typeof WebAssembly === 'object' && WebAssembly.validate(SIMD_PROBE);
+}
+
+/** Does this runtime run relaxed SIMD (Chromium does; Node 20 with --experimental-wasm-relaxed-simd)? */
+export function hasRelaxedSimd(): boolean {
+  return typeof WebAssembly === 'object' && WebAssembly.validate(RELAXED_SIMD_PROBE);
 }
 
 const isNode = typeof process === 'object' && typeof process.versions === 'object' && !!process.versions.node;
@@ -36,10 +48,13 @@ async function readBytes(url: URL): Promise<ArrayBuffer | Response> {
   return response.headers.get('content-type')?.startsWith('application/wasm') ? response : response.arrayBuffer();
 }
 
-/** Compiles and instantiates the module against `memory`. */
-export async function instantiateModule(source: WasmSource | undefined, memory: WebAssembly.Memory): Promise<Exports> {
+/**
+ * Compiles and instantiates the module against `memory`: `source`, or the
+ * build next to this package (the relaxed-SIMD one when `relaxed`).
+ */
+export async function instantiateModule(source: WasmSource | undefined, memory: WebAssembly.Memory, relaxed: boolean): Promise<Exports> {
   let input: ArrayBuffer | Uint8Array | WebAssembly.Module | Response;
-  if (source === undefined) input = await readBytes(new URL('../attention.wasm', import.meta.url));
+  if (source === undefined) input = await readBytes(new URL(relaxed ? '../attention-relaxed.wasm' : '../attention.wasm', import.meta.url));
   else if (typeof source === 'string' || source instanceof URL) input = await readBytes(new URL(source, defaultBase()));
   else input = source;
   const { exports } = await instantiate<Exports>(input as never, { env: { memory } });

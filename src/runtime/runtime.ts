@@ -15,10 +15,16 @@ export class Runtime {
     readonly arena: Arena,
   ) {}
 
-  static async create(source?: WasmSource): Promise<Runtime> {
+  /** The default build is the relaxed-SIMD one when `relaxed`; a given `source` is used as it is. */
+  static async create(source?: WasmSource, relaxed = false): Promise<Runtime> {
     const memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES });
-    const exports = await instantiateModule(source, memory);
+    const exports = await instantiateModule(source, memory, relaxed);
     return new Runtime(exports, new Arena(memory, exports.heapBase()));
+  }
+
+  /** Whether the loaded build fuses multiply-adds (relaxed SIMD). */
+  get relaxedSimd(): boolean {
+    return this.exports.relaxedSimd() !== 0;
   }
 
   /**

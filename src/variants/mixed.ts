@@ -51,18 +51,24 @@ function headOf(x: Heads, h: number): Heads {
   return { data, B, H: 1, N, D, rank: 4 };
 }
 
-/** The inputs of head h, following what the head's variant reads. */
-function headInputs(inputs: Inputs, h: number, variant: Variant<Parsed>): Inputs {
-  const q = variant.inputs.q === 'ignored' ? null : headOf(inputs.q as Heads, h);
+/** Head h's shape alone, for parsing (parse reads shapes, never data). */
+function headShape(x: Heads): Heads {
+  return { data: new Float32Array(0), B: x.B, H: 1, N: x.N, D: x.D, rank: 4 };
+}
+
+/** The inputs of head h, following what the head's variant reads (shapes only unless withData). */
+function headInputs(inputs: Inputs, h: number, variant: Variant<Parsed>, withData = true): Inputs {
+  const view = (x: Heads) => (withData ? headOf(x, h) : headShape(x));
+  const q = variant.inputs.q === 'ignored' ? null : view(inputs.q as Heads);
   let k: Heads | null = null;
-  if (variant.inputs.k === 'required') k = headOf(inputs.k as Heads, h);
+  if (variant.inputs.k === 'required') k = view(inputs.k as Heads);
   else if (variant.inputs.k === 'shared') {
     if (inputs.k !== inputs.q && inputs.k?.data !== inputs.q?.data) {
       throw new TypeError(`k: options.heads[${h}] is ${variant.name}, which shares queries and keys, so k must be q itself, received a different tensor`);
     }
     k = q;
   }
-  return { q, k, v: inputs.v ? headOf(inputs.v, h) : null };
+  return { q, k, v: inputs.v ? view(inputs.v) : null };
 }
 
 /** Reruns a head variant's own check, with its `options.x` messages renamed `options.heads[h].x`. */
@@ -88,8 +94,19 @@ function readHead(inputs: Inputs, options: Options, spec: unknown, h: number, lo
   const headOptions: Record<string, unknown> = {};
   for (const key of inherited) if (options[key] !== undefined) headOptions[key] = options[key];
   Object.assign(headOptions, own);
-  const parsed = renamed(h, () => variant.parse(headInputs(inputs, h, variant), headOptions, lookup));
+  const parsed = renamed(h, () => variant.parse(headInputs(inputs, h, variant, false), headOptions, lookup));
   return { variant, parsed };
+}
+
+/** Head h of the output is head h's variant (run by `run`) applied to head h of q, k, v. */
+function stackHeads(inputs: Inputs, { problem, heads }: MixedParsed, run: (variant: Variant<Parsed>, head: Inputs, parsed: Parsed) => Float32Array): Float32Array {
+  const { B, H, Nq, Dv } = problem;
+  const out = new Float32Array(B * H * Nq * Dv);
+  heads.forEach(({ variant, parsed }, h) => {
+    const headOut = run(variant, headInputs(inputs, h, variant), parsed);
+    for (let b = 0; b < B; b++) out.set(headOut.subarray(b * Nq * Dv, (b + 1) * Nq * Dv), (b * H + h) * Nq * Dv);
+  });
+  return out;
 }
 
 export const mixed: Variant<MixedParsed> = {
@@ -105,15 +122,13 @@ export const mixed: Variant<MixedParsed> = {
     }
     return { problem, heads: specs.map((spec, h) => readHead(inputs, options, spec, h, lookup)) };
   },
-  reference(inputs, { problem, heads }) {
-    // Head h of the output is head h's variant applied to head h of q, k, v.
-    const { B, H, Nq, Dv } = problem;
-    const out = new Float32Array(B * H * Nq * Dv);
-    heads.forEach(({ variant, parsed }, h) => {
-      const headOut = variant.reference(headInputs(inputs, h, variant), parsed);
-      for (let b = 0; b < B; b++) out.set(headOut.subarray(b * Nq * Dv, (b + 1) * Nq * Dv), (b * H + h) * Nq * Dv);
-    });
-    return out;
+  reference(inputs, parsed) {
+    return stackHeads(inputs, parsed, (variant, head, headParsed) => variant.reference(head, headParsed));
+  },
+  kernel(runtime, inputs, parsed) {
+    return stackHeads(inputs, parsed, (variant, head, headParsed) =>
+      variant.kernel ? variant.kernel(runtime, head, headParsed) : variant.reference(head, headParsed),
+    );
   },
   weights(inputs, { problem, heads }): Dense {
     const { B, H, Nq, Nk } = problem;

@@ -1,0 +1,375 @@
+// Pattern attention (local, strided, global, sparse): softmax over the keys a
+// pattern makes visible, at a cost proportional to the visible pairs, never
+// to Nq x Nk. Mirrors src/patterns.ts.
+//
+// A query's visible keys are covered by up to three disjoint passes, each
+// contiguous in some packing of the keys; the online softmax merges them
+// (its state m, l, o is exact whatever the order the keys come in):
+//   window pass  rows in order, keys in order: the local window [p - A, p + B]
+//                (the union of the local rules) and, for a global query
+//                position, the whole row;
+//   stride pass  rows and keys grouped by position modulo the stride, so the
+//                dilated window of 8 rows of one residue is a contiguous run
+//                of that residue's keys; keys the window pass took are hidden;
+//   extra pass   the few remaining keys (global tokens, random picks, further
+//                strided rules), listed per query tile by the caller with a
+//                bit per row, gathered, and attended.
+// Between passes each row's m, l and o live in per-row arrays.
+import {
+  KEY_BLOCK, ROWS, accumulateValues, addKeyBias, keyCountPadded, packedBias, packedKeys, packedValues,
+  scoreBlock, softmaxBlock, tileOutput, tileScores, tileState, valueWidthPadded,
+} from '../core/flash';
+import { roundUp } from '../core/simd';
+
+const NEG_INF: f32 = -Infinity;
+const LANES_0123 = v128(0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0);
+
+// ------------------------------------------------------------ row state
+
+/** Bytes of the per-row state: m [nqPad], l [nqPad], o [nqPad][dvPad]. */
+export function patternStateBytes(Nq: i32, Dv: i32): f64 {
+  const nqPad = <f64>roundUp(Nq, ROWS);
+  return nqPad * (2 + <f64>valueWidthPadded(Dv)) * 4;
+}
+
+/** Every row starts with m = -inf, l = 0, o = 0. */
+export function patternStart(rows: usize, Nq: i32, Dv: i32): void {
+  const nqPad = roundUp(Nq, ROWS);
+  for (let i = 0; i < nqPad; i++) store<f32>(rows + (<usize>i << 2), NEG_INF);
+  memory.fill(rows + (<usize>nqPad << 2), 0, <usize>(nqPad * (1 + valueWidthPadded(Dv))) << 2);
+}
+
+/** out[i] = o[i] / l[i] (0 for a row that saw no key) for every row of one head. */
+export function patternFinish(rows: usize, Nq: i32, Dv: i32, out: usize): void {
+  const nqPad = roundUp(Nq, ROWS);
+  const dvPad = valueWidthPadded(Dv);
+  const sums = rows + (<usize>nqPad << 2);
+  const acc = sums + (<usize>nqPad << 2);
+  for (let i = 0; i < Nq; i++) {
+    const l = load<f32>(sums + (<usize>i << 2));
+    const inv: f32 = l > 0 ? 1 / l : 0;
+    const src = acc + (<usize>(i * dvPad) << 2);
+    const dst = out + (<usize>(i * Dv) << 2);
+    for (let c = 0; c < Dv; c++) store<f32>(dst + (<usize>c << 2), load<f32>(src + (<usize>c << 2)) * inv);
+  }
+}
+
+/**
+ * Moves the state of rows first, first + step, ... (8 of them, those below
+ * limit) between the per-row arrays (of Nq rows) and a query tile. Rows from
+ * limit on get an empty state on load and are not stored.
+ */
+function moveRows(rows: usize, Nq: i32, Dv: i32, tile: usize, D: i32, first: i32, step: i32, limit: i32, toTile: bool): void {
+  const nqPad = roundUp(Nq, ROWS);
+  const dvPad = valueWidthPadded(Dv);
+  const rowBytes = <usize>dvPad << 2;
+  const state = tileState(tile, D);
+  const o = tileOutput(tile, D);
+  const sums = rows + (<usize>nqPad << 2);
+  const acc = sums + (<usize>nqPad << 2);
+  for (let t = 0; t < ROWS; t++) {
+    const i = first + t * step;
+    const m = state + (<usize>t << 2);
+    const l = m + 32;
+    const ot = o + <usize>t * rowBytes;
+    if (toTile) {
+      if (i < limit) {
+        store<f32>(m, load<f32>(rows + (<usize>i << 2)));
+        store<f32>(l, load<f32>(sums + (<usize>i << 2)));
+        memory.copy(ot, acc + <usize>i * rowBytes, rowBytes);
+      } else {
+        store<f32>(m, NEG_INF);
+        store<f32>(l, 0);
+        memory.fill(ot, 0, rowBytes);
+      }
+    } else if (i < limit) {
+      store<f32>(rows + (<usize>i << 2), load<f32>(m));
+      store<f32>(sums + (<usize>i << 2), load<f32>(l));
+      memory.copy(acc + <usize>i * rowBytes, ot, rowBytes);
+    }
+  }
+}
+
+/** Packs rows first, first + step, ... of q (times scale) as the tile's qt[d][8]; rows past Nq are 0. */
+function packQueryRows(q: usize, Nq: i32, D: i32, scale: f32, first: i32, step: i32, qt: usize): void {
+  for (let t = 0; t < ROWS; t++) {
+    const i = first + t * step;
+    const src = q + (<usize>(i * D) << 2);
+    const dst = qt + (<usize>t << 2);
+    for (let d = 0; d < D; d++) store<f32>(dst + (<usize>d << 5), i < Nq ? load<f32>(src + (<usize>d << 2)) * scale : 0);
+  }
+}
+
+/** -1 when position p is a global token, else 0. */
+// @ts-ignore: decorator
+@inline function isGlobal(isToken: usize, Nk: i32, p: i32): i32 {
+  return isToken != 0 && p >= 0 && p < Nk && load<u8>(isToken + p) != 0 ? -1 : 0;
+}
+
+/** -1 in the lanes of rows whose position is a global token, 0 elsewhere (rows p0 + (4 half + t) step). */
+function globalRows(isToken: usize, Nk: i32, p0: i32, step: i32, half: i32): v128 {
+  const p = p0 + half * 4 * step;
+  let mask = i32x4.splat(isGlobal(isToken, Nk, p));
+  mask = i32x4.replace_lane(mask, 1, isGlobal(isToken, Nk, p + step));
+  mask = i32x4.replace_lane(mask, 2, isGlobal(isToken, Nk, p + 2 * step));
+  return i32x4.replace_lane(mask, 3, isGlobal(isToken, Nk, p + 3 * step));
+}
+
+// ------------------------------------------------------------- the passes
+
+/** Scores of one block of packed keys [x0, x0 + count) for one tile, with the key bias (padding). */
+// @ts-ignore: decorator
+@inline function scoreKeys(kp: usize, bias: usize, hidden: bool, x0: i32, count: i32, tile: usize, D: i32): void {
+  const st = tileScores(tile, D);
+  scoreBlock(kp, x0 >> 2, count >> 2, tile, D, st);
+  if (hidden) addKeyBias(st, count, bias + (<usize>x0 << 2));
+}
+
+/** The block's masked scores into the tile's running softmax and output. */
+// @ts-ignore: decorator
+@inline function finishBlock(vp: usize, x0: i32, count: i32, tile: usize, D: i32, dvPad: i32): void {
+  const state = tileState(tile, D);
+  softmaxBlock(tileScores(tile, D), count, state);
+  accumulateValues(tileScores(tile, D), count, vp + (<usize>(x0 * dvPad) << 2), dvPad, tileOutput(tile, D), state);
+}
+
+/**
+ * Window pass over query rows [rowStart, rowEnd) of one head (keys packed in
+ * order by packHead): a row at position p sees keys p - A ..= p + B (A = B = -1:
+ * no local rule), all keys when p is a global token, and never j > p when causal.
+ */
+export function patternWindowRows(
+  q: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, scale: f32, causal: bool,
+  A: i32, B: i32, isToken: usize, pack: usize, tile: usize, rows: usize, rowStart: i32, rowEnd: i32,
+): void {
+  const dvPad = valueWidthPadded(Dv);
+  const kp = packedKeys(pack);
+  const vp = packedValues(pack, Nk, D);
+  const bias = packedBias(pack, Nk, D, Dv);
+  const hidden = load<i32>(pack) != 0;
+  const shift = Nk - Nq;
+  const st = tileScores(tile, D);
+  const minusInf = f32x4.splat(NEG_INF);
+  for (let i0 = rowStart; i0 < rowEnd; i0 += ROWS) {
+    const p0 = i0 + shift;
+    const pLast = min(i0 + ROWS, rowEnd) - 1 + shift;
+    const end = causal ? min(Nk, pLast + 1) : Nk;
+    const g0 = globalRows(isToken, Nk, p0, 1, 0);
+    const g1 = globalRows(isToken, Nk, p0, 1, 1);
+    const anyGlobal = v128.any_true(v128.or(g0, g1));
+    if (!anyGlobal && A < 0) continue; // no window and no global row: nothing for this pass
+    const lo = anyGlobal ? 0 : max(0, p0 - A);
+    const hi = anyGlobal ? end : min(end, pLast + B + 1);
+    if (lo >= hi) continue;
+    packQueryRows(q, rowEnd, D, scale, i0, 1, tile);
+    moveRows(rows, Nq, Dv, tile, D, i0, 1, rowEnd, true);
+    const pos0 = i32x4.add(i32x4.splat(p0), LANES_0123);
+    const pos1 = i32x4.add(pos0, i32x4.splat(4));
+    const lo0 = i32x4.sub(pos0, i32x4.splat(A));
+    const lo1 = i32x4.sub(pos1, i32x4.splat(A));
+    const hi0 = i32x4.add(pos0, i32x4.splat(B));
+    const hi1 = i32x4.add(pos1, i32x4.splat(B));
+    const xEnd = roundUp(hi, 4);
+    for (let x0 = lo & ~3; x0 < xEnd; x0 += KEY_BLOCK) {
+      const count = min(KEY_BLOCK, xEnd - x0);
+      scoreKeys(kp, bias, hidden, x0, count, tile, D);
+      for (let t = 0; t < count; t++) {
+        const j = i32x4.splat(x0 + t);
+        let see0 = v128.or(g0, v128.and(i32x4.ge_s(j, lo0), i32x4.le_s(j, hi0)));
+        let see1 = v128.or(g1, v128.and(i32x4.ge_s(j, lo1), i32x4.le_s(j, hi1)));
+        if (causal) {
+          see0 = v128.and(see0, i32x4.le_s(j, pos0));
+          see1 = v128.and(see1, i32x4.le_s(j, pos1));
+        }
+        const row = st + (<usize>t << 5);
+        v128.store(row, v128.bitselect(v128.load(row), minusInf, see0));
+        v128.store(row, v128.bitselect(v128.load(row, 16), minusInf, see1), 16);
+      }
+      finishBlock(vp, x0, count, tile, D, dvPad);
+    }
+    moveRows(rows, Nq, Dv, tile, D, i0, 1, rowEnd, false);
+  }
+}
+
+/** Keys of residue r (positions r, r + s, ...) among Nk. */
+// @ts-ignore: decorator
+@inline function residueCount(Nk: i32, s: i32, r: i32): i32 {
+  return r < Nk ? (Nk - r + s - 1) / s : 0;
+}
+
+/** Bytes of a head's keys and values packed by residue modulo s (each residue padded to a key tile). */
+export function residuePackBytes(Nk: i32, D: i32, Dv: i32, s: i32): f64 {
+  let keys = 0;
+  for (let r = 0; r < min(s, Nk); r++) keys += keyCountPadded(residueCount(Nk, s, r));
+  return 16 + <f64>keys * (D + valueWidthPadded(Dv) + 1) * 4;
+}
+
+/**
+ * Packs one head's keys and values grouped by position modulo s: residue 0's
+ * keys in order, then residue 1's, ..., each padded to a multiple of 4, with
+ * the key bias (-inf for padding). Same layout as packHead otherwise.
+ */
+export function packResidues(k: usize, v: usize, Nk: i32, D: i32, Dv: i32, s: i32, keyPadding: usize, pack: usize): void {
+  const dvPad = valueWidthPadded(Dv);
+  let total = 0;
+  for (let r = 0; r < min(s, Nk); r++) total += keyCountPadded(residueCount(Nk, s, r));
+  const kp = pack + 16;
+  const vp = kp + (<usize>(total * D) << 2);
+  const bias = vp + (<usize>(total * dvPad) << 2);
+  memory.fill(vp, 0, <usize>(total * dvPad) << 2);
+  let x = 0;
+  let hidden = false;
+  for (let r = 0; r < min(s, Nk); r++) {
+    const n = residueCount(Nk, s, r);
+    const padded = keyCountPadded(n);
+    for (let t = 0; t < padded; t++, x++) {
+      const j = r + t * s;
+      const real = t < n && (keyPadding == 0 || load<u8>(keyPadding + j) != 0);
+      if (!real) hidden = true;
+      store<f32>(bias + (<usize>x << 2), real ? 0 : NEG_INF);
+      const dst = kp + (<usize>((x >> 2) * D * 4 + (x & 3)) << 2);
+      const src = k + (<usize>(j * D) << 2);
+      for (let d = 0; d < D; d++) store<f32>(dst + (<usize>d << 4), t < n ? load<f32>(src + (<usize>d << 2)) : 0);
+      if (t < n) memory.copy(vp + (<usize>(x * dvPad) << 2), v + (<usize>(j * Dv) << 2), <usize>Dv << 2);
+    }
+  }
+  store<i32>(pack, hidden ? 1 : 0);
+  store<i32>(pack, total, 4);
+}
+
+/**
+ * Stride pass over residues [residueStart, residueEnd) of one head (keys packed
+ * by packResidues): a row at position p sees keys j = p mod s with
+ * |p - j| <= reach (reach < 0: unbounded), j <= p when causal, except those
+ * the window pass took (the window [p - A, p + B] and global rows).
+ */
+export function patternStrideRows(
+  q: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, scale: f32, causal: bool,
+  s: i32, reach: i32, A: i32, B: i32, isToken: usize, pack: usize, tile: usize, rows: usize,
+  residueStart: i32, residueEnd: i32,
+): void {
+  const dvPad = valueWidthPadded(Dv);
+  const total = load<i32>(pack, 4);
+  const kp = pack + 16;
+  const vp = kp + (<usize>(total * D) << 2);
+  const bias = vp + (<usize>(total * dvPad) << 2);
+  const hidden = load<i32>(pack) != 0;
+  const shift = Nk - Nq;
+  const st = tileScores(tile, D);
+  const minusInf = f32x4.splat(NEG_INF);
+  const far = reach < 0 ? i32.MAX_VALUE : reach;
+  let base = 0; // first packed key of residue r
+  for (let r = 0; r < residueStart; r++) base += keyCountPadded(residueCount(Nk, s, r));
+  for (let r = residueStart; r < residueEnd; r++) {
+    const n = residueCount(Nk, s, r);
+    // rows whose position i + shift is r modulo s
+    const first = (((r - shift) % s) + s) % s;
+    for (let i0 = first; i0 < Nq; i0 += ROWS * s) {
+      const p0 = i0 + shift;
+      const iLast = min(i0 + (ROWS - 1) * s, first + ((Nq - 1 - first) / s) * s);
+      const pLast = iLast + shift;
+      const end = causal ? min(Nk, pLast + 1) : Nk;
+      // residue-r keys in [p0 - far, pLast + far] and below end, as indices t of j = r + t s
+      const jLo = reach < 0 ? 0 : max(0, p0 - far);
+      const jHi = min(end - 1, pLast > i32.MAX_VALUE - far ? i32.MAX_VALUE : pLast + far);
+      const tLo = jLo <= r ? 0 : (jLo - r + s - 1) / s;
+      const tHi = jHi < r ? -1 : min(n - 1, (jHi - r) / s);
+      if (tLo > tHi) continue;
+      packQueryRows(q, Nq, D, scale, i0, s, tile);
+      moveRows(rows, Nq, Dv, tile, D, i0, s, Nq, true);
+      const stepPos = i32x4.splat(s);
+      const pos0 = i32x4.add(i32x4.splat(p0), i32x4.mul(LANES_0123, stepPos));
+      const pos1 = i32x4.add(pos0, i32x4.mul(i32x4.splat(4), stepPos));
+      const g0 = globalRows(isToken, Nk, p0, s, 0);
+      const g1 = globalRows(isToken, Nk, p0, s, 1);
+      const xEnd = base + roundUp(tHi + 1, 4);
+      for (let x0 = base + (tLo & ~3); x0 < xEnd; x0 += KEY_BLOCK) {
+        const count = min(KEY_BLOCK, xEnd - x0);
+        scoreKeys(kp, bias, hidden, x0, count, tile, D);
+        for (let t = 0; t < count; t++) {
+          const jPos = r + (x0 - base + t) * s;
+          const j = i32x4.splat(jPos);
+          const d0 = i32x4.abs(i32x4.sub(pos0, j));
+          const d1 = i32x4.abs(i32x4.sub(pos1, j));
+          // inside the reach, and not taken by the window pass
+          let see0 = v128.andnot(i32x4.le_s(d0, i32x4.splat(far)), v128.or(g0, v128.and(i32x4.ge_s(j, i32x4.sub(pos0, i32x4.splat(A))), i32x4.le_s(j, i32x4.add(pos0, i32x4.splat(B))))));
+          let see1 = v128.andnot(i32x4.le_s(d1, i32x4.splat(far)), v128.or(g1, v128.and(i32x4.ge_s(j, i32x4.sub(pos1, i32x4.splat(A))), i32x4.le_s(j, i32x4.add(pos1, i32x4.splat(B))))));
+          if (causal) {
+            see0 = v128.and(see0, i32x4.le_s(j, pos0));
+            see1 = v128.and(see1, i32x4.le_s(j, pos1));
+          }
+          const row = st + (<usize>t << 5);
+          v128.store(row, v128.bitselect(v128.load(row), minusInf, see0));
+          v128.store(row, v128.bitselect(v128.load(row, 16), minusInf, see1), 16);
+        }
+        finishBlock(vp, x0, count, tile, D, dvPad);
+      }
+      moveRows(rows, Nq, Dv, tile, D, i0, s, Nq, false);
+    }
+    base += keyCountPadded(n);
+  }
+}
+
+/** Bytes of the extra pass's gathered keys and values (one block). */
+export function extraBytes(D: i32, Dv: i32): i32 {
+  return KEY_BLOCK * (D + valueWidthPadded(Dv) + 1) * 4 + 16;
+}
+
+/**
+ * Extra pass over query tiles [tileStart, tileEnd) of one head: tile t
+ * (rows 8t ..) sees keys keys[offsets[t] .. offsets[t + 1]) (positions,
+ * ascending), row r of the tile seeing a key when bit r of its bits is set
+ * (the caller has applied the pattern, causal and what the other passes took);
+ * key padding comes from the head's bias in `pack` (packHead).
+ */
+export function patternExtraRows(
+  q: usize, k: usize, v: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, scale: f32,
+  offsets: usize, keys: usize, bits: usize, pack: usize, gathered: usize, tile: usize, rows: usize,
+  tileStart: i32, tileEnd: i32,
+): void {
+  const dvPad = valueWidthPadded(Dv);
+  const headBias = packedBias(pack, Nk, D, Dv);
+  const gk = gathered;
+  const gv = gk + (<usize>(KEY_BLOCK * D) << 2);
+  const gb = gv + (<usize>(KEY_BLOCK * dvPad) << 2);
+  const st = tileScores(tile, D);
+  const minusInf = f32x4.splat(NEG_INF);
+  const rowBits0 = v128(1, 0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0, 8, 0, 0, 0);
+  const rowBits1 = i32x4.shl(rowBits0, 4);
+  for (let t = tileStart; t < tileEnd; t++) {
+    const from = load<i32>(offsets + (<usize>t << 2));
+    const to = load<i32>(offsets + (<usize>(t + 1) << 2));
+    if (from >= to) continue;
+    const i0 = t * ROWS;
+    packQueryRows(q, Nq, D, scale, i0, 1, tile);
+    moveRows(rows, Nq, Dv, tile, D, i0, 1, Nq, true);
+    for (let e0 = from; e0 < to; e0 += KEY_BLOCK) {
+      const count = min(KEY_BLOCK, to - e0);
+      const padded = roundUp(count, 4);
+      // gather the block's keys (as key tiles of 4), values and bias
+      memory.fill(gv, 0, <usize>(padded * dvPad) << 2);
+      for (let x = 0; x < padded; x++) {
+        const dst = gk + (<usize>((x >> 2) * D * 4 + (x & 3)) << 2);
+        if (x < count) {
+          const j = load<i32>(keys + (<usize>(e0 + x) << 2));
+          const src = k + (<usize>(j * D) << 2);
+          for (let d = 0; d < D; d++) store<f32>(dst + (<usize>d << 4), load<f32>(src + (<usize>d << 2)));
+          memory.copy(gv + (<usize>(x * dvPad) << 2), v + (<usize>(j * Dv) << 2), <usize>Dv << 2);
+          store<f32>(gb + (<usize>x << 2), load<f32>(headBias + (<usize>j << 2)));
+        } else {
+          for (let d = 0; d < D; d++) store<f32>(dst + (<usize>d << 4), 0);
+          store<f32>(gb + (<usize>x << 2), NEG_INF);
+        }
+      }
+      scoreKeys(gk, gb, true, 0, padded, tile, D);
+      for (let x = 0; x < count; x++) {
+        const b = i32x4.splat(load<u8>(bits + <usize>(e0 + x)));
+        const row = st + (<usize>x << 5);
+        v128.store(row, v128.bitselect(v128.load(row), minusInf, i32x4.ne(v128.and(b, rowBits0), i32x4.splat(0))));
+        v128.store(row, v128.bitselect(v128.load(row, 16), minusInf, i32x4.ne(v128.and(b, rowBits1), i32x4.splat(0))), 16);
+      }
+      finishBlock(gv, 0, padded, tile, D, dvPad);
+    }
+    moveRows(rows, Nq, Dv, tile, D, i0, 1, Nq, false);
+  }
+}
