@@ -1,11 +1,684 @@
 /**
- * `npm run bench`: the micro-benchmark suites. `--quick` (default) runs the
- * small sweep, `--full` adds the long sizes.
+ * `npm run bench`: the micro-benchmark suite (bench/suite.ts) — every
+ * registered variant side by side with tfjs-backend-wasm and
+ * onnxruntime-web, each implementation in a child process of its own per
+ * size, configurations interleaved in rounds; then the accuracy of every
+ * approximate variant against exact attention. Writes a table on stdout,
+ * `<out>/latest.json` and SVG charts.
+ *
+ *   node dist-bench/run.js [--quick | --full] [--variants a,b] [--sizes 256,1024]
+ *                          [--peers tfjs,ort,js | none] [--out DIR] [--rounds R]
+ *                          [--budget SECONDS] [--accuracy-n N | --no-accuracy]
  */
-import { benchFull, benchLongSequence, printFull } from './full.bench.js';
-import { printTable } from './measure.js';
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { createAttention, hasSimd, variantNames } from 'wasm-attention';
+import { DATASETS, accuracyCases, measureAccuracy, type AccuracyRow } from './accuracy.js';
+import { benchLongSequence } from './full.bench.js';
+import type { Message, SetupRequest } from './peers/child.js';
+import { D, H, SIZES, benchCases, peerImpls, sampleIndices, selectImpls, sizesOf, type Impl } from './suite.js';
+import { PALETTE, lineChart, scatterChart, type Marker, type ScatterPoint, type Series } from './svg.js';
 
-const full = process.argv.includes('--full');
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '..');
+const MiB = 2 ** 20;
 
-printFull(await benchFull({ sizes: [256, 1024, 4096], jsUpTo: full ? 4096 : 1024 }));
-printTable('full at a long sequence (one call, B=1 H=1)', [await benchLongSequence(32768)]);
+const USAGE = `usage: node dist-bench/run.js [options]
+  --quick              the default sweep: sizes whose predicted time per call fits the
+                       budget (1.5 s; 10 s for full and the peers), 3 rounds; finishes
+                       in under 2 minutes on 2 cores
+  --full               every size (N = 256 ... 16384, 65536 for linear-time variants),
+                       60 s per call budget, 5 rounds, and full at N = 32768 (H = 1)
+  --variants a,b       only these variants (default: every registered one)
+  --sizes 256,1024     only these sizes (for every implementation)
+  --peers tfjs,ort,js  which peers (default all; 'none' for none); js = our plain-JS backend
+  --out DIR            write latest.json and the charts to DIR
+                       (default: bench/results/latest.json and docs/*.svg)
+  --rounds R           interleaved rounds per size
+  --budget SECONDS     skip a size whose predicted time per call exceeds this
+  --accuracy-n N       sequence length of the accuracy table (default 1024)
+  --no-accuracy        skip the accuracy table`;
+
+// ---------------------------------------------------------------- arguments
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean' },
+    full: { type: 'boolean' },
+    variants: { type: 'string' },
+    sizes: { type: 'string' },
+    peers: { type: 'string' },
+    out: { type: 'string' },
+    rounds: { type: 'string' },
+    budget: { type: 'string' },
+    'accuracy-n': { type: 'string' },
+    'no-accuracy': { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (args.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const list = (s: string | undefined) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : []);
+const positiveInt = (s: string, name: string) => {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`--${name}: expected a positive integer, received ${JSON.stringify(s)}`);
+  return n;
+};
+
+const fullSweep = !!args.full;
+const mode = fullSweep ? 'full' : 'quick';
+const explicitSizes = args.sizes !== undefined;
+const baseSizes = explicitSizes ? list(args.sizes).map((s) => positiveInt(s, 'sizes')) : SIZES;
+const peerNames = args.peers === undefined ? Object.keys(peerImpls) : list(args.peers).filter((p) => p !== 'none');
+for (const p of peerNames) if (!peerImpls[p]) throw new RangeError(`--peers: expected some of ${Object.keys(peerImpls).join(', ')} or none, received '${p}'`);
+const rounds = args.rounds ? positiveInt(args.rounds, 'rounds') : fullSweep ? 5 : 3;
+/** Predicted ms per call above which a size is skipped. */
+const budgetMs = (args.budget ? Number(args.budget) : fullSweep ? 60 : 1.5) * 1000;
+if (!(budgetMs > 0)) throw new RangeError(`--budget: expected a positive number of seconds, received ${JSON.stringify(args.budget)}`);
+/**
+ * The quick sweep still measures full and the peers up to N = 4096 (the
+ * comparison the suite is for): they get a larger budget.
+ */
+const essentialBudgetMs = args.budget ? budgetMs : Math.max(budgetMs, 10_000);
+/** Target ms of one round of one configuration (calls are repeated up to it). */
+const roundMs = fullSweep ? 400 : 150;
+/** Quick sweep: seconds for the timings, beyond which the costliest non-essential rows are dropped. */
+const timingBudgetS = fullSweep ? Infinity : 80;
+/** Quick sweep: seconds for everything (the accuracy table's slowest cases are dropped to fit). */
+const sweepBudgetS = 105;
+const accuracyN = args['no-accuracy'] ? 0 : args['accuracy-n'] ? positiveInt(args['accuracy-n'], 'accuracy-n') : 1024;
+const outDir = args.out ? resolve(args.out) : null;
+const jsonPath = outDir ? join(outDir, 'latest.json') : join(root, 'bench/results/latest.json');
+const chartDir = outDir ?? join(root, 'docs');
+
+const started = performance.now();
+const elapsed = () => (performance.now() - started) / 1000;
+
+// ---------------------------------------------------------------- progress
+
+const tty = process.stderr.isTTY;
+function progress(message: string): void {
+  const line = `[${elapsed().toFixed(0).padStart(3)} s] ${message}`;
+  if (tty) process.stderr.write(`\r\x1b[K${line.slice(0, (process.stderr.columns ?? 100) - 1)}`);
+  else process.stderr.write(`${line}\n`);
+}
+const progressDone = () => tty && process.stderr.write('\r\x1b[K');
+
+// ---------------------------------------------------------------- children
+
+interface Reply {
+  error?: string;
+  [key: string]: unknown;
+}
+
+/** One worker process (bench/peers/<worker>.ts) serving one implementation at one size. */
+class Child {
+  private pending: { resolve: (r: Reply) => void; reject: (e: Error) => void } | null = null;
+  private stderr = '';
+  private exited: string | null = null;
+  private constructor(private readonly proc: ChildProcess) {
+    proc.stderr!.on('data', (chunk: Buffer) => (this.stderr = (this.stderr + chunk.toString()).slice(-2000)));
+    proc.on('message', (m: Reply) => {
+      const p = this.pending;
+      this.pending = null;
+      p?.resolve(m);
+    });
+    proc.on('exit', (code, signal) => {
+      this.exited = `exited (${signal ?? `code ${code}`})${this.stderr ? `: ${this.stderr.trim().split('\n').slice(-3).join(' ')}` : ''}`;
+      const p = this.pending;
+      this.pending = null;
+      p?.reject(new Error(this.exited));
+    });
+  }
+
+  static async start(worker: string): Promise<Child> {
+    const proc = fork(join(here, 'peers', `${worker}.js`), [], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    const child = new Child(proc);
+    await child.next();
+    return child;
+  }
+
+  private next(): Promise<Reply> {
+    if (this.exited) return Promise.reject(new Error(this.exited));
+    return new Promise((resolve, reject) => (this.pending = { resolve, reject }));
+  }
+
+  /** Sends a request and waits for its reply; a child silent for `timeoutMs` is killed. */
+  async request(message: Message, timeoutMs = 15 * 60_000): Promise<Reply> {
+    const reply = this.next();
+    this.proc.send(message);
+    const timer = setTimeout(() => this.proc.kill(), timeoutMs);
+    try {
+      const r = await reply;
+      if (r.error) throw new Error(r.error);
+      return r;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  close(): void {
+    if (this.exited) return;
+    if (this.proc.connected) this.proc.disconnect();
+    setTimeout(() => this.exited || this.proc.kill(), 5000).unref();
+  }
+}
+
+// ---------------------------------------------------------------- timing
+
+export interface TimingRow {
+  impl: string;
+  kind: Impl['kind'];
+  family?: string;
+  N: number;
+  status: 'ok' | 'skipped' | 'error';
+  reason?: string;
+  medianMs?: number;
+  minMs?: number;
+  maxMs?: number;
+  samples?: number;
+  /** Starting the process, loading the library, making the inputs and parameters (in parallel with the others). */
+  setupMs?: number;
+  /** CPU time of the process per call (median over rounds): what a call costs when the machine is shared. */
+  cpuMs?: number;
+  /** The first call (compiles, grows memory). */
+  firstCallMs?: number;
+  gflops?: number;
+  /** full's time / this time, at the same N. */
+  speedupVsFull?: number;
+  /** WebAssembly memory of the process after the calls (its peak: it never shrinks). */
+  wasmBytes?: number;
+  /** Peak resident memory of the process (its own: one process per implementation and size). */
+  maxRssBytes?: number;
+  /** Resident memory after loading and making the inputs, before the first call. */
+  rssAfterSetupBytes?: number;
+  /** Max |output - full's output| on 64 sampled entries (peers and our JS backend). */
+  maxDiffVsFull?: number;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+function fmtMs(ms: number | undefined): string {
+  if (ms === undefined || !Number.isFinite(ms)) return '-';
+  if (ms >= 1000) return `${(ms / 1000).toPrecision(3)} s`;
+  if (ms >= 100) return `${ms.toFixed(0)} ms`;
+  if (ms >= 10) return `${ms.toFixed(1)} ms`;
+  if (ms >= 1) return `${ms.toFixed(2)} ms`;
+  return `${ms.toFixed(3)} ms`;
+}
+
+const { impls, missing, unknown } = selectImpls(list(args.variants), peerNames);
+if (unknown.length > 0) throw new RangeError(`--variants: unknown ${unknown.map((u) => `'${u}'`).join(', ')}; registered: ${variantNames.join(', ')}`);
+for (const name of missing) console.log(`${name}: no benchmark options (add a case to benchCases in bench/suite.ts)`);
+
+const rows: TimingRow[] = [];
+const samplesOf = new Map<string, number[]>(); // `${impl}@${N}` -> output samples
+/** Last measured median per implementation, to predict the next size. */
+const last = new Map<string, { N: number; ms: number }>();
+/** Implementations that failed: not tried at larger sizes. */
+const failed = new Map<string, string>();
+const infoOf = new Map<string, Record<string, unknown>>();
+
+const allSizes = [...new Set(impls.flatMap((i) => sizesOf(i, baseSizes, explicitSizes)))].sort((a, b) => a - b);
+const essential = (impl: Impl) => impl.id === 'full' || impl.kind === 'peer';
+/** Calls per round for a call of `ms`. */
+const perRound = (ms: number) => Math.max(1, Math.min(50, Math.floor(roundMs / Math.max(ms, 1e-3))));
+function predict(impl: Impl, N: number): number | undefined {
+  const prev = last.get(impl.id);
+  return prev ? prev.ms * (N / prev.N) ** impl.growth : undefined;
+}
+/** Predicted seconds of an implementation's calls at size N: the first call and the rounds. */
+function predictedCost(impl: Impl, N: number): number {
+  const ms = predict(impl, N) ?? 1;
+  return (ms + rounds * perRound(ms) * ms) / 1000;
+}
+/** Seconds the last group spent starting its processes and making inputs (in parallel). */
+let lastSetupS = 3;
+
+for (const N of allSizes) {
+  const group: Impl[] = [];
+  for (const impl of impls) {
+    if (!sizesOf(impl, baseSizes, explicitSizes).includes(N)) continue;
+    const skip = (reason: string) => rows.push({ impl: impl.id, kind: impl.kind, family: impl.family, N, status: 'skipped', reason });
+    if (impl.maxN && N > impl.maxN.N) skip(`N > ${impl.maxN.N}: ${impl.maxN.why}`);
+    else if (impl.kind === 'ours-js' && !fullSweep && !explicitSizes && N > 256) skip('the JS backend runs ~0.7 GFLOP/s: N > 256 only with --full');
+    else if (failed.has(impl.id)) skip(`not run: ${failed.get(impl.id)}`);
+    else {
+      const p = predict(impl, N);
+      const budget = essential(impl) ? essentialBudgetMs : budgetMs;
+      if (p !== undefined && p > budget) skip(`too slow: ~${fmtMs(p)}/call predicted (budget ${fmtMs(budget)}${fullSweep ? '' : '; --full runs it'})`);
+      else group.push(impl);
+    }
+  }
+  // the quick sweep's time guard: drop the costliest non-essential rows that would overrun it
+  // (setup: starting processes is constant, making inputs grows with N); rows under half a second stay
+  let cost = lastSetupS * (1 + N / 16384) + group.reduce((s, impl) => s + predictedCost(impl, N), 0);
+  const droppable = group
+    .filter((i) => !essential(i) && predictedCost(i, N) > 0.5)
+    .sort((a, b) => (predict(b, N) ?? 0) - (predict(a, N) ?? 0));
+  while (elapsed() + cost > timingBudgetS && droppable.length > 0) {
+    const impl = droppable.shift()!;
+    const p = predict(impl, N) ?? 1;
+    group.splice(group.indexOf(impl), 1);
+    cost -= predictedCost(impl, N);
+    rows.push({ impl: impl.id, kind: impl.kind, family: impl.family, N, status: 'skipped', reason: `quick sweep time budget (~${fmtMs(p)}/call predicted; --full runs it)` });
+  }
+  if (group.length > 0) await runGroup(N, group);
+}
+
+/** Starts one child per implementation at size N, warms each, times them in interleaved rounds, reads their memory. */
+async function runGroup(N: number, group: Impl[]): Promise<void> {
+  progress(`N=${N}: starting ${group.length} processes`);
+  const sampleAt = sampleIndices(N);
+  const live: { impl: Impl; child: Child; row: TimingRow; times: number[]; cpu: number[]; k: number }[] = [];
+  const fail = (impl: Impl, e: unknown) => {
+    const reason = e instanceof Error ? e.message : String(e);
+    failed.set(impl.id, `failed at N=${N}`);
+    rows.push({ impl: impl.id, kind: impl.kind, family: impl.family, N, status: 'error', reason });
+  };
+  // load and make inputs in parallel (untimed)
+  const setupStart = performance.now();
+  await Promise.all(
+    group.map(async (impl) => {
+      let child: Child | null = null;
+      try {
+        const t0 = performance.now();
+        child = await Child.start(impl.worker);
+        const request: SetupRequest = { N, H, D, params: impl.params, sampleAt };
+        const setup = await child.request({ cmd: 'setup', request });
+        const setupMs = performance.now() - t0;
+        const row: TimingRow = { impl: impl.id, kind: impl.kind, family: impl.family, N, status: 'ok', setupMs, rssAfterSetupBytes: setup.rssAfterSetup as number };
+        infoOf.set(impl.id, setup.info as Record<string, unknown>);
+        live.push({ impl, child, row, times: [], cpu: [], k: 1 });
+      } catch (e) {
+        child?.close();
+        fail(impl, e);
+      }
+    }),
+  );
+  lastSetupS = (performance.now() - setupStart) / 1000;
+  live.sort((a, b) => group.indexOf(a.impl) - group.indexOf(b.impl));
+  // one first call each, one at a time
+  for (const entry of [...live]) {
+    progress(`N=${N}: first call of ${entry.impl.id}`);
+    try {
+      const warm = await entry.child.request({ cmd: 'warm' });
+      entry.row.firstCallMs = warm.ms as number;
+      samplesOf.set(`${entry.impl.id}@${N}`, warm.sample as number[]);
+      entry.k = perRound(warm.ms as number);
+      // far slower than predicted: the first call is its one measurement
+      if ((warm.ms as number) > 2 * (essential(entry.impl) ? essentialBudgetMs : budgetMs)) {
+        entry.times.push(warm.ms as number);
+        entry.row.reason = 'one call (too slow to repeat)';
+      }
+    } catch (e) {
+      entry.child.close();
+      live.splice(live.indexOf(entry), 1);
+      fail(entry.impl, e);
+    }
+  }
+  // interleaved rounds: every configuration once per round, the order rotated
+  const timed = live.filter((e) => e.times.length === 0);
+  for (let r = 0; r < rounds; r++) {
+    for (let j = 0; j < timed.length; j++) {
+      const entry = timed[(j + r) % timed.length];
+      if (entry.row.status !== 'ok') continue;
+      progress(`N=${N}: round ${r + 1}/${rounds}, ${entry.impl.id} (${entry.k} call${entry.k > 1 ? 's' : ''})`);
+      try {
+        const reply = await entry.child.request({ cmd: 'time', iterations: entry.k });
+        entry.times.push(...(reply.samples as number[]));
+        entry.cpu.push(reply.cpuMs as number);
+      } catch (e) {
+        entry.row.status = 'error';
+        entry.row.reason = e instanceof Error ? e.message : String(e);
+        failed.set(entry.impl.id, `failed at N=${N}`);
+      }
+    }
+  }
+  for (const entry of live) {
+    const { row, times, impl } = entry;
+    try {
+      const stats = await entry.child.request({ cmd: 'stats' });
+      row.maxRssBytes = stats.maxRss as number;
+      row.wasmBytes = stats.wasmBytes as number;
+    } catch {
+      // memory figures stay unknown
+    }
+    entry.child.close();
+    if (row.status === 'ok' && times.length > 0) {
+      row.medianMs = median(times);
+      row.minMs = Math.min(...times);
+      row.maxMs = Math.max(...times);
+      row.samples = times.length;
+      if (entry.cpu.length > 0) row.cpuMs = median(entry.cpu);
+      if (impl.flops) row.gflops = impl.flops(N) / row.medianMs / 1e6;
+      last.set(impl.id, { N, ms: row.medianMs });
+    }
+    rows.push(row);
+  }
+  // exact implementations must agree with full
+  const reference = samplesOf.get(`full@${N}`);
+  if (reference) {
+    for (const row of rows.filter((r) => r.N === N && r.status === 'ok' && r.kind !== 'ours')) {
+      const s = samplesOf.get(`${row.impl}@${N}`);
+      if (s) row.maxDiffVsFull = Math.max(...s.map((x, i) => Math.abs(x - reference[i])));
+    }
+  }
+}
+
+// speed-up of every row against full at the same N
+for (const row of rows) {
+  const full = rows.find((r) => r.impl === 'full' && r.N === row.N && r.status === 'ok');
+  if (full && row.medianMs) row.speedupVsFull = full.medianMs! / row.medianMs;
+}
+
+// ---------------------------------------------------------------- accuracy
+
+let accuracy: AccuracyRow[] = [];
+if (accuracyN > 0) {
+  progress(`accuracy at N=${accuracyN}`);
+  const attn = await createAttention({ backend: 'wasm' });
+  const ids = [...new Set(impls.filter((i) => i.kind === 'ours').map((i) => i.params.case as string))];
+  // the quick sweep's time guard: the cheapest cases first, until the predicted time runs out
+  const skip = new Map<string, string>();
+  if (!fullSweep) {
+    const callMs = (id: string) => {
+      const impl = impls.find((i) => i.id === id)!;
+      const measured = rows.filter((r) => r.impl === id && r.medianMs && r.N <= accuracyN).sort((a, b) => b.N - a.N)[0];
+      return measured ? measured.medianMs! * (accuracyN / measured.N) ** impl.growth : 0;
+    };
+    let total = elapsed() + (3 * callMs('full')) / 1000;
+    for (const id of accuracyCases(ids).sort((a, b) => callMs(a) - callMs(b))) {
+      // three datasets, the exact counterpart when it is not full, and making parameters (x 1.5)
+      const seconds = (1.5 * 3 * callMs(id) * (benchCases[id].exact ? 2 : 1)) / 1000;
+      if (total + seconds > sweepBudgetS) skip.set(id, `quick sweep time budget (~${fmtMs(callMs(id))}/call at N=${accuracyN}; --full runs it)`);
+      else total += seconds;
+    }
+  }
+  accuracy = measureAccuracy(attn, ids, { N: accuracyN, H, D, progress, skip });
+}
+
+// ---------------------------------------------------------------- full at a long sequence (--full)
+
+let longSequence: Record<string, number> | null = null;
+if (fullSweep && impls.some((i) => i.id === 'full') && !explicitSizes) {
+  progress('full at N = 32768, H = 1');
+  longSequence = await benchLongSequence(32768);
+}
+progressDone();
+
+// ---------------------------------------------------------------- report
+
+function table(title: string, header: string[], body: string[][]): void {
+  const widths = header.map((h, c) => Math.max(h.length, ...body.map((r) => r[c].length)));
+  const line = (cells: string[]) => cells.map((v, c) => (c === 0 ? v.padEnd(widths[c]) : v.padStart(widths[c]))).join('  ');
+  console.log(`\n${title}\n${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}`);
+  for (const r of body) console.log(line(r));
+}
+
+const implIds = impls.map((i) => i.id).filter((id) => rows.some((r) => r.impl === id));
+const sizesRun = [...new Set(rows.map((r) => r.N))].sort((a, b) => a - b);
+const at = (impl: string, N: number) => rows.find((r) => r.impl === impl && r.N === N);
+const cell = (impl: string, N: number, show: (r: TimingRow) => string) => {
+  const r = at(impl, N);
+  if (!r) return '';
+  if (r.status === 'skipped') return 'skipped';
+  if (r.status === 'error') return 'error';
+  return show(r);
+};
+const spread = (r: TimingRow) => {
+  if (r.samples === 1) return ' [1 call]';
+  const [unit, div] = r.maxMs! >= 1000 ? ['s', 1000] : ['ms', 1];
+  const num = (ms: number) => Number((ms / div).toPrecision(3)).toString();
+  return ` [${num(r.minMs!)}-${num(r.maxMs!)} ${unit}]`;
+};
+
+const cpu = cpus();
+console.log(
+  `\nwasm-attention bench, ${mode} sweep: B=1 H=${H} D=${D}, one thread, Node ${process.version}, ${cpu[0]?.model ?? 'unknown CPU'} (${cpu.length} cores)${hasSimd() ? '' : ', NO WebAssembly SIMD'}`,
+);
+table(
+  'Time per call: median of all rounds [min-max]',
+  ['implementation', ...sizesRun.map((N) => `N=${N}`)],
+  implIds.map((id) => [id, ...sizesRun.map((N) => cell(id, N, (r) => fmtMs(r.medianMs) + spread(r)))]),
+);
+if (rows.some((r) => r.impl === 'full' && r.status === 'ok')) table(
+  'Speed-up against full at the same N (x)',
+  ['implementation', ...sizesRun.map((N) => `N=${N}`)],
+  implIds.filter((id) => id !== 'full').map((id) => [id, ...sizesRun.map((N) => cell(id, N, (r) => (r.speedupVsFull ? r.speedupVsFull.toFixed(2) : '-')))]),
+);
+
+interface PeerRatio {
+  N: number;
+  family: string;
+  peer: string;
+  peerMs: number;
+  fullMs: number;
+  /** peer time / our full's time (medians): > 1 means ours is faster. */
+  ratio: number;
+  /** The same with each side's fastest call (less sensitive to a busy machine). */
+  ratioOfFastest: number;
+  /** The same with CPU time per call (insensitive to time spent descheduled). */
+  ratioOfCpu?: number;
+}
+const ratios: PeerRatio[] = [];
+for (const N of sizesRun) {
+  const full = at('full', N);
+  if (!full?.medianMs) continue;
+  for (const family of new Set(rows.filter((r) => r.family).map((r) => r.family!))) {
+    const best = rows.filter((r) => r.family === family && r.N === N && r.medianMs).sort((a, b) => a.medianMs! - b.medianMs!)[0];
+    if (best) {
+      const ratioOfCpu = best.cpuMs && full.cpuMs ? best.cpuMs / full.cpuMs : undefined;
+      ratios.push({ N, family, peer: best.impl, peerMs: best.medianMs!, fullMs: full.medianMs, ratio: best.medianMs! / full.medianMs, ratioOfFastest: best.minMs! / full.minMs!, ratioOfCpu });
+    }
+  }
+}
+const exactIds = implIds.filter((id) => rows.some((r) => r.impl === id && r.gflops !== undefined) || id === 'full');
+if (exactIds.length > 1) {
+  table(
+    'Exact attention, GFLOP/s (4 H N^2 D per call; full causal counts the kept pairs)',
+    ['implementation', ...sizesRun.map((N) => `N=${N}`)],
+    exactIds.map((id) => [id, ...sizesRun.map((N) => cell(id, N, (r) => (r.gflops ? r.gflops.toFixed(1) : '-')))]),
+  );
+  if (ratios.length > 0) {
+    table(
+      'Our full against the peers: peer time / our time, > 1: ours is faster (medians; fastest calls; CPU time per call). A peer family is its faster row',
+      ['N', 'peer', 'peer row', 'peer time', 'our full', 'ratio', 'fastest calls', 'CPU time'],
+      ratios.map((r) => [
+        String(r.N),
+        r.family,
+        r.peer,
+        fmtMs(r.peerMs),
+        fmtMs(r.fullMs),
+        `${r.ratio.toFixed(2)}x`,
+        `${r.ratioOfFastest.toFixed(2)}x`,
+        r.ratioOfCpu ? `${r.ratioOfCpu.toFixed(2)}x` : '-',
+      ]),
+    );
+  }
+}
+table(
+  'Peak memory: max RSS of the process, MiB (WebAssembly memory, MiB)',
+  ['implementation', ...sizesRun.map((N) => `N=${N}`)],
+  implIds.map((id) => [id, ...sizesRun.map((N) => cell(id, N, (r) => (r.maxRssBytes ? `${(r.maxRssBytes / MiB).toFixed(0)} (${((r.wasmBytes ?? 0) / MiB).toFixed(0)})` : '-')))]),
+);
+const mismatches = rows.filter((r) => r.maxDiffVsFull !== undefined && r.maxDiffVsFull > 1e-3);
+const checked = rows.filter((r) => r.maxDiffVsFull !== undefined);
+if (checked.length > 0) {
+  console.log(
+    `\nOutputs checked against our full on 64 sampled entries: ${checked.length - mismatches.length}/${checked.length} agree within 1e-3 (largest difference ${Math.max(...checked.map((r) => r.maxDiffVsFull!)).toExponential(1)})`,
+  );
+  for (const r of mismatches) console.log(`  MISMATCH ${r.impl} N=${r.N}: max difference ${r.maxDiffVsFull}`);
+}
+if (accuracy.length > 0) {
+  const accIds = [...new Set(accuracy.map((a) => a.variant))];
+  const accOf = (id: string, ds: string) => accuracy.find((a) => a.variant === id && a.dataset === ds)!;
+  const fmtE = (x: number) => (Number.isFinite(x) ? x.toExponential(1) : 'error');
+  table(
+    `Accuracy against exact attention, N=${accuracyN} H=${H} D=${D}: mean abs error / max abs error / mean row cosine`,
+    ['variant', ...DATASETS, 'speed-up'],
+    accIds.map((id) => [
+      id,
+      ...DATASETS.map((ds) => {
+        const a = accOf(id, ds);
+        return a.skipped ? 'skipped' : a.error ? 'error' : `${fmtE(a.meanAbs)} / ${fmtE(a.maxAbs)} / ${a.cosine.toFixed(3)}`;
+      }),
+      (() => {
+        const r = at(id, accuracyN);
+        return r?.speedupVsFull ? `${r.speedupVsFull.toFixed(1)}x` : '-';
+      })(),
+    ]),
+  );
+  const refScale = DATASETS.map((ds) => `${ds} ${accuracy.find((a) => a.dataset === ds && Number.isFinite(a.refMeanAbs))?.refMeanAbs.toFixed(2) ?? '-'}`).join(', ');
+  console.log(`Mean |output| of exact attention: ${refScale}. lsh is compared with ${benchCases.lsh?.exact?.label ?? 'its exact counterpart'}.`);
+  for (const a of accuracy.filter((x) => x.error)) console.log(`  ${a.variant} (${a.dataset}): ERROR ${a.error}`);
+  for (const a of accuracy.filter((x) => x.skipped && x.dataset === DATASETS[0])) console.log(`  ${a.variant}: accuracy skipped: ${a.skipped}`);
+}
+if (longSequence) {
+  console.log(`\nfull at a long sequence (B=1 H=1 D=${D}, N=${longSequence.N}): ${fmtMs(longSequence.ms)}, ${longSequence['GFLOP/s'].toFixed(1)} GFLOP/s, ${longSequence['MiB beyond tensors'].toFixed(1)} MiB of WebAssembly memory beyond its tensors`);
+}
+const notes = rows.filter((r) => r.status !== 'ok' || r.reason);
+if (notes.length > 0) {
+  console.log('\nNot measured, or measured once:');
+  for (const r of notes) {
+    // a peer row that fails where another row of its family runs: say which one stands for it
+    const stand = r.status === 'error' && r.family ? rows.find((o) => o.family === r.family && o.N === r.N && o.status === 'ok') : undefined;
+    console.log(`  ${r.impl} N=${r.N}: ${r.status === 'error' ? 'ERROR ' : ''}${r.reason}${stand ? ` (${stand.impl} stands for ${r.family} at N=${r.N})` : ''}`);
+  }
+}
+
+// ---------------------------------------------------------------- JSON
+
+const meta = {
+  date: new Date().toISOString(),
+  mode,
+  argv: process.argv.slice(2),
+  node: process.version,
+  cpu: cpu[0]?.model ?? 'unknown',
+  cores: cpu.length,
+  B: 1,
+  H,
+  D,
+  threads: 1,
+  rounds,
+  budgetMsPerCall: budgetMs,
+  accuracyN,
+  seconds: Number(elapsed().toFixed(1)),
+  cases: Object.fromEntries(Object.entries(benchCases).map(([id, c]) => [id, { variant: c.variant ?? id, note: c.note }])),
+  peers: Object.fromEntries(Object.values(peerImpls).flat().filter((p) => implIds.includes(p.id)).map((p) => [p.id, { note: p.note, ...infoOf.get(p.id) }])),
+  noBenchmarkOptions: missing,
+};
+mkdirSync(dirname(jsonPath), { recursive: true });
+writeFileSync(jsonPath, `${JSON.stringify({ meta, timings: rows, ratios, accuracy, longSequence }, null, 1)}\n`);
+
+// ---------------------------------------------------------------- charts
+
+const peerStyle: Record<string, { color: string; dash: string; marker: Marker }> = {
+  'tfjs-wasm': { color: '#000000', dash: '7 4', marker: 'square' },
+  'ort MultiHeadAttention': { color: '#555555', dash: '2 3', marker: 'triangle' },
+  'ort MatMul-Softmax-MatMul': { color: '#555555', dash: '7 4', marker: 'diamond' },
+  'full (js backend)': { color: '#999999', dash: '1 3', marker: 'cross' },
+};
+const oursIds = implIds.filter((id) => !peerStyle[id]);
+const styleOf = (id: string) => {
+  if (peerStyle[id]) return { ...peerStyle[id], width: 2.2 };
+  const i = oursIds.indexOf(id);
+  return { color: PALETTE[i % PALETTE.length], dash: i >= PALETTE.length ? '4 2' : undefined, marker: 'circle' as Marker, width: id === 'full' ? 3.2 : 2 };
+};
+const nTicks = { xTicks: sizesRun, xTick: (v: number) => (v >= 1024 ? `${v / 1024}K` : String(v)) };
+const machine = `B=1 H=${H} D=${D}, one thread, ${cpu[0]?.model ?? ''}, Node ${process.version}`;
+const seriesOf = (value: (r: TimingRow) => number | undefined): Series[] =>
+  implIds
+    .map((id) => ({
+      name: id,
+      points: rows.filter((r) => r.impl === id && r.status === 'ok' && value(r)).map((r) => [r.N, value(r)!] as [number, number]),
+      ...styleOf(id),
+    }))
+    .filter((s) => s.points.length > 0);
+
+mkdirSync(chartDir, { recursive: true });
+const written: string[] = [];
+const timeSeries = seriesOf((r) => r.medianMs);
+if (timeSeries.length > 0) {
+  const path = join(chartDir, 'time-vs-n.svg');
+  writeFileSync(
+    path,
+    lineChart(
+      {
+        title: 'Time per call vs sequence length (log-log)',
+        subtitle: `${machine}; dashed grey/black: peers`,
+        xLabel: 'sequence length N',
+        yLabel: 'time per call (ms, median)',
+        ...nTicks,
+        yTick: (v) => (v >= 1000 ? `${v / 1000} s` : `${v} ms`),
+        height: Math.max(560, 90 + timeSeries.length * 19),
+      },
+      timeSeries,
+    ),
+  );
+  written.push(path);
+}
+const memorySeries = seriesOf((r) => (r.maxRssBytes ? r.maxRssBytes / MiB : undefined));
+if (memorySeries.length > 0) {
+  const path = join(chartDir, 'memory-vs-n.svg');
+  writeFileSync(
+    path,
+    lineChart(
+      {
+        title: 'Peak memory (max RSS of its own process) vs sequence length',
+        subtitle: `${machine}; includes Node itself (~50 MiB) and the inputs`,
+        xLabel: 'sequence length N',
+        yLabel: 'max RSS (MiB)',
+        ...nTicks,
+        height: Math.max(560, 90 + memorySeries.length * 19),
+      },
+      memorySeries,
+    ),
+  );
+  written.push(path);
+}
+if (accuracy.length > 0) {
+  // the structured inputs only: on iid noise exact attention averages to ~0, so relative errors say little
+  const markers: Record<string, Marker> = { clustered: 'square', local: 'triangle' };
+  const points: ScatterPoint[] = [];
+  for (const a of accuracy.filter((x) => markers[x.dataset])) {
+    const speed = at(a.variant, accuracyN)?.speedupVsFull;
+    if (!speed || !Number.isFinite(a.meanAbs)) continue;
+    // relative to the exact output's mean magnitude, so that the datasets compare
+    const relative = a.meanAbs / a.refMeanAbs;
+    points.push({ x: speed, y: Math.max(relative, 1e-6), label: a.dataset === 'clustered' ? a.variant : '', color: styleOf(a.variant).color, marker: markers[a.dataset] });
+  }
+  if (points.length > 0) {
+    const path = join(chartDir, 'error-vs-speedup.svg');
+    writeFileSync(
+      path,
+      scatterChart(
+        {
+          title: `Error against exact attention vs speed-up over full, N=${accuracyN}`,
+          subtitle: `${machine}; structured inputs (see bench/accuracy.ts), labels on the clustered points`,
+          xLabel: `speed-up over full at N=${accuracyN} (x, log)`,
+          yLabel: 'mean |error| / mean |exact output| (log)',
+          xTick: (v) => `${v}x`,
+          yTick: (v) => (v >= 0.01 ? String(v) : v.toExponential(0)),
+        },
+        points,
+        [
+          ...Object.entries(markers).map(([label, marker]) => ({ label: `${label} inputs`, color: '#333', marker })),
+          ...[...new Set(points.map((p) => p.label).filter(Boolean))].map((id) => ({ label: id, color: styleOf(id).color, marker: 'circle' as Marker })),
+        ],
+      ),
+    );
+    written.push(path);
+  }
+}
+console.log(`\nWrote ${jsonPath}${written.length ? ` and ${written.join(', ')}` : ''} (${elapsed().toFixed(0)} s)`);

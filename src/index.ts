@@ -21,11 +21,11 @@ import type { GlobalOptions } from './variants/global.js';
 import type { SparseOptions } from './variants/sparse.js';
 import type { MixedOptions } from './variants/mixed.js';
 import type { LshOptions } from './variants/lsh.js';
-import type { RoutingOptions } from './variants/routing.js';
+import { fitRoutingCentroidsOn, type RoutingFitOptions, type RoutingOptions } from './variants/routing.js';
 import type { SinkhornOptions } from './variants/sinkhorn.js';
 import type { LinformerOptions } from './variants/linformer.js';
 import type { CompressedOptions } from './variants/compressed.js';
-import type { LinearOptions } from './variants/linear.js';
+import { createLinearState, type LinearOptions, type LinearState, type LinearStateOptions } from './variants/linear.js';
 import type { SynthesizerOptions } from './variants/synthesizer.js';
 
 export type { Tensor } from './tensor.js';
@@ -46,7 +46,7 @@ export type { RoutingOptions, RoutingFitOptions } from './variants/routing.js';
 export type { SinkhornOptions } from './variants/sinkhorn.js';
 export type { LinformerOptions } from './variants/linformer.js';
 export type { CompressedOptions, CompressedConv } from './variants/compressed.js';
-export type { LinearOptions } from './variants/linear.js';
+export type { LinearOptions, LinearState, LinearStateOptions } from './variants/linear.js';
 export type { SynthesizerOptions, SynthesizerFactors, SynthesizerDense, RandomSizes, FactorizedSizes, DenseSizes } from './variants/synthesizer.js';
 export { linformerProjection } from './variants/linformer.js';
 export { favorProjection, rfaProjection } from './variants/linear.js';
@@ -139,6 +139,20 @@ export interface Attention {
   linear(q: Tensor, k: Tensor, v: Tensor, options?: LinearOptions): Tensor;
   /** Synthesizer: attention logits as parameters; q and k are ignored (pass null). */
   synthesizer(q: Tensor | null, k: Tensor | null, v: Tensor, options: SynthesizerOptions): Tensor;
+
+  /**
+   * Linear attention as an RNN: a state whose `step(q_t, k_t, v_t)` gives,
+   * token by token, the outputs of `linear(..., { causal: true })` at O(1)
+   * cost per token. `dispose()` it when done.
+   */
+  linearState(options: LinearStateOptions): LinearState;
+
+  /**
+   * Fits Routing Transformer centroids by seeded spherical k-means on each
+   * head's normalised q and k rows (`[H, C, D]`), on this instance's kernels:
+   * fit once, then pass them as `routing`'s `centroids`.
+   */
+  fitRoutingCentroids(q: Tensor, k: Tensor, options: RoutingFitOptions): Tensor;
 
   /** Any registered variant by name (the named methods call this). */
   apply(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, options?: object): Tensor;
@@ -244,6 +258,14 @@ class Instance implements Attention {
     const shape = (N: number) => ({ data: new Float32Array(0), B: 1, H: 1, N, D: 1, rank: 2 as const });
     const inputs = { q: shape(nq), k: shape(nk), v: null };
     return variant.mask(variant.parse(inputs, asOptions(options), lookup));
+  }
+
+  linearState(options: LinearStateOptions): LinearState {
+    return createLinearState(this.runtime, options);
+  }
+
+  fitRoutingCentroids(q: Tensor, k: Tensor, options: RoutingFitOptions): Tensor {
+    return fitRoutingCentroidsOn(this.runtime, q, k, options);
   }
 
   tensor(dims: readonly number[], values?: ArrayLike<number>): WasmTensor {

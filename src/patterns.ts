@@ -537,10 +537,12 @@ export function patternKernel(runtime: Runtime, inputs: Inputs, parsed: PatternP
   const { keyPadding, scale } = parsed;
   const causal = parsed.causal ? 1 : 0;
   const outLength = B * H * Nq * Dv;
+  // the window pass has work when there is a local rule or a global row
+  const windowPass = plan.A >= 0 || plan.isToken !== null;
   const parts = [
     q.data, k.data, v.data, outLength * 4,
     keyPadding ?? 0, plan.isToken ?? 0,
-    x.packBytes(Nk, D, Dv), plan.stride ? x.residuePackBytes(Nk, D, Dv, plan.stride.s) : 0,
+    windowPass || plan.extra ? x.packBytes(Nk, D, Dv) : 0, plan.stride ? x.residuePackBytes(Nk, D, Dv, plan.stride.s) : 0,
     x.groupBytes(D, Dv), x.patternStateBytes(Nq, Dv),
     plan.extra ? x.extraBytes(D, Dv) : 0,
     plan.extra?.offsets ?? 0, plan.extra?.keys ?? 0, plan.extra?.bits ?? 0,
@@ -553,12 +555,14 @@ export function patternKernel(runtime: Runtime, inputs: Inputs, parsed: PatternP
       const qHead = qp + bh * Nq * D * 4;
       const kHead = kp + bh * Nk * D * 4;
       const vHead = vp + bh * Nk * Dv * 4;
-      x.packHead(kHead, vHead, Nk, D, Dv, pad, pack);
       x.patternStart(rows, Nq, Dv);
-      const window = Math.max(1, Math.min(Nk, plan.A + plan.B + 9));
-      forRowChunks(Nq, window, D + Dv, (start, end) =>
-        x.patternWindowRows(qHead, Nq, Nk, D, Dv, scale, causal, plan.A, plan.B, isToken, pack, tile, rows, start, end),
-      );
+      if (windowPass || plan.extra) x.packHead(kHead, vHead, Nk, D, Dv, pad, pack);
+      if (windowPass) {
+        const window = Math.max(1, Math.min(Nk, plan.A + plan.B + 9));
+        forRowChunks(Nq, window, D + Dv, (start, end) =>
+          x.patternWindowRows(qHead, Nq, Nk, D, Dv, scale, causal, plan.A, plan.B, isToken, pack, tile, rows, start, end),
+        );
+      }
       if (plan.stride) {
         const { s, reach } = plan.stride;
         x.packResidues(kHead, vHead, Nk, D, Dv, s, pad, residues);

@@ -10,8 +10,8 @@ export default class SummaryReporter implements Reporter {
         const state = test.result().state;
         if (state === 'passed' || state === 'failed' || state === 'skipped') count[state]++;
       }
-      // a file that failed to load has no tests, but it did fail
-      if (module.state() === 'failed' && [...module.children.allTests()].length === 0) count.failed++;
+      // a file that failed to load, or whose setup threw (its tests then count as skipped), did fail
+      if (module.state() === 'failed' && ![...module.children.allTests()].some((t) => t.result().state === 'failed')) count.failed++;
     }
     const skipped = count.skipped ? `, ${count.skipped} skipped` : '';
     console.log(`\n${count.passed} passed, ${count.failed} failed${skipped}`);

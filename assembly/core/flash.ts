@@ -11,6 +11,7 @@
 //   scores      st[j][8]          one key block, then its probabilities
 //   state       m[8], l[8], alpha[8]
 //   output acc  o[8][dvPad]
+import { packKeysStrided, packQueryStrided } from './gather';
 import { expNonPositive, madd, roundUp } from './simd';
 
 export const ROWS: i32 = 8;
@@ -32,16 +33,7 @@ const NEG_INF: f32 = -Infinity;
 
 /** Packs rows [0, N) of one head of k ([N][D]) into key tiles of 4. */
 export function packKeys(k: usize, N: i32, D: i32, kp: usize): void {
-  const nPad = keyCountPadded(N);
-  for (let j = 0; j < nPad; j++) {
-    const dst = kp + (<usize>((j >> 2) * D * 4 + (j & 3)) << 2);
-    if (j < N) {
-      const src = k + (<usize>(j * D) << 2);
-      for (let d = 0; d < D; d++) store<f32>(dst + (<usize>d << 4), load<f32>(src + (<usize>d << 2)));
-    } else {
-      for (let d = 0; d < D; d++) store<f32>(dst + (<usize>d << 4), 0);
-    }
-  }
+  if (N > 0) packKeysStrided(k, 0, 1, N, D, kp);
 }
 
 /** Copies one head of v ([N][Dv]) into rows of dvPad floats, zero padded to a multiple of 4 rows. */
@@ -54,16 +46,7 @@ export function packValues(v: usize, N: i32, Dv: i32, vp: usize): void {
 
 /** Packs query rows i0 .. i0+8 (those below N) of one head of q, times scale, as qt[d][8]. */
 export function packQueryTile(q: usize, i0: i32, N: i32, D: i32, scale: f32, qt: usize): void {
-  for (let r = 0; r < ROWS; r++) {
-    const i = i0 + r;
-    const src = q + (<usize>(i * D) << 2);
-    const dst = qt + (<usize>r << 2);
-    if (i < N) {
-      for (let d = 0; d < D; d++) store<f32>(dst + (<usize>d << 5), load<f32>(src + (<usize>d << 2)) * scale);
-    } else {
-      for (let d = 0; d < D; d++) store<f32>(dst + (<usize>d << 5), 0);
-    }
-  }
+  packQueryStrided(q, i0, 1, min(ROWS, N - i0), D, scale, qt);
 }
 
 /** Starts a query tile: m = -inf, l = 0, o = 0. */

@@ -16,24 +16,30 @@ import { madd } from './simd';
 function tile4x8(K: i32, a: usize, rsA: i32, csA: i32, b: usize, ldb: i32, c: usize, ldc: i32, accumulate: bool): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
-  const a1 = at(a, rsA), a2 = at(a, 2 * rsA), a3 = at(a, 3 * rsA);
-  for (let p = 0; p < K; p++) {
-    const bp = at(b, p * ldb);
+  // walk pointers rather than multiply indices in the inner loop
+  const rowStep = <usize>(rsA << 2);
+  const aStep = <usize>(csA << 2);
+  const bStep = <usize>(ldb << 2);
+  let ap = a;
+  let bp = b;
+  const end = b + <usize>K * bStep;
+  while (bp < end) {
     const b0 = v128.load(bp);
     const b1 = v128.load(bp, 16);
-    const ap = <usize>(p * csA) << 2;
-    let w = v128.load32_splat(a + ap);
+    let w = v128.load32_splat(ap);
     c00 = madd(w, b0, c00);
     c01 = madd(w, b1, c01);
-    w = v128.load32_splat(a1 + ap);
+    w = v128.load32_splat(ap + rowStep);
     c10 = madd(w, b0, c10);
     c11 = madd(w, b1, c11);
-    w = v128.load32_splat(a2 + ap);
+    w = v128.load32_splat(ap + 2 * rowStep);
     c20 = madd(w, b0, c20);
     c21 = madd(w, b1, c21);
-    w = v128.load32_splat(a3 + ap);
+    w = v128.load32_splat(ap + 3 * rowStep);
     c30 = madd(w, b0, c30);
     c31 = madd(w, b1, c31);
+    ap += aStep;
+    bp += bStep;
   }
   const r1 = at(c, ldc), r2 = at(c, 2 * ldc), r3 = at(c, 3 * ldc);
   if (accumulate) {

@@ -19,6 +19,7 @@ import {
   KEY_BLOCK, ROWS, accumulateValues, addKeyBias, keyCountPadded, packedBias, packedKeys, packedValues,
   scoreBlock, softmaxBlock, tileOutput, tileScores, tileState, valueWidthPadded,
 } from '../core/flash';
+import { packKeysStrided, packQueryStrided } from '../core/gather';
 import { roundUp } from '../core/simd';
 
 const NEG_INF: f32 = -Infinity;
@@ -90,14 +91,9 @@ function moveRows(rows: usize, Nq: i32, Dv: i32, tile: usize, D: i32, first: i32
   }
 }
 
-/** Packs rows first, first + step, ... of q (times scale) as the tile's qt[d][8]; rows past Nq are 0. */
-function packQueryRows(q: usize, Nq: i32, D: i32, scale: f32, first: i32, step: i32, qt: usize): void {
-  for (let t = 0; t < ROWS; t++) {
-    const i = first + t * step;
-    const src = q + (<usize>(i * D) << 2);
-    const dst = qt + (<usize>t << 2);
-    for (let d = 0; d < D; d++) store<f32>(dst + (<usize>d << 5), i < Nq ? load<f32>(src + (<usize>d << 2)) * scale : 0);
-  }
+/** Packs rows first, first + step, ... below limit of q (times scale) as the tile's qt[d][8]; the others are 0. */
+function packQueryRows(q: usize, limit: i32, D: i32, scale: f32, first: i32, step: i32, qt: usize): void {
+  packQueryStrided(q, first, step, min(ROWS, (limit - first + step - 1) / step), D, scale, qt);
 }
 
 /** -1 when position p is a global token, else 0. */
@@ -222,14 +218,12 @@ export function packResidues(k: usize, v: usize, Nk: i32, D: i32, Dv: i32, s: i3
   for (let r = 0; r < min(s, Nk); r++) {
     const n = residueCount(Nk, s, r);
     const padded = keyCountPadded(n);
+    packKeysStrided(k, r, s, n, D, kp + (<usize>(x * D) << 2));
     for (let t = 0; t < padded; t++, x++) {
       const j = r + t * s;
       const real = t < n && (keyPadding == 0 || load<u8>(keyPadding + j) != 0);
       if (!real) hidden = true;
       store<f32>(bias + (<usize>x << 2), real ? 0 : NEG_INF);
-      const dst = kp + (<usize>((x >> 2) * D * 4 + (x & 3)) << 2);
-      const src = k + (<usize>(j * D) << 2);
-      for (let d = 0; d < D; d++) store<f32>(dst + (<usize>d << 4), t < n ? load<f32>(src + (<usize>d << 2)) : 0);
       if (t < n) memory.copy(vp + (<usize>(x * dvPad) << 2), v + (<usize>(j * Dv) << 2), <usize>Dv << 2);
     }
   }

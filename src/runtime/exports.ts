@@ -16,4 +16,6 @@ export interface Exports extends Record<string, unknown> {
   gemm(M: number, N: number, K: number, a: number, rsA: number, csA: number, b: number, ldb: number, c: number, ldc: number, accumulate: number): void;
   /** dst[c][r] = src[r][c] for an R x C block. */
   transpose(R: number, C: number, src: number, ldSrc: number, dst: number, ldDst: number): void;
+  /** inv[n] = 1 / max(|x_n|, 1e-12) for the rows of x [N][D]. */
+  inverseNorms(x: number, N: number, D: number, inv: number): void;
 }

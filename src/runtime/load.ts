@@ -44,6 +44,9 @@ async function readBytes(url: URL): Promise<ArrayBuffer | Response> {
   }
   const response = await fetch(url);
   if (!response.ok) throw new Error(`wasm-attention: cannot fetch ${url.href}: HTTP ${response.status}`);
+  if (response.headers.get('content-type')?.startsWith('text/html')) {
+    throw new Error(`wasm-attention: ${url.href} answered with an HTML page, not the WebAssembly module (pass init.wasm, or see the README on bundlers)`);
+  }
   // streaming compilation needs the application/wasm type; otherwise compile the bytes
   return response.headers.get('content-type')?.startsWith('application/wasm') ? response : response.arrayBuffer();
 }
@@ -54,7 +57,10 @@ async function readBytes(url: URL): Promise<ArrayBuffer | Response> {
  */
 export async function instantiateModule(source: WasmSource | undefined, memory: WebAssembly.Memory, relaxed: boolean): Promise<Exports> {
   let input: ArrayBuffer | Uint8Array | WebAssembly.Module | Response;
-  if (source === undefined) input = await readBytes(new URL(relaxed ? '../attention-relaxed.wasm' : '../attention.wasm', import.meta.url));
+  if (source === undefined) {
+    // literal URLs, so that bundlers (Vite, webpack) see and emit both files
+    input = await readBytes(relaxed ? new URL('../attention-relaxed.wasm', import.meta.url) : new URL('../attention.wasm', import.meta.url));
+  }
   else if (typeof source === 'string' || source instanceof URL) input = await readBytes(new URL(source, defaultBase()));
   else input = source;
   const { exports } = await instantiate<Exports>(input as never, { env: { memory } });

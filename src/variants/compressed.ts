@@ -5,10 +5,27 @@
  * optionally preceded by a learned null slot, and queries attend the slots.
  */
 import { compressedAttention, compressedWeights, slotCount, type CompressedMath, type SlotConv } from '../reference/compressed.js';
-import { describe, type Tensor } from '../tensor.js';
+import { describe, type Heads, type Tensor } from '../tensor.js';
 import { headParam, parseCommon, requiredNumber, type CommonOptions, type Options } from '../validate.js';
 import { qkvProblem } from './full.js';
 import type { Inputs, Parsed, Variant } from './variant.js';
+import { forRowChunks, type Runtime } from '../runtime/runtime.js';
+import type { Exports } from '../runtime/exports.js';
+
+/** The exports of assembly/variants/compressed.ts. */
+interface CompressedKernels extends Exports {
+  /** PyTorch Conv1d weights [heads][Dx][Dx][s] ([o][c][t]) to wt [heads][s][Dx][Dx] ([t][c][o]). */
+  compressedConvLayout(w: number, heads: number, Dx: number, s: number, wt: number): void;
+  /** One head's slot rows: null row first (nullRow != 0), then the mean (wt = 0) or the Conv1d of every s rows. */
+  compressedSlots(x: number, N: number, Dx: number, s: number, keyPadding: number, wt: number, bias: number, nullRow: number, masked: number, slots: number): void;
+  /** u8 [first + ceil(N / s)]: 1 for the null slot and for each slot holding a real key. */
+  compressedSlotPadding(keyPadding: number, N: number, s: number, first: number, real: number): void;
+  /** Rows [rowStart, rowEnd) of one head's attention over the packed slots (causal: complete slots only). */
+  compressedRows(
+    q: number, out: number, Nq: number, Nk: number, D: number, Dv: number, s: number, first: number,
+    scale: number, causal: number, pack: number, tiles: number, rowStart: number, rowEnd: number,
+  ): void;
+}
 
 /** A learned slot compression: a PyTorch Conv1d with kernel size and stride `factor`. */
 export interface CompressedConv {
@@ -119,4 +136,54 @@ export const compressed: Variant<CompressedParsed> = {
     const { B, H, Nq } = p.problem;
     return { data: compressedWeights(q!, k!, p), dims: [B, H, Nq, p.slots] };
   },
+  kernel(runtime, { q, k, v }, p) {
+    return compressedKernel(runtime, q!, k!, v!, p);
+  },
 };
+
+/** Heads of a parameter: 1 when broadcast (headStride 0), else H. */
+const headsOf = (param: { headStride: number }, H: number) => (param.headStride === 0 ? 1 : H);
+
+/**
+ * The SIMD kernel: per batch and head, the slot rows of k and v (mean, or
+ * Conv1d as one GEMM per tap; the null slot first), packed with the slots
+ * that hold no real key hidden, then the flash engine over the slots.
+ */
+function compressedKernel(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: CompressedParsed): Float32Array {
+  const { B, H, Nq, Nk, D, Dv } = p.problem;
+  const { factor: s, convK, convV, nullKey, nullValue, slots: S } = p;
+  const x = runtime.exports as unknown as CompressedKernels;
+  const pad = p.keyPadding;
+  const first = nullKey ? 1 : 0;
+  const outLength = B * H * Nq * Dv;
+  const convParts = (conv: SlotConv | null, Dx: number) =>
+    conv ? [conv.weight.data, headsOf(conv.weight, H) * Dx * Dx * s * 4, conv.bias ? conv.bias.data : 0] : [0, 0, 0];
+  const parts = [
+    q.data, k.data, v.data, outLength * 4,
+    ...convParts(convK, D), ...convParts(convV, Dv),
+    nullKey ? nullKey.data : 0, nullValue ? nullValue.data : 0,
+    S * D * 4, S * Dv * 4, x.packBytes(S, D, Dv), x.groupBytes(D, Dv),
+    pad && (convK || convV) ? Nk * Math.max(D, Dv) * 4 : 0, pad ?? 0, pad ? S : 0,
+  ];
+  return runtime.call('compressed', parts, 3, outLength, (ptr) => {
+    const [qp, kp, vp, out, wK, wtK, biasK, wV, wtV, biasV, nullK, nullV, slotK, slotV, pack, tiles, masked, padp, real] = ptr;
+    if (convK) x.compressedConvLayout(wK, headsOf(convK.weight, H), D, s, wtK);
+    if (convV) x.compressedConvLayout(wV, headsOf(convV.weight, H), Dv, s, wtV);
+    // pointers of head h's parameters (0 where not given)
+    const at = (base: number, param: { headStride: number } | null, h: number) => (param ? base + h * param.headStride * 4 : 0);
+    for (let bh = 0; bh < B * H; bh++) {
+      const b = Math.floor(bh / H);
+      const h = bh % H;
+      const padRow = pad ? padp + b * Nk : 0;
+      x.compressedSlots(kp + bh * Nk * D * 4, Nk, D, s, padRow, at(wtK, convK?.weight ?? null, h), at(biasK, convK?.bias ?? null, h), at(nullK, nullKey, h), masked, slotK);
+      x.compressedSlots(vp + bh * Nk * Dv * 4, Nk, Dv, s, padRow, at(wtV, convV?.weight ?? null, h), at(biasV, convV?.bias ?? null, h), at(nullV, nullValue, h), masked, slotV);
+      if (pad) x.compressedSlotPadding(padRow, Nk, s, first, real);
+      x.packHead(slotK, slotV, S, D, Dv, pad ? real : 0, pack);
+      const qHead = qp + bh * Nq * D * 4;
+      const outHead = out + bh * Nq * Dv * 4;
+      forRowChunks(Nq, S, D + Dv, (start, end) =>
+        x.compressedRows(qHead, outHead, Nq, Nk, D, Dv, s, first, p.scale, p.causal ? 1 : 0, pack, tiles, start, end),
+      );
+    }
+  });
+}

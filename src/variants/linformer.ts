@@ -6,10 +6,20 @@
  */
 import { linformerAttention, linformerWeights, type LinformerMath } from '../reference/linformer.js';
 import { Rng, seedOf } from '../prng.js';
-import { asTensor, type Tensor } from '../tensor.js';
+import { asTensor, type Heads, type Tensor } from '../tensor.js';
 import { headParam, parseCommon, rejectCausal, requiredNumber, type CommonOptions } from '../validate.js';
 import { qkvProblem } from './full.js';
 import type { Parsed, Variant } from './variant.js';
+import { forRowChunks, type Runtime } from '../runtime/runtime.js';
+import type { Exports } from '../runtime/exports.js';
+
+/** The exports of assembly/variants/linformer.ts. */
+interface LinformerKernels extends Exports {
+  /** masked = x with the rows that keyPadding (u8 [N]) marks as padding zeroed. */
+  linformerZeroPadded(x: number, N: number, Dx: number, keyPadding: number, masked: number): void;
+  /** Rows [rowStart, rowEnd) of xp [P][Dx] = proj [P][N] · x [N][Dx]. */
+  linformerProject(proj: number, x: number, N: number, Dx: number, xp: number, rowStart: number, rowEnd: number): void;
+}
 
 /** Options of `attn.linformer(q, k, v, options)`. */
 export interface LinformerOptions extends CommonOptions {
@@ -65,7 +75,49 @@ export const linformer: Variant<LinformerParsed> = {
     const { B, H, Nq, Nk } = p.problem;
     return { data: linformerWeights(q!, k!, p), dims: [B, H, Nq, Nk] };
   },
+  kernel(runtime, { q, k, v }, p) {
+    return linformerKernel(runtime, q!, k!, v!, p);
+  },
 };
+
+/**
+ * The SIMD kernel: per batch and head, K' = e k and V' = f v by the core GEMM
+ * (padded rows zeroed first), then the flash engine over the P projected rows.
+ */
+function linformerKernel(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: LinformerParsed): Float32Array {
+  const { B, H, Nq, Nk, D, Dv } = p.problem;
+  const { P, e, f } = p;
+  const x = runtime.exports as unknown as LinformerKernels;
+  const pad = p.keyPadding;
+  const sameProjection = f.data === e.data && f.headStride === e.headStride;
+  const outLength = B * H * Nq * Dv;
+  const parts = [
+    q.data, k.data, v.data, e.data, sameProjection ? 0 : f.data, outLength * 4,
+    P * D * 4, P * Dv * 4, x.packBytes(P, D, Dv), x.groupBytes(D, Dv), pad ? Nk * Math.max(D, Dv) * 4 : 0, pad ?? 0,
+  ];
+  return runtime.call('linformer', parts, 5, outLength, ([qp, kp, vp, ep, fOwn, out, kProj, vProj, pack, tiles, masked, padp]) => {
+    const fp = sameProjection ? ep : fOwn;
+    // one projection: padded rows zeroed first, then chunks of projected rows
+    const project = (proj: number, src: number, Dx: number, dst: number, b: number) => {
+      if (pad) {
+        x.linformerZeroPadded(src, Nk, Dx, padp + b * Nk, masked);
+        src = masked;
+      }
+      forRowChunks(P, Nk, Dx, (start, end) => x.linformerProject(proj, src, Nk, Dx, dst, start, end));
+    };
+    for (let bh = 0; bh < B * H; bh++) {
+      const b = Math.floor(bh / H);
+      const h = bh % H;
+      project(ep + h * e.headStride * 4, kp + bh * Nk * D * 4, D, kProj, b);
+      project(fp + h * f.headStride * 4, vp + bh * Nk * Dv * 4, Dv, vProj, b);
+      // every projected row is visible: no key padding, not causal
+      x.packHead(kProj, vProj, P, D, Dv, 0, pack);
+      const qHead = qp + bh * Nq * D * 4;
+      const outHead = out + bh * Nq * Dv * 4;
+      forRowChunks(Nq, P, D + Dv, (start, end) => x.fullAttentionRows(qHead, outHead, Nq, P, D, Dv, p.scale, 0, pack, tiles, start, end));
+    }
+  });
+}
 
 /**
  * A seeded Linformer projection `[P, N]` for `options.e` / `options.f`:

@@ -1,13 +1,17 @@
 /**
  * `lsh`: Reformer's LSH attention (Kitaev et al. 2020), shared query-key
  * vectors hashed by random rotations into buckets; each query attends its
- * bucket-sorted chunk and the chunk before it. Math: `src/reference/lsh.ts`.
+ * bucket-sorted chunk and the chunk before it. Math: `src/reference/lsh.ts`;
+ * SIMD kernel: `assembly/variants/lsh.ts` (hash GEMM, counting sort, the
+ * online-softmax engine over gathered chunk pairs).
  */
 import { lshAttention, lshWeights, type LshRotations } from '../reference/lsh.js';
 import { Rng, seedOf } from '../prng.js';
 import { asTensor, describe, type Heads, type Tensor } from '../tensor.js';
 import { checkQKV, headParam, parseCommon, requiredNumber, type Common, type CommonOptions, type Options } from '../validate.js';
 import type { Parsed, Variant } from './variant.js';
+import type { Runtime } from '../runtime/runtime.js';
+import type { Exports } from '../runtime/exports.js';
 
 /**
  * Options of `lsh`. `k` must be `null` (or q itself): q holds the shared
@@ -79,6 +83,85 @@ function drawnRotations(options: Options, D: number): LshRotations {
   return { data: drawLshRotations(seed, rounds, D, buckets).data, headStride: 0, rounds, buckets };
 }
 
+/** The kernel's exports (assembly/variants/lsh.ts). */
+interface LshKernels extends Exports {
+  lshHashBytes(D: number, R: number, half: number): number;
+  lshPackRotations(rot: number, D: number, R: number, half: number, hash: number): void;
+  lshHashRows(x: number, N: number, D: number, R: number, half: number, hash: number, buckets: number, rowStart: number, rowEnd: number): void;
+  lshSortRound(buckets: number, N: number, nb: number, r: number, counts: number, sorted: number): void;
+  lshWorkBytes(c: number, N: number, D: number, Dv: number): number;
+  lshAccBytes(N: number, Dv: number): number;
+  lshStart(acc: number, N: number, Dv: number): void;
+  lshChunks(
+    x: number, v: number, N: number, D: number, Dv: number, scale: number, causal: number, keyPadding: number,
+    inv: number, sorted: number, R: number, c: number, work: number, acc: number, chunkStart: number, chunkEnd: number,
+  ): void;
+  lshFinish(acc: number, N: number, Dv: number, out: number): void;
+}
+
+/** Milliseconds spent in each phase of `lshKernel`, summed over heads (for the benchmark). */
+export interface LshPhases {
+  /** Hashing (GEMM and argmax), the counting sorts and the key norms. */
+  hash: number;
+  /** Attention over the chunk pairs and the merge of the rounds. */
+  attend: number;
+  /** The clock, in ms (default `performance.now`). */
+  clock?: () => number;
+}
+
+/** Multiply-adds per export call: V8 tiers a WebAssembly function up between calls, not within one. */
+const CALL_WORK = 2 ** 24;
+
+/**
+ * The SIMD kernel of `lsh`, x `[B, H, N, D]` (queries and keys), v
+ * `[B, H, N, Dv]`; `phases`, when given, accumulates the time per phase.
+ */
+export function lshKernel(runtime: Runtime, x: Heads, v: Heads, p: LshParsed, phases?: LshPhases): Float32Array {
+  const { B, H, N, D } = x;
+  const Dv = v.D;
+  const outLength = B * H * N * Dv;
+  if (outLength === 0) return new Float32Array(0);
+  const k = runtime.exports as unknown as LshKernels;
+  const { rounds: R, buckets: nb, headStride } = p.rotations;
+  const half = nb / 2;
+  const c = p.bucketSize;
+  const chunkCount = R * Math.ceil(N / c);
+  const cEff = Math.min(c, N);
+  const chunksPerCall = Math.max(1, Math.floor(CALL_WORK / (2 * cEff * cEff * (D + Dv))));
+  const rowsPerCall = 64 * Math.max(1, Math.floor(CALL_WORK / (64 * D * R * half)));
+  const pad = p.keyPadding;
+  const parts = [
+    x.data, v.data, p.rotations.data, outLength * 4, k.lshHashBytes(D, R, half), R * N * 4, R * N * 4, (nb + 1) * 4, N * 4,
+    k.lshWorkBytes(c, N, D, Dv), k.lshAccBytes(N, Dv), pad ?? 0,
+  ];
+  const clock = phases ? (phases.clock ?? (() => performance.now())) : () => 0;
+  return runtime.call('lsh', parts, 3, outLength, ([xp, vp, rotp, out, hash, buckets, sorted, counts, inv, work, acc, padp]) => {
+    for (let bh = 0; bh < B * H; bh++) {
+      const b = Math.floor(bh / H);
+      const h = bh % H;
+      const xHead = xp + bh * N * D * 4;
+      const t0 = clock();
+      k.lshPackRotations(rotp + h * headStride * 4, D, R, half, hash);
+      for (let start = 0; start < N; start += rowsPerCall) k.lshHashRows(xHead, N, D, R, half, hash, buckets, start, Math.min(N, start + rowsPerCall));
+      for (let r = 0; r < R; r++) k.lshSortRound(buckets, N, nb, r, counts, sorted);
+      k.inverseNorms(xHead, N, D, inv);
+      const t1 = clock();
+      k.lshStart(acc, N, Dv);
+      for (let start = 0; start < chunkCount; start += chunksPerCall) {
+        k.lshChunks(
+          xHead, vp + bh * N * Dv * 4, N, D, Dv, p.scale, p.causal ? 1 : 0, pad ? padp + b * N : 0,
+          inv, sorted, R, c, work, acc, start, Math.min(chunkCount, start + chunksPerCall),
+        );
+      }
+      k.lshFinish(acc, N, Dv, out + bh * N * Dv * 4);
+      if (phases) {
+        phases.hash += t1 - t0;
+        phases.attend += clock() - t1;
+      }
+    }
+  });
+}
+
 export const lsh: Variant<LshParsed> = {
   name: 'lsh',
   inputs: { q: 'required', k: 'shared' },
@@ -107,5 +190,8 @@ export const lsh: Variant<LshParsed> = {
   weights({ q }, p) {
     const { B, H, Nq, Nk } = p.problem;
     return { data: lshWeights(q!, p), dims: [B, H, Nq, Nk] };
+  },
+  kernel(runtime, { q, v }, p) {
+    return lshKernel(runtime, q!, v!, p);
   },
 };

@@ -7,6 +7,7 @@ import { sinkhornAttention, sinkhornWeights, sortMatrices, type SinkhornSettings
 import { asTensor, type Tensor } from '../tensor.js';
 import { optionalNumber, parseCommon, requiredNumber, type Common, type CommonOptions } from '../validate.js';
 import { qkvProblem } from './full.js';
+import type { Runtime } from '../runtime/runtime.js';
 import type { Dense, Inputs, Parsed, Variant } from './variant.js';
 
 /** Options of `sinkhorn` (needs as many keys as queries, N). */
@@ -52,6 +53,120 @@ export function sinkhornSortMatrices(inputs: Inputs, parsed: SinkhornParsed): De
   return { data: Float32Array.from(sortMatrices(inputs.q!, inputs.k!, parsed)), dims: [B, H, nb, nb] };
 }
 
+/** The kernel's exports (assembly/variants/sinkhorn.ts), besides the core's packBytes and groupBytes. */
+interface SinkhornKernels {
+  packBytes(Nk: number, D: number, Dv: number): number;
+  groupBytes(D: number, Dv: number): number;
+  sinkhornScratchBytes(N: number, b: number, D: number): number;
+  sinkhornStripBytes(N: number, b: number): number;
+  sinkhornSortMatrix(
+    q: number, k: number, N: number, b: number, D: number, scale: number, temperature: number,
+    iterations: number, causal: number, logits: number, scratch: number,
+  ): void;
+  sinkhornStripWidth(): number;
+  sinkhornSortColumns(
+    x: number, width: number, N: number, b: number, causal: number, scratch: number, strip: number, xs: number, colStart: number, colEnd: number,
+  ): void;
+  sinkhornAttendBlocks(
+    q: number, k: number, v: number, ks: number, vs: number, out: number, N: number, b: number, D: number, Dv: number,
+    scale: number, causal: number, keyPadding: number, scratch: number, pack: number, tiles: number, uStart: number, uEnd: number,
+  ): void;
+}
+
+/**
+ * Opt-in phase clock for benchmarks: when `enabled`, each wasm call adds the
+ * milliseconds spent sorting (S, sorted keys and values) and attending.
+ */
+export const sinkhornProfile = { enabled: false, sortMs: 0, attendMs: 0 };
+
+/** About 16 million multiply-adds per export call (V8 tiers functions up between calls). */
+const CALL_WORK = 2 ** 24;
+
+/** Splits [0, count) into ranges of about CALL_WORK / perItem items, multiples of `multiple`. */
+function forRanges(count: number, perItem: number, multiple: number, body: (start: number, end: number) => void): void {
+  const step = multiple * Math.max(1, Math.floor(CALL_WORK / Math.max(1, perItem) / multiple));
+  for (let start = 0; start < count; start += step) body(start, Math.min(count, start + step));
+}
+
+/** The SIMD kernel: per head, S, the sorted key and value blocks, then block attention. */
+function sinkhornKernel(runtime: Runtime, inputs: Inputs, p: SinkhornParsed): Float32Array {
+  const q = inputs.q!;
+  const k = inputs.k!;
+  const v = inputs.v!;
+  const { B, H, Nq: N, D, Dv } = p.problem;
+  const b = p.blockSize;
+  const nb = N / b;
+  const x = runtime.exports as unknown as SinkhornKernels;
+  const outLength = B * H * N * Dv;
+  const pad = p.keyPadding;
+  const logits = p.sortLogits;
+  const parts = [
+    q.data, k.data, v.data, outLength * 4, x.sinkhornScratchBytes(N, b, D), x.sinkhornStripBytes(N, b), N * D * 4, N * Dv * 4,
+    x.packBytes(2 * b, D, Dv), x.groupBytes(D, Dv), pad ?? 0, logits?.data ?? 0,
+  ];
+  const causal = p.causal ? 1 : 0;
+  const stripWidth = x.sinkhornStripWidth();
+  const clock = sinkhornProfile.enabled ? () => performance.now() : () => 0;
+  return runtime.call('sinkhorn', parts, 3, outLength, ([qp, kp, vp, out, scratch, strip, ks, vs, pack, tiles, padp, logitsp]) => {
+    for (let bh = 0; bh < B * H; bh++) {
+      const batch = Math.floor(bh / H);
+      const head = bh % H;
+      const qHead = qp + bh * N * D * 4;
+      const kHead = kp + bh * N * D * 4;
+      const vHead = vp + bh * N * Dv * 4;
+      const start = clock();
+      const given = logits ? logitsp + (batch * logits.batchStride + head * logits.headStride) * 4 : 0;
+      x.sinkhornSortMatrix(qHead, kHead, N, b, D, p.scale, p.temperature, p.iterations, causal, given, scratch);
+      // whole strips of columns per call, so that results do not depend on the split
+      forRanges(b * D, nb * nb, stripWidth, (c0, c1) => x.sinkhornSortColumns(kHead, D, N, b, causal, scratch, strip, ks, c0, c1));
+      forRanges(b * Dv, nb * nb, stripWidth, (c0, c1) => x.sinkhornSortColumns(vHead, Dv, N, b, causal, scratch, strip, vs, c0, c1));
+      const sorted = clock();
+      forRanges(nb, 2 * b * b * (D + Dv), 1, (u0, u1) =>
+        x.sinkhornAttendBlocks(
+          qHead, kHead, vHead, ks, vs, out + bh * N * Dv * 4, N, b, D, Dv, p.scale, causal,
+          pad ? padp + batch * N : 0, scratch, pack, tiles, u0, u1,
+        ),
+      );
+      if (sinkhornProfile.enabled) {
+        sinkhornProfile.sortMs += sorted - start;
+        sinkhornProfile.attendMs += clock() - sorted;
+      }
+    }
+  });
+}
+
+/**
+ * The sort matrices S `[B, H, nb, nb]` as the wasm kernel computes them
+ * (float32, the kernel's own Sinkhorn iterations), for tests and pictures;
+ * `sinkhornSortMatrices` gives the float64 reference's.
+ */
+export function sinkhornKernelSortMatrices(runtime: Runtime, inputs: Inputs, p: SinkhornParsed): Dense {
+  const q = inputs.q!;
+  const k = inputs.k!;
+  const { B, H, Nq: N, D } = p.problem;
+  const b = p.blockSize;
+  const nb = N / b;
+  const nbPad = Math.ceil(nb / 4) * 4;
+  const x = runtime.exports as unknown as SinkhornKernels;
+  const logits = p.sortLogits;
+  const parts = [q.data, k.data, B * H * nb * nb * 4, x.sinkhornScratchBytes(N, b, D), logits?.data ?? 0];
+  const data = runtime.call('sinkhorn', parts, 2, B * H * nb * nb, ([qp, kp, out, scratch, logitsp]) => {
+    const memory = new Float32Array(runtime.arena.memory.buffer); // kernels never grow memory: the view stays valid
+    for (let bh = 0; bh < B * H; bh++) {
+      const batch = Math.floor(bh / H);
+      const given = logits ? logitsp + (batch * logits.batchStride + (bh % H) * logits.headStride) * 4 : 0;
+      const causal = p.causal ? 1 : 0;
+      x.sinkhornSortMatrix(qp + bh * N * D * 4, kp + bh * N * D * 4, N, b, D, p.scale, p.temperature, p.iterations, causal, given, scratch);
+      // S is the scratch's first part, rows nbPad floats apart
+      for (let u = 0; u < nb; u++) {
+        const from = scratch / 4 + u * nbPad;
+        memory.set(memory.subarray(from, from + nb), out / 4 + (bh * nb + u) * nb);
+      }
+    }
+  });
+  return { data, dims: [B, H, nb, nb] };
+}
+
 export const sinkhorn: Variant<SinkhornParsed> = {
   name: 'sinkhorn',
   inputs: { q: 'required', k: 'required' },
@@ -74,4 +189,5 @@ export const sinkhorn: Variant<SinkhornParsed> = {
     const { B, H, Nq, Nk } = p.problem;
     return { data: sinkhornWeights(q!, k!, p), dims: [B, H, Nq, Nk] };
   },
+  kernel: sinkhornKernel,
 };

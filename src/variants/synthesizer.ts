@@ -7,9 +7,29 @@
  */
 import { synthesizerAttention, synthesizerWeights, type SynthesizerLogits, type SynthesizerMath } from '../reference/synthesizer.js';
 import { Rng, seedOf } from '../prng.js';
-import { asTensor, describe, type Tensor } from '../tensor.js';
+import { asTensor, describe, type Heads, type Tensor } from '../tensor.js';
 import { asOptions, headParam, parseCommon, requiredNumber, type CommonOptions, type Options, type Param } from '../validate.js';
 import type { Parsed, Problem, Variant } from './variant.js';
+import { forRowChunks, type Runtime } from '../runtime/runtime.js';
+import type { Exports } from '../runtime/exports.js';
+
+/** The exports of assembly/variants/synthesizer.ts. */
+interface SynthesizerKernels extends Exports {
+  /** Packs one head: keys (factorized b / dense w2 columns / none), values, key bias (b2 or 0, -inf for padding). */
+  synthesizerPackHead(
+    form: number, keys: number, ldKeys: number, keyBias: number, v: number, Nk: number, Dk: number, Dv: number, keyPadding: number, pack: number,
+  ): void;
+  /** Rows [rowStart, rowEnd) of hidden [Nq][Dh] = relu(x w1 + b1). */
+  synthesizerHidden(x: number, w1: number, b1: number, Dm: number, Dh: number, hidden: number, rowStart: number, rowEnd: number): void;
+  /** Rows [rowStart, rowEnd) of one head's softmax(B) v, the logits made a block at a time. */
+  synthesizerRows(
+    form: number, src: number, out: number, Nq: number, Nk: number, Dk: number, Dv: number,
+    causal: number, pack: number, tiles: number, rowStart: number, rowEnd: number,
+  ): void;
+}
+
+/** The kernel's form codes (assembly/variants/synthesizer.ts). */
+const FORM_CODE = { random: 0, factorized: 1, dense: 2 } as const;
 
 /** Factorized logits `B = a · b^T`. */
 export interface SynthesizerFactors {
@@ -179,7 +199,59 @@ export const synthesizer: Variant<SynthesizerParsed> = {
     const { B, H, Nq, Nk } = p.problem;
     return { data: synthesizerWeights(p, p.problem), dims: [B, H, Nq, Nk] };
   },
+  kernel(runtime, { v }, p) {
+    return synthesizerKernel(runtime, v!, p);
+  },
 };
+
+/**
+ * The SIMD kernel: per batch and head, the head is packed (values, key bias
+ * and, for factorized and dense, the key-side factor as key tiles), then the
+ * rows walk the flash engine with the logits made one block at a time.
+ */
+function synthesizerKernel(runtime: Runtime, v: Heads, p: SynthesizerParsed): Float32Array {
+  const { B, H, Nq, Nk, Dv } = p.problem;
+  const form = p.logits;
+  const x = runtime.exports as unknown as SynthesizerKernels;
+  const pad = p.keyPadding;
+  // Dk: the inner size of the logits' product (0 for given logits)
+  const Dk = form.kind === 'random' ? 0 : form.kind === 'factorized' ? form.R : form.Dh;
+  const outLength = B * H * Nq * Dv;
+  // the form's parameters: [row-side source, key-side factor, key bias, dense: w1, b1, hidden rows]
+  const params =
+    form.kind === 'random' ? [form.logits.data, 0, 0, 0, 0, 0]
+    : form.kind === 'factorized' ? [form.a.data, form.b.data, 0, 0, 0, 0]
+    : [form.x, form.w2.data, form.b2.data, form.w1.data, form.b1.data, Nq * Dk * 4];
+  const parts = [v.data, outLength * 4, x.packBytes(Nk, Dk, Dv), x.groupBytes(Dk, Dv), pad ?? 0, ...params];
+  const code = FORM_CODE[form.kind];
+  return runtime.call('synthesizer', parts, 1, outLength, ([vp, out, pack, tiles, padp, rowSide, keySide, keyBias, w1, b1, hidden]) => {
+    const at = (base: number, param: Param, h: number) => base + h * param.headStride * 4;
+    for (let bh = 0; bh < B * H; bh++) {
+      const b = Math.floor(bh / H);
+      const h = bh % H;
+      const vHead = vp + bh * Nk * Dv * 4;
+      const padRow = pad ? padp + b * Nk : 0;
+      let src: number;
+      if (form.kind === 'random') {
+        src = at(rowSide, form.logits, h);
+        x.synthesizerPackHead(code, 0, 0, 0, vHead, Nk, 0, Dv, padRow, pack);
+      } else if (form.kind === 'factorized') {
+        src = at(rowSide, form.a, h);
+        x.synthesizerPackHead(code, at(keySide, form.b, h), Dk, 0, vHead, Nk, Dk, Dv, padRow, pack);
+      } else {
+        const { Dm } = form;
+        const xRows = rowSide + b * Nq * Dm * 4;
+        forRowChunks(Nq, Dm, Dk, (start, end) => x.synthesizerHidden(xRows, at(w1, form.w1, h), at(b1, form.b1, h), Dm, Dk, hidden, start, end));
+        src = hidden;
+        x.synthesizerPackHead(code, at(keySide, form.w2, h), form.Nmax, at(keyBias, form.b2, h), vHead, Nk, Dk, Dv, padRow, pack);
+      }
+      const outHead = out + bh * Nq * Dv * 4;
+      forRowChunks(Nq, Nk, Dk + Dv, (start, end) =>
+        x.synthesizerRows(code, src, outHead, Nq, Nk, Dk, Dv, p.causal ? 1 : 0, pack, tiles, start, end),
+      );
+    }
+  });
+}
 
 /** Sizes for `synthesizerParams('random', ...)`. */
 export interface RandomSizes {

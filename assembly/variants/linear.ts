@@ -1,0 +1,863 @@
+// `linear`: out_i = phi(q_i)^T S / (phi(q_i)^T z + eps), S = sum_j phi(k_j) v_j^T,
+// z = sum_j phi(k_j) (SPEC "Changing the order of operations"), in O(N).
+// Mirrors src/variants/linear.ts; the float64 math is src/reference/linear.ts.
+//
+// Keys and queries go by chunks (KC = 128 keys, C = 16 causal rows):
+//   - a chunk of keys is featurised into phiK [rows][F] and folded into the
+//     state by one GEMM, T = phiK^T V, then S64 += T, z64 += colsum(phiK).
+//     The state is float64 (with a float32 copy for the GEMMs), so the
+//     running sums of 65536 positive features lose nothing; each GEMM sums
+//     only a chunk's terms in float32.
+//   - not causal: one pass over the keys, then num = phiQ S32 (a GEMM, S32 the
+//     float32 copy of the state) and den = phiQ . z32 + eps per row.
+//   - causal (prefix sums): a query chunk reads the state of the keys before
+//     its window (GEMM), adds the keys of its own window by a small masked
+//     product A = phiQ phiK^T (GEMM, then the mask), A V (GEMM), and only then
+//     folds the window into the state. O(N F Dv) time, O(F Dv) state.
+//
+// FAVOR+ features are exponentials: each row is kept as exp(offset) * phi with
+// phi in (0, 1]. The state sits at the scale exp(-offset) of the running
+// maximum of the key offsets (rescaled when a larger one arrives). In a causal
+// window, row r uses K_r = max(state offset, offsets of the window keys it may
+// see), so nothing that it may not see changes a single bit of it. eps enters
+// at the unstabilised scale: eps * exp(-qOffset - K).
+//
+// Every buffer lives in one context block (linearBytes) that the caller hands
+// in; kernels never allocate.
+import { gemm, transpose } from '../core/gemm';
+import { madd } from '../core/simd';
+
+// Feature maps, numbered as src/variants/linear.ts passes them.
+const ELU: i32 = 0;
+const RELU: i32 = 1;
+const FAVOR: i32 = 2;
+const RFA: i32 = 3;
+const EFFICIENT: i32 = 4;
+
+/**
+ * Rows per chunk. Per row, the state costs 2 F Dv multiply-adds (read and
+ * update) and the causal window's masked product C (F + Dv): smaller chunks
+ * do less work but refresh the float64 state more often.
+ */
+const C: i32 = 16;
+
+/**
+ * Keys per chunk outside causal windows (the not-causal pass, the cache
+ * ahead of the first query): the state GEMM sums KC keys in float32, and the
+ * float64 state is touched once per KC keys. A multiple of C.
+ */
+const KC: i32 = 128;
+
+/** Rows per chunk unit: calls must start at multiples of it (so results do not depend on how rows are split). */
+export function linearChunk(): i32 {
+  return KC;
+}
+
+const NEG_INF: f32 = -Infinity;
+/** Bytes reserved for the header of a context or state block. */
+const HEADER: i32 = 256;
+
+// @ts-ignore: decorator
+@inline function at(base: usize, index: i32): usize {
+  return base + (<usize>index << 2);
+}
+
+// @ts-ignore: decorator
+@inline function at64(base: usize, index: i32): usize {
+  return base + (<usize>index << 3);
+}
+
+// ---------------------------------------------------------------------------
+// Feature maps (shared by the batch kernel and the recurrent state)
+
+/** The parameters of a feature map: what featurise needs besides the rows. */
+@unmanaged class Features {
+  kind: i32;
+  D: i32;
+  /** Length of phi: D (elu, relu, efficient), M (favor), 2M (rfa). */
+  F: i32;
+  /** Random features (favor, rfa); 0 otherwise. */
+  M: i32;
+  /** This head's projection, transposed: [D][M], times sqrt(scale) for favor. */
+  wt: usize;
+  /** favor: |x'|^2 / 2 = scale |x|^2 / 2. */
+  scale: f32;
+}
+
+// expNonPositive (core/simd.ts) with its constants read from a static table:
+// V8 rebuilds every v128.const inside a loop (several instructions each),
+// while a load from this table folds into the arithmetic. Same math, same
+// results, about half the instructions.
+const EXP_TABLE = memory.data<u32>([
+  0x3FB8AA3B, 0x3FB8AA3B, 0x3FB8AA3B, 0x3FB8AA3B, // log2(e)
+  0x4B40007F, 0x4B40007F, 0x4B40007F, 0x4B40007F, // 1.5 * 2^23 + 127
+  0xBF317200, 0xBF317200, 0xBF317200, 0xBF317200, // -ln2, high part
+  0xB5BFBE8E, 0xB5BFBE8E, 0xB5BFBE8E, 0xB5BFBE8E, // -ln2, low part
+  0x3C07CFCE, 0x3C07CFCE, 0x3C07CFCE, 0x3C07CFCE, // c5
+  0x3D2B9D0D, 0x3D2B9D0D, 0x3D2B9D0D, 0x3D2B9D0D, // c4
+  0x3E2AAD40, 0x3E2AAD40, 0x3E2AAD40, 0x3E2AAD40, // c3
+  0x3EFFFEE3, 0x3EFFFEE3, 0x3EFFFEE3, 0x3EFFFEE3, // c2
+  0x3F7FFFFB, 0x3F7FFFFB, 0x3F7FFFFB, 0x3F7FFFFB, // c1
+  0xC2AEAC4F, 0xC2AEAC4F, 0xC2AEAC4F, 0xC2AEAC4F, // below: exp is subnormal, flushed to 0
+], 16);
+
+/** exp of four lanes, each <= 0 (or -Infinity): expNonPositive of core/simd.ts. */
+// @ts-ignore: decorator
+@inline function expK(x: v128): v128 {
+  const k = EXP_TABLE;
+  const magic = v128.load(k, 16);
+  let n = madd(x, v128.load(k), magic);
+  const s = i32x4.shl(n, 23);
+  n = f32x4.sub(n, magic);
+  let t = madd(n, v128.load(k, 32), x);
+  t = madd(n, v128.load(k, 48), t);
+  let p = madd(v128.load(k, 64), t, v128.load(k, 80));
+  p = madd(p, t, v128.load(k, 96));
+  p = madd(p, t, v128.load(k, 112));
+  p = madd(p, t, v128.load(k, 128));
+  t = f32x4.mul(t, s);
+  const e = madd(t, p, s);
+  return v128.andnot(e, f32x4.lt(x, v128.load(k, 144)));
+}
+
+/** expK with the table already in registers (hot loops load it once, before the loop). */
+// @ts-ignore: decorator
+@inline function expR(x: v128, log2e: v128, magic: v128, ln2hi: v128, ln2lo: v128, c5: v128, c4: v128, c3: v128, c2: v128, c1: v128, cutoff: v128): v128 {
+  let n = madd(x, log2e, magic);
+  const s = i32x4.shl(n, 23);
+  n = f32x4.sub(n, magic);
+  let t = madd(n, ln2hi, x);
+  t = madd(n, ln2lo, t);
+  let p = madd(c5, t, c4);
+  p = madd(p, t, c3);
+  p = madd(p, t, c2);
+  p = madd(p, t, c1);
+  t = f32x4.mul(t, s);
+  const e = madd(t, p, s);
+  return v128.andnot(e, f32x4.lt(x, cutoff));
+}
+
+/** Sum of squares of a row of n floats. */
+function sumSquares(x: usize, n: i32): f32 {
+  let acc = f32x4.splat(0);
+  let d = 0;
+  for (; d + 4 <= n; d += 4) {
+    const v = v128.load(at(x, d));
+    acc = madd(v, v, acc);
+  }
+  let s = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
+  for (; d < n; d++) {
+    const v = load<f32>(at(x, d));
+    s += v * v;
+  }
+  return s;
+}
+
+/** Dot product of two rows of n floats. */
+function dot(a: usize, b: usize, n: i32): f32 {
+  let acc = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) acc = madd(v128.load(at(a, i)), v128.load(at(b, i)), acc);
+  let s = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
+  for (; i < n; i++) s += load<f32>(at(a, i)) * load<f32>(at(b, i));
+  return s;
+}
+
+/** Largest of a row of n >= 1 floats. */
+function rowMax(x: usize, n: i32): f32 {
+  let i = 0;
+  let m = NEG_INF;
+  if (n >= 4) {
+    let acc = v128.load(x);
+    for (i = 4; i + 4 <= n; i += 4) acc = f32x4.max(acc, v128.load(at(x, i)));
+    m = max(max(f32x4.extract_lane(acc, 0), f32x4.extract_lane(acc, 1)), max(f32x4.extract_lane(acc, 2), f32x4.extract_lane(acc, 3)));
+  }
+  for (; i < n; i++) m = max(m, load<f32>(at(x, i)));
+  return m;
+}
+
+/** x[i] = exp(x[i] - shift) for i < n, each x[i] <= shift; returns their sum. */
+function expShifted(x: usize, n: i32, shift: f32): f32 {
+  const s = f32x4.splat(shift);
+  let acc = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const e = expK(f32x4.sub(v128.load(at(x, i)), s));
+    v128.store(at(x, i), e);
+    acc = f32x4.add(acc, e);
+  }
+  let sum = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
+  for (; i < n; i++) {
+    const e = Mathf.exp(load<f32>(at(x, i)) - shift);
+    store<f32>(at(x, i), e);
+    sum += e;
+  }
+  return sum;
+}
+
+/** x[i] *= f for i < n. */
+function scaleRow(x: usize, n: i32, f: f32): void {
+  const s = f32x4.splat(f);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(at(x, i), f32x4.mul(v128.load(at(x, i)), s));
+  for (; i < n; i++) store<f32>(at(x, i), load<f32>(at(x, i)) * f);
+}
+
+// sin and cos of four lanes (RFA): x = n pi/2 + r with |r| <= pi/4 (three-part
+// Cody-Waite reduction), Cephes' sinf / cosf polynomials on r, the quadrant
+// n mod 4 picks and signs them. Absolute error about 1e-7 for |x| < 1e4,
+// below the float32 error of the argument itself.
+const TWO_OVER_PI: f32 = 0.636619772;
+const PIO2_1: f32 = 1.5703125;
+const PIO2_2: f32 = 4.83751296997e-4;
+const PIO2_3: f32 = 7.54978995489e-8;
+const S1: f32 = -1.6666654611e-1;
+const S2: f32 = 8.3321608736e-3;
+const S3: f32 = -1.9515295891e-4;
+const C1: f32 = 4.166664568298827e-2;
+const C2: f32 = -1.388731625493765e-3;
+const C3: f32 = 2.443315711809948e-5;
+
+/** Writes amp * sin(x) to sinOut and amp * cos(x) to cosOut (four lanes each). */
+// @ts-ignore: decorator
+@inline function sinCos4(x: v128, amp: v128, sinOut: usize, cosOut: usize): void {
+  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(TWO_OVER_PI)));
+  let r = madd(n, f32x4.splat(-PIO2_1), x);
+  r = madd(n, f32x4.splat(-PIO2_2), r);
+  r = madd(n, f32x4.splat(-PIO2_3), r);
+  const r2 = f32x4.mul(r, r);
+  let ps = madd(r2, f32x4.splat(S3), f32x4.splat(S2));
+  ps = madd(ps, r2, f32x4.splat(S1));
+  const s = madd(f32x4.mul(ps, r2), r, r);
+  let pc = madd(r2, f32x4.splat(C3), f32x4.splat(C2));
+  pc = madd(pc, r2, f32x4.splat(C1));
+  const c = madd(f32x4.mul(pc, r2), r2, madd(r2, f32x4.splat(-0.5), f32x4.splat(1)));
+  const q = i32x4.trunc_sat_f32x4_s(n);
+  const odd = i32x4.eq(v128.and(q, i32x4.splat(1)), i32x4.splat(1));
+  const sinBase = v128.bitselect(c, s, odd);
+  const cosBase = v128.bitselect(s, c, odd);
+  // sin is negative in quadrants 2, 3; cos in quadrants 1, 2: flip the sign bit
+  const sinSign = i32x4.shl(v128.and(q, i32x4.splat(2)), 30);
+  const cosSign = i32x4.shl(v128.and(i32x4.add(q, i32x4.splat(1)), i32x4.splat(2)), 30);
+  v128.store(sinOut, f32x4.mul(v128.xor(sinBase, sinSign), amp));
+  v128.store(cosOut, f32x4.mul(v128.xor(cosBase, cosSign), amp));
+}
+
+/**
+ * phi of `rows` rows of x ([rows][D]) into phi ([rows][F]) with each row's
+ * log scale in off (0 except favor): phi(x_r) = exp(off[r]) * phi[r].
+ * efficient queries: the softmax of each row over its D features.
+ */
+function featurise(p: Features, x: usize, rows: i32, phi: usize, off: usize): void {
+  const D = p.D;
+  const F = p.F;
+  const kind = p.kind;
+  if (kind == ELU || kind == RELU) {
+    // elementwise on the whole block (phi rows are D long)
+    const n = rows * D;
+    const one = f32x4.splat(1);
+    const zero = f32x4.splat(0);
+    let i = 0;
+    if (kind == ELU) {
+      const k = EXP_TABLE;
+      const log2e = v128.load(k), magic = v128.load(k, 16), ln2hi = v128.load(k, 32), ln2lo = v128.load(k, 48);
+      const c5 = v128.load(k, 64), c4 = v128.load(k, 80), c3 = v128.load(k, 96), c2 = v128.load(k, 112), c1 = v128.load(k, 128);
+      const cutoff = v128.load(k, 144);
+      for (; i + 4 <= n; i += 4) {
+        const v = v128.load(at(x, i));
+        const e = expR(f32x4.min(v, zero), log2e, magic, ln2hi, ln2lo, c5, c4, c3, c2, c1, cutoff);
+        v128.store(at(phi, i), v128.bitselect(f32x4.add(v, one), e, f32x4.gt(v, zero)));
+      }
+    } else {
+      for (; i + 4 <= n; i += 4) v128.store(at(phi, i), f32x4.max(v128.load(at(x, i)), zero));
+    }
+    for (; i < n; i++) {
+      const v = load<f32>(at(x, i));
+      store<f32>(at(phi, i), kind == ELU ? (v > 0 ? v + 1 : Mathf.exp(v)) : max(v, 0));
+    }
+    for (let r = 0; r < rows; r++) store<f32>(at(off, r), 0);
+    return;
+  }
+  if (kind == EFFICIENT) {
+    for (let r = 0; r < rows; r++) {
+      const row = at(phi, r * F);
+      memory.copy(row, at(x, r * D), <usize>D << 2);
+      const sum = expShifted(row, D, rowMax(row, D));
+      scaleRow(row, D, 1 / sum);
+      store<f32>(at(off, r), 0);
+    }
+    return;
+  }
+  // favor, rfa: the projections x W^T as one GEMM, into the first M columns
+  const M = p.M;
+  gemm(rows, M, D, x, D, 1, p.wt, M, phi, F, false);
+  if (kind == FAVOR) {
+    // phi_m = M^(-1/2) exp(w_m . x' - |x'|^2 / 2) = exp(off) exp(w_m . x' - max)
+    const shift: f32 = <f32>0.5 * Mathf.log(<f32>M);
+    for (let r = 0; r < rows; r++) {
+      const row = at(phi, r * F);
+      const top = rowMax(row, M);
+      expShifted(row, M, top);
+      store<f32>(at(off, r), top - p.scale * <f32>0.5 * sumSquares(at(x, r * D), D) - shift);
+    }
+    return;
+  }
+  // rfa: M^(-1/2) [sin(W x^), cos(W x^)], x^ = x / max(|x|, 1e-12)
+  const amplitude: f32 = 1 / Mathf.sqrt(<f32>M);
+  const amp = f32x4.splat(amplitude);
+  for (let r = 0; r < rows; r++) {
+    const row = at(phi, r * F);
+    const inv: f32 = 1 / max(Mathf.sqrt(sumSquares(at(x, r * D), D)), <f32>1e-12);
+    const s = f32x4.splat(inv);
+    let m = 0;
+    for (; m + 4 <= M; m += 4) sinCos4(f32x4.mul(v128.load(at(row, m)), s), amp, at(row, m), at(row, M + m));
+    for (; m < M; m++) {
+      const a = <f64>(load<f32>(at(row, m)) * inv);
+      store<f32>(at(row, m), amplitude * <f32>Math.sin(a));
+      store<f32>(at(row, M + m), amplitude * <f32>Math.cos(a));
+    }
+    store<f32>(at(off, r), 0);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Batch kernel: one context per head (linearHead), then linearAddKeys +
+// linearQueryRows (not causal) or linearCausalRows.
+
+/** A head's parameters, state and scratch; the buffers follow it in the same block. */
+@unmanaged class Head {
+  Dv: i32;
+  logEps: f64;
+  /** Log scale of S64 and z64: the running maximum of the key offsets; -inf before the first real key. */
+  offset: f32;
+  /** S32 / z32 are stale. */
+  dirty: i32;
+  /** Keys folded into the state so far (causal). */
+  added: i32;
+  s64: usize; // [F][Dv] f64
+  z64: usize; // [F] f64
+  s32: usize; // [F][Dv]
+  z32: usize; // [F] (also the column sums of a key chunk)
+  t: usize; // [F][Dv] phiK^T V of a chunk
+  zt: usize; // [F] column sums of a chunk
+  phiQ: usize; // [C][F]
+  phiK: usize; // [KC][F]
+  phiKT: usize; // [F][C]
+  a: usize; // [C][C]
+  den: usize; // [C]
+  qOff: usize; // [C]
+  kOff: usize; // [KC]
+  cmax: usize; // [C] prefix maxima of kOff
+  colMax: usize; // [F] efficient: running column maxima of k
+}
+
+// The feature-map parameters sit inside the header, after its own fields (both classes stay below 192 bytes).
+const MAP_AT: usize = 192;
+
+// @ts-ignore: decorator
+@inline function mapOf(ctx: usize): Features {
+  return changetype<Features>(ctx + MAP_AT);
+}
+
+/** Bytes of a buffer of n floats, 16-byte aligned, with 4 floats of slack for vector tails. */
+// @ts-ignore: decorator
+@inline function floats(n: f64): f64 {
+  return Math.ceil((n * 4 + 16) / 16) * 16;
+}
+
+/**
+ * Lays out a head's buffers after the header (when ctx != 0) and returns the
+ * block's size in bytes: one function for both, so they cannot disagree.
+ */
+function headLayout(ctx: usize, F: i32, Dv: i32): f64 {
+  const h = changetype<Head>(ctx);
+  const fdv = <f64>F * <f64>Dv;
+  const cf = <f64>C * <f64>F;
+  // float counts of: s64 (f64), z64 (f64), s32, z32, t, zt, phiQ, phiK, phiKT, a, den, qOff, kOff, cmax, colMax
+  let ptr: f64 = <f64>(ctx + HEADER);
+  if (ctx != 0) h.s64 = <usize>ptr;
+  ptr += floats(fdv * 2);
+  if (ctx != 0) h.z64 = <usize>ptr;
+  ptr += floats(<f64>F * 2);
+  if (ctx != 0) h.s32 = <usize>ptr;
+  ptr += floats(fdv);
+  if (ctx != 0) h.z32 = <usize>ptr;
+  ptr += floats(<f64>F);
+  if (ctx != 0) h.t = <usize>ptr;
+  ptr += floats(fdv);
+  if (ctx != 0) h.zt = <usize>ptr;
+  ptr += floats(F);
+  if (ctx != 0) h.phiQ = <usize>ptr;
+  ptr += floats(cf);
+  if (ctx != 0) h.phiK = <usize>ptr;
+  ptr += floats(<f64>KC * F);
+  if (ctx != 0) h.phiKT = <usize>ptr;
+  ptr += floats(cf);
+  if (ctx != 0) h.a = <usize>ptr;
+  ptr += floats(<f64>C * C);
+  if (ctx != 0) h.den = <usize>ptr;
+  ptr += floats(C);
+  if (ctx != 0) h.qOff = <usize>ptr;
+  ptr += floats(C);
+  if (ctx != 0) h.kOff = <usize>ptr;
+  ptr += floats(KC);
+  if (ctx != 0) h.cmax = <usize>ptr;
+  ptr += floats(C);
+  if (ctx != 0) h.colMax = <usize>ptr;
+  ptr += floats(F);
+  return ptr - <f64>ctx;
+}
+
+/** Bytes of one head's context for F features, value width Dv. */
+export function linearBytes(F: i32, Dv: i32): f64 {
+  return headLayout(0, F, Dv);
+}
+
+/** Lays out a context block and starts a head: empty state. */
+export function linearHead(ctx: usize, kind: i32, D: i32, Dv: i32, F: i32, M: i32, wt: usize, scale: f32, logEps: f64): void {
+  const h = changetype<Head>(ctx);
+  const p = mapOf(ctx);
+  p.kind = kind;
+  p.D = D;
+  p.F = F;
+  p.M = M;
+  p.wt = wt;
+  p.scale = scale;
+  h.Dv = Dv;
+  h.logEps = logEps;
+  headLayout(ctx, F, Dv);
+  memory.fill(h.s64, 0, <usize>F * <usize>Dv * 8);
+  memory.fill(h.z64, 0, <usize>F << 3);
+  memory.fill(h.s32, 0, <usize>F * <usize>Dv * 4);
+  memory.fill(h.z32, 0, <usize>F << 2);
+  for (let f = 0; f < F; f++) store<f32>(at(h.colMax, f), NEG_INF);
+  h.offset = kind == FAVOR ? NEG_INF : 0;
+  h.dirty = 1;
+  h.added = 0;
+}
+
+/**
+ * Features of keys j0 .. j0 + rows of one head (k: the head's [Nk][D]) into
+ * phiK / kOff; padded keys (pad: this batch's u8 [Nk] row, or 0) get zero rows
+ * and offset -inf. efficient: exp(k - running column max), the state rescaled
+ * when a column maximum grows (its softmax normaliser is z64).
+ */
+function keyFeatures(ctx: usize, k: usize, pad: usize, j0: i32, rows: i32): void {
+  const h = changetype<Head>(ctx);
+  const p = mapOf(ctx);
+  const F = p.F;
+  const x = at(k, j0 * p.D);
+  if (p.kind == EFFICIENT) {
+    efficientKeys(h, p, x, pad, j0, rows);
+    return;
+  }
+  featurise(p, x, rows, h.phiK, h.kOff);
+  if (pad == 0) return;
+  for (let r = 0; r < rows; r++) {
+    if (load<u8>(pad + <usize>(j0 + r)) != 0) continue;
+    memory.fill(at(h.phiK, r * F), 0, <usize>F << 2);
+    store<f32>(at(h.kOff, r), NEG_INF);
+  }
+}
+
+function efficientKeys(h: Head, p: Features, x: usize, pad: usize, j0: i32, rows: i32): void {
+  const D = p.D;
+  const Dv = h.Dv;
+  // new column maxima over this chunk's real keys; rescale the state rows whose maximum grows
+  for (let d = 0; d < D; d++) {
+    const old = load<f32>(at(h.colMax, d));
+    let m = old;
+    for (let r = 0; r < rows; r++) {
+      if (pad != 0 && load<u8>(pad + <usize>(j0 + r)) == 0) continue;
+      m = max(m, load<f32>(at(x, r * D + d)));
+    }
+    if (m > old) {
+      if (old != NEG_INF) {
+        const f = Math.exp(<f64>old - <f64>m);
+        store<f64>(at64(h.z64, d), load<f64>(at64(h.z64, d)) * f);
+        const row = at64(h.s64, d * Dv);
+        for (let e = 0; e < Dv; e++) store<f64>(at64(row, e), load<f64>(at64(row, e)) * f);
+      }
+      store<f32>(at(h.colMax, d), m);
+    }
+  }
+  for (let r = 0; r < rows; r++) {
+    const dst = at(h.phiK, r * D);
+    if (pad != 0 && load<u8>(pad + <usize>(j0 + r)) == 0) {
+      memory.fill(dst, 0, <usize>D << 2);
+      continue;
+    }
+    const src = at(x, r * D);
+    let d = 0;
+    for (; d + 4 <= D; d += 4) v128.store(at(dst, d), expK(f32x4.sub(v128.load(at(src, d)), v128.load(at(h.colMax, d)))));
+    for (; d < D; d++) store<f32>(at(dst, d), Mathf.exp(load<f32>(at(src, d)) - load<f32>(at(h.colMax, d))));
+  }
+}
+
+/**
+ * Folds the `rows` keys whose features are in phiK / kOff (values at v,
+ * [rows][Dv]) into the state: S64 += phiK^T V, z64 += colsum(phiK), at the
+ * state's scale (favor: the running maximum of the offsets, rescaling the
+ * state when it grows).
+ */
+function absorb(ctx: usize, v: usize, rows: i32): void {
+  const h = changetype<Head>(ctx);
+  const p = mapOf(ctx);
+  const F = p.F;
+  const Dv = h.Dv;
+  if (p.kind == FAVOR) {
+    let top = h.offset;
+    for (let r = 0; r < rows; r++) top = max(top, load<f32>(at(h.kOff, r)));
+    if (top == NEG_INF) return; // only padding: nothing to add
+    if (top > h.offset && h.offset != NEG_INF) {
+      const f = Math.exp(<f64>h.offset - <f64>top);
+      const n = F * Dv;
+      for (let i = 0; i < n; i++) store<f64>(at64(h.s64, i), load<f64>(at64(h.s64, i)) * f);
+      for (let i = 0; i < F; i++) store<f64>(at64(h.z64, i), load<f64>(at64(h.z64, i)) * f);
+    }
+    h.offset = top;
+    for (let r = 0; r < rows; r++) {
+      const o = load<f32>(at(h.kOff, r));
+      if (o != top) scaleRow(at(h.phiK, r * F), F, o == NEG_INF ? 0 : Mathf.exp(o - top));
+    }
+  }
+  // T = phiK^T V (A(f, t) = phiK[t][f]: row stride 1, column stride F)
+  gemm(F, Dv, rows, h.phiK, 1, F, v, Dv, h.t, Dv, false);
+  // column sums, in float32 over the chunk
+  const zs = h.zt;
+  memory.fill(zs, 0, <usize>F << 2);
+  for (let r = 0; r < rows; r++) {
+    const row = at(h.phiK, r * F);
+    let f = 0;
+    for (; f + 4 <= F; f += 4) v128.store(at(zs, f), f32x4.add(v128.load(at(zs, f)), v128.load(at(row, f))));
+    for (; f < F; f++) store<f32>(at(zs, f), load<f32>(at(zs, f)) + load<f32>(at(row, f)));
+  }
+  // the float64 state and its float32 copy in one pass (efficient: divided later, in refresh)
+  addTo64(h.s64, h.t, h.s32, F * Dv);
+  addTo64(h.z64, zs, h.z32, F);
+  h.dirty = 1;
+}
+
+/** dst[i] += src[i] for i < n, float32 into float64; copy[i] = float32(dst[i]). */
+function addTo64(dst: usize, src: usize, copy: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const s = v128.load(at(src, i));
+    const lo = f64x2.promote_low_f32x4(s);
+    const hi = f64x2.promote_low_f32x4(i8x16.shuffle(s, s, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));
+    const d = at64(dst, i);
+    const a = f64x2.add(v128.load(d), lo);
+    const b = f64x2.add(v128.load(d, 16), hi);
+    v128.store(d, a);
+    v128.store(d, b, 16);
+    const pair = i8x16.shuffle(f32x4.demote_f64x2_zero(a), f32x4.demote_f64x2_zero(b), 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    v128.store(at(copy, i), pair);
+  }
+  for (; i < n; i++) {
+    const x = load<f64>(at64(dst, i)) + <f64>load<f32>(at(src, i));
+    store<f64>(at64(dst, i), x);
+    store<f32>(at(copy, i), <f32>x);
+  }
+}
+
+/**
+ * The float32 state of efficient: each row of S divided by its column
+ * normaliser z (the other maps keep S32 = S64 as they go, in absorb).
+ */
+function refresh(ctx: usize): void {
+  const h = changetype<Head>(ctx);
+  const p = mapOf(ctx);
+  if (!h.dirty || p.kind != EFFICIENT) return;
+  const F = p.F;
+  const Dv = h.Dv;
+  for (let f = 0; f < F; f++) {
+    const z = load<f64>(at64(h.z64, f));
+    store<f32>(at(h.z32, f), <f32>z);
+    const norm: f64 = p.kind == EFFICIENT ? (z > 0 ? 1 / z : 0) : 1;
+    const src = at64(h.s64, f * Dv);
+    const dst = at(h.s32, f * Dv);
+    for (let e = 0; e < Dv; e++) store<f32>(at(dst, e), <f32>(load<f64>(at64(src, e)) * norm));
+  }
+  h.dirty = 0;
+}
+
+/** eps at the scale of a row whose features are exp(qOff) phi against a state at exp(K). */
+// @ts-ignore: decorator
+@inline function scaledEps(h: Head, kind: i32, qOff: f32, K: f32): f32 {
+  return <f32>Math.exp(kind == FAVOR ? h.logEps - <f64>qOff - <f64>K : h.logEps);
+}
+
+/** out row (Dv floats) *= 1 / den, or 0 when den is 0 (no key seen, eps = 0). */
+// @ts-ignore: decorator
+@inline function finishRow(out: usize, Dv: i32, den: f32): void {
+  scaleRow(out, Dv, den != 0 ? 1 / den : 0);
+}
+
+/**
+ * Not causal, keys [j0, j1) of one head (k: [Nk][D], v: [Nk][Dv], pad: this
+ * batch's u8 [Nk] row or 0) into the state, in chunks of KC keys from j0.
+ */
+export function linearAddKeys(ctx: usize, k: usize, v: usize, pad: usize, j0: i32, j1: i32): void {
+  const Dv = changetype<Head>(ctx).Dv;
+  for (let c0 = j0; c0 < j1; c0 += KC) {
+    const rows = min(KC, j1 - c0);
+    keyFeatures(ctx, k, pad, c0, rows);
+    absorb(ctx, at(v, c0 * Dv), rows);
+  }
+}
+
+/** Not causal, after every key was added: rows [i0, i1) of out ([Nq][Dv]) from q ([Nq][D]). */
+export function linearQueryRows(ctx: usize, q: usize, out: usize, i0: i32, i1: i32): void {
+  const h = changetype<Head>(ctx);
+  const p = mapOf(ctx);
+  const F = p.F;
+  const D = p.D;
+  const Dv = h.Dv;
+  refresh(ctx);
+  for (let c0 = i0; c0 < i1; c0 += C) {
+    const rows = min(C, i1 - c0);
+    const o = at(out, c0 * Dv);
+    featurise(p, at(q, c0 * D), rows, h.phiQ, h.qOff);
+    gemm(rows, Dv, F, h.phiQ, F, 1, h.s32, Dv, o, Dv, false);
+    if (p.kind == EFFICIENT) continue; // rho_q rows sum to 1: no normaliser
+    for (let r = 0; r < rows; r++) {
+      let den: f32 = 0;
+      if (h.offset != NEG_INF) den = dot(at(h.phiQ, r * F), h.z32, F) + scaledEps(h, p.kind, load<f32>(at(h.qOff, r)), h.offset);
+      finishRow(at(o, r * Dv), Dv, den);
+    }
+  }
+}
+
+/**
+ * Causal rows [i0, i1) of one head: query i sees keys j <= i + Nk - Nq.
+ * Calls must come in row order from 0, each starting at a multiple of
+ * linearChunk() (the state carries the keys before the call's first window).
+ */
+export function linearCausalRows(ctx: usize, q: usize, k: usize, v: usize, pad: usize, out: usize, Nq: i32, Nk: i32, i0: i32, i1: i32): void {
+  const h = changetype<Head>(ctx);
+  const p = mapOf(ctx);
+  const F = p.F;
+  const D = p.D;
+  const Dv = h.Dv;
+  const kind = p.kind;
+  const favor = kind == FAVOR;
+  const shift = Nk - Nq;
+  for (let c0 = i0; c0 < i1; c0 += C) {
+    const rows = min(C, i1 - c0);
+    const kStart = min(Nk, max(0, c0 + shift));
+    const kEnd = min(Nk, max(0, c0 + rows + shift));
+    // keys before the window (Nk > Nq: the cache ahead of the first query)
+    while (h.added < kStart) {
+      const n = min(KC, kStart - h.added);
+      keyFeatures(ctx, k, pad, h.added, n);
+      absorb(ctx, at(v, h.added * Dv), n);
+      h.added += n;
+    }
+    const nk = kEnd - kStart;
+    const o = at(out, c0 * Dv);
+    featurise(p, at(q, c0 * D), rows, h.phiQ, h.qOff);
+    refresh(ctx);
+    // the state: num = phiQ S, at the state's scale
+    gemm(rows, Dv, F, h.phiQ, F, 1, h.s32, Dv, o, Dv, false);
+    if (nk > 0) {
+      keyFeatures(ctx, k, pad, kStart, nk);
+      transpose(nk, F, h.phiK, F, h.phiKT, C);
+      gemm(rows, nk, F, h.phiQ, F, 1, h.phiKT, C, h.a, C, false);
+      let top = NEG_INF;
+      for (let t = 0; t < nk; t++) {
+        top = max(top, load<f32>(at(h.kOff, t)));
+        store<f32>(at(h.cmax, t), top);
+      }
+    }
+    const lane = v128(0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0);
+    for (let r = 0; r < rows; r++) {
+      const last = min(c0 + r + shift - kStart, nk - 1); // last window key row r sees (< 0: none)
+      const aRow = at(h.a, r * C);
+      let K: f32 = 0;
+      let s: f32 = 1;
+      if (favor) {
+        K = last >= 0 ? max(h.offset, load<f32>(at(h.cmax, last))) : h.offset;
+        if (K == NEG_INF) {
+          // no real key yet: zeros (and a zero row of A for the product below)
+          memory.fill(aRow, 0, <usize>C << 2);
+          store<f32>(at(h.den, r), 0);
+          continue;
+        }
+        s = h.offset == NEG_INF ? 0 : Mathf.exp(h.offset - K);
+      }
+      // mask the future (t > last) and bring the window keys to the row's scale
+      const lim = i32x4.splat(last);
+      const Kv = f32x4.splat(K);
+      let acc = f32x4.splat(0);
+      for (let t = 0; t < nk; t += 4) {
+        const idx = i32x4.add(i32x4.splat(t), lane);
+        const seen = i32x4.le_s(idx, lim);
+        let a = v128.load(at(aRow, t));
+        if (favor) a = f32x4.mul(a, expK(f32x4.min(f32x4.sub(v128.load(at(h.kOff, t)), Kv), f32x4.splat(0))));
+        a = v128.and(a, seen);
+        v128.store(at(aRow, t), a);
+        acc = f32x4.add(acc, a);
+      }
+      const windowSum = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
+      const phiQ = at(h.phiQ, r * F);
+      if (s != 1) scaleRow(at(o, r * Dv), Dv, s);
+      store<f32>(at(h.den, r), s * dot(phiQ, h.z32, F) + windowSum + scaledEps(h, kind, load<f32>(at(h.qOff, r)), K));
+    }
+    if (nk > 0) gemm(rows, Dv, nk, h.a, C, 1, at(v, kStart * Dv), Dv, o, Dv, true);
+    for (let r = 0; r < rows; r++) finishRow(at(o, r * Dv), Dv, load<f32>(at(h.den, r)));
+    if (nk > 0) {
+      absorb(ctx, at(v, kStart * Dv), nk);
+      h.added = kEnd;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Recurrent state: causal linear attention one token at a time, for `slices`
+// (batch, head) pairs at once. float64 S [F][Dv] and z [F] per slice, and the
+// log scale of each (running maximum of the key offsets; -inf before the
+// first real key). O(F Dv) per token and slice, whatever the position.
+
+@unmanaged class State {
+  slices: i32;
+  H: i32;
+  Dv: i32;
+  /** Floats between two heads' transposed projections (0: shared). */
+  wtHeadStride: i32;
+  logEps: f64;
+  wt: usize; // projections of head 0, [D][M] each
+  s64: usize; // [slices][F][Dv] f64
+  z64: usize; // [slices][F] f64
+  off: usize; // [slices] f32
+  phiK: usize; // [F]
+  phiQ: usize; // [F]
+  kOff: usize; // [4]
+  qOff: usize; // [4]
+  vt: usize; // [Dv] f64
+  num: usize; // [Dv] f64
+}
+
+/** Bytes of a recurrent state block (`wtFloats`: the transposed projections, all heads). */
+export function linearStateBytes(slices: i32, F: i32, Dv: i32, wtFloats: i32): f64 {
+  const sl = <f64>slices;
+  return <f64>HEADER + floats(<f64>wtFloats) + floats(sl * F * Dv * 2) + floats(sl * F * 2) + floats(sl) + 2 * floats(<f64>F) + 2 * floats(4) + 2 * floats(<f64>Dv * 2);
+}
+
+/** Where the transposed projections go in a state block (bytes from its start): the caller copies them there before linearStateInit. */
+export function linearStateProjection(): i32 {
+  return HEADER;
+}
+
+/** Lays out a state block (projections already at linearStateProjection()) and empties it. */
+export function linearStateInit(st: usize, slices: i32, H: i32, kind: i32, D: i32, Dv: i32, F: i32, M: i32, wtFloats: i32, wtHeadStride: i32, scale: f32, logEps: f64): void {
+  const s = changetype<State>(st);
+  const p = mapOf(st);
+  p.kind = kind;
+  p.D = D;
+  p.F = F;
+  p.M = M;
+  p.scale = scale;
+  s.slices = slices;
+  s.H = H;
+  s.Dv = Dv;
+  s.wtHeadStride = wtHeadStride;
+  s.logEps = logEps;
+  const sl = <f64>slices;
+  let ptr = st + HEADER;
+  s.wt = ptr; ptr += <usize>floats(<f64>wtFloats);
+  s.s64 = ptr; ptr += <usize>floats(sl * F * Dv * 2);
+  s.z64 = ptr; ptr += <usize>floats(sl * F * 2);
+  s.off = ptr; ptr += <usize>floats(sl);
+  s.phiK = ptr; ptr += <usize>floats(<f64>F);
+  s.phiQ = ptr; ptr += <usize>floats(<f64>F);
+  s.kOff = ptr; ptr += <usize>floats(4);
+  s.qOff = ptr; ptr += <usize>floats(4);
+  s.vt = ptr; ptr += <usize>floats(<f64>Dv * 2);
+  s.num = ptr;
+  linearStateReset(st);
+}
+
+/** Forgets every key: empty sums, no scale yet. */
+export function linearStateReset(st: usize): void {
+  const s = changetype<State>(st);
+  const p = mapOf(st);
+  memory.fill(s.s64, 0, <usize>s.slices * <usize>p.F * <usize>s.Dv * 8);
+  memory.fill(s.z64, 0, <usize>s.slices * <usize>p.F * 8);
+  for (let i = 0; i < s.slices; i++) store<f32>(at(s.off, i), NEG_INF);
+}
+
+/**
+ * One token for slices [s0, s1) (slice = b * H + h): q, k [slices][D], v and
+ * out [slices][Dv]; pad: u8 [B] (0 = this batch's key is padding) or 0.
+ * Adds the key and value to the state, then answers the query.
+ */
+export function linearStep(st: usize, q: usize, k: usize, v: usize, pad: usize, out: usize, s0: i32, s1: i32): void {
+  const s = changetype<State>(st);
+  const p = mapOf(st);
+  const D = p.D;
+  const F = p.F;
+  const Dv = s.Dv;
+  const favor = p.kind == FAVOR;
+  for (let slice = s0; slice < s1; slice++) {
+    p.wt = s.wt + (<usize>((slice % s.H) * s.wtHeadStride) << 2);
+    const S = at64(s.s64, slice * F * Dv);
+    const z = at64(s.z64, slice * F);
+    const offAt = at(s.off, slice);
+    if (pad == 0 || load<u8>(pad + <usize>(slice / s.H)) != 0) {
+      featurise(p, at(k, slice * D), 1, s.phiK, s.kOff);
+      const old = load<f32>(offAt);
+      const o = load<f32>(s.kOff);
+      const top = max(old, o);
+      // running maximum: the old sums decay to the new scale (0 before the first key)
+      const decay: f64 = old == NEG_INF ? 0 : (old == top ? 1 : Math.exp(<f64>old - <f64>top));
+      const gain: f64 = o == top ? 1 : Math.exp(<f64>o - <f64>top);
+      store<f32>(offAt, top);
+      for (let e = 0; e < Dv; e++) store<f64>(at64(s.vt, e), <f64>load<f32>(at(v, slice * Dv + e)));
+      for (let f = 0; f < F; f++) {
+        const c = gain * <f64>load<f32>(at(s.phiK, f));
+        const zf = at64(z, f);
+        store<f64>(zf, load<f64>(zf) * decay + c);
+        const row = at64(S, f * Dv);
+        rowUpdate64(row, s.vt, Dv, decay, c);
+      }
+    }
+    const dst = at(out, slice * Dv);
+    const K = load<f32>(offAt);
+    if (K == NEG_INF) {
+      memory.fill(dst, 0, <usize>Dv << 2);
+      continue;
+    }
+    featurise(p, at(q, slice * D), 1, s.phiQ, s.qOff);
+    const qOff = load<f32>(s.qOff);
+    memory.fill(s.num, 0, <usize>Dv << 3);
+    let den: f64 = Math.exp(favor ? s.logEps - <f64>qOff - <f64>K : s.logEps);
+    for (let f = 0; f < F; f++) {
+      const w = <f64>load<f32>(at(s.phiQ, f));
+      den += w * load<f64>(at64(z, f));
+      rowAxpy64(s.num, at64(S, f * Dv), Dv, w);
+    }
+    const inv: f64 = den != 0 ? 1 / den : 0;
+    for (let e = 0; e < Dv; e++) store<f32>(at(dst, e), <f32>(load<f64>(at64(s.num, e)) * inv));
+  }
+}
+
+/** row[e] = row[e] * decay + c * v[e] (float64). */
+function rowUpdate64(row: usize, v: usize, n: i32, decay: f64, c: f64): void {
+  const cv = f64x2.splat(c);
+  let e = 0;
+  if (decay == 1) {
+    for (; e + 2 <= n; e += 2) v128.store(at64(row, e), f64x2.add(v128.load(at64(row, e)), f64x2.mul(cv, v128.load(at64(v, e)))));
+  } else {
+    const dv = f64x2.splat(decay);
+    for (; e + 2 <= n; e += 2) v128.store(at64(row, e), f64x2.add(f64x2.mul(v128.load(at64(row, e)), dv), f64x2.mul(cv, v128.load(at64(v, e)))));
+  }
+  for (; e < n; e++) store<f64>(at64(row, e), load<f64>(at64(row, e)) * decay + c * load<f64>(at64(v, e)));
+}
+
+/** acc[e] += w * row[e] (float64). */
+function rowAxpy64(acc: usize, row: usize, n: i32, w: f64): void {
+  const wv = f64x2.splat(w);
+  let e = 0;
+  for (; e + 2 <= n; e += 2) v128.store(at64(acc, e), f64x2.add(v128.load(at64(acc, e)), f64x2.mul(wv, v128.load(at64(row, e)))));
+  for (; e < n; e++) store<f64>(at64(acc, e), load<f64>(at64(acc, e)) + w * load<f64>(at64(row, e)));
+}

@@ -1,0 +1,484 @@
+// The demo: every variant of the registry, its attention matrix as a heatmap,
+// its mask, time, speed-up over `full` and error against `full`. Plain ES
+// modules, no framework; the package is imported from /dist like any
+// unbundled page would (the import map in index.html maps its dependency).
+import * as lib from '/dist/index.js';
+import { callInputs, defaultOptions, fullKeys, makeInputs, meanAbsError, resolveOptions } from './cases.js';
+
+const { createAttention, variantNames } = lib;
+
+const $ = (selector, root = document) => root.querySelector(selector);
+const form = $('#controls');
+const status = $('#status');
+
+// ---------------------------------------------------------------- colours
+
+/** Viridis anchors (t = 0, 1/8, ..., 1). */
+const VIRIDIS = [
+  [68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33, 144, 141],
+  [39, 173, 129], [92, 200, 99], [170, 220, 50], [253, 231, 37],
+];
+const ZERO = [14, 14, 22];
+/** Log scale: 10^-LOG_DECADES maps to the bottom of the ramp. */
+const LOG_DECADES = 4;
+
+function ramp(t) {
+  const x = Math.min(1, Math.max(0, t)) * (VIRIDIS.length - 1);
+  const i = Math.min(VIRIDIS.length - 2, Math.floor(x));
+  const f = x - i;
+  const a = VIRIDIS[i];
+  const b = VIRIDIS[i + 1];
+  return [a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f, a[2] + (b[2] - a[2]) * f];
+}
+
+/** The position on the ramp of weight w (magnitude; rfa's weights can be negative). */
+function toneOf(w, scale, max) {
+  const m = Math.abs(w);
+  if (scale === 'linear') return max > 0 ? m / max : 0;
+  return 1 + Math.log10(m) / LOG_DECADES;
+}
+
+function drawColorbar(scale) {
+  const canvas = $('#colorbar');
+  const g = canvas.getContext('2d');
+  for (let x = 0; x < canvas.width; x++) {
+    const [r, gr, b] = ramp(x / (canvas.width - 1));
+    g.fillStyle = `rgb(${r | 0},${gr | 0},${b | 0})`;
+    g.fillRect(x, 0, 1, canvas.height);
+  }
+  const labels = scale === 'log' ? ['≤1e-4', '1e-3', '1e-2', '0.1', '1'] : ['0', '', 'max / 2', '', 'max'];
+  $('#colorbar-labels').replaceChildren(...labels.map((text) => Object.assign(document.createElement('span'), { textContent: text })));
+}
+
+/**
+ * Draws the `[rows, cols]` matrix starting at `offset` of `data` into the
+ * canvas, one cell per value, scaled to the canvas without smoothing.
+ */
+function drawMatrix(canvas, data, offset, rows, cols, scale) {
+  let max = 0;
+  for (let i = 0; i < rows * cols; i++) max = Math.max(max, Math.abs(data[offset + i]));
+  const image = new ImageData(Math.max(1, cols), Math.max(1, rows));
+  for (let i = 0; i < rows * cols; i++) {
+    const w = data[offset + i];
+    const [r, g, b] = w === 0 ? ZERO : ramp(toneOf(w, scale, max));
+    image.data.set([r, g, b, 255], 4 * i);
+  }
+  blit(canvas, image);
+}
+
+/**
+ * Draws several heads' `[rows, cols]` matrices tiled in a square grid (one
+ * colour scale for all), separated by a gap of background.
+ */
+function drawTiled(canvas, data, heads, rows, cols, scale) {
+  const across = Math.ceil(Math.sqrt(heads.length));
+  const down = Math.ceil(heads.length / across);
+  const gap = Math.max(2, Math.round(Math.max(rows, cols) / 24));
+  const width = across * cols + (across - 1) * gap;
+  const height = down * rows + (down - 1) * gap;
+  let max = 0;
+  for (const h of heads) for (let i = 0; i < rows * cols; i++) max = Math.max(max, Math.abs(data[h * rows * cols + i]));
+  const image = new ImageData(width, height);
+  image.data.fill(255);
+  heads.forEach((h, t) => {
+    const x0 = (t % across) * (cols + gap);
+    const y0 = Math.floor(t / across) * (rows + gap);
+    for (let i = 0; i < rows; i++) {
+      for (let j = 0; j < cols; j++) {
+        const w = data[(h * rows + i) * cols + j];
+        const [r, g, b] = w === 0 ? ZERO : ramp(toneOf(w, scale, max));
+        image.data.set([r, g, b, 255], 4 * ((y0 + i) * width + x0 + j));
+      }
+    }
+  });
+  blit(canvas, image);
+}
+
+function drawMask(canvas, mask, rows, cols) {
+  const image = new ImageData(Math.max(1, cols), Math.max(1, rows));
+  for (let i = 0; i < rows * cols; i++) image.data.set(mask[i] ? [246, 196, 83, 255] : [28, 28, 44, 255], 4 * i);
+  blit(canvas, image);
+}
+
+function blit(canvas, image) {
+  const scratch = new OffscreenCanvas(image.width, image.height);
+  scratch.getContext('2d').putImageData(image, 0, 0);
+  const ratio = window.devicePixelRatio || 1;
+  const size = canvas.getBoundingClientRect();
+  canvas.width = Math.max(1, Math.round(size.width * ratio));
+  canvas.height = Math.max(1, Math.round(size.height * ratio));
+  const g = canvas.getContext('2d');
+  g.imageSmoothingEnabled = false;
+  g.drawImage(scratch, 0, 0, canvas.width, canvas.height);
+}
+
+// ---------------------------------------------------------------- computing
+
+let attn;
+const maskless = new Set();
+
+/**
+ * Median milliseconds of `fn()`: warm-up calls first (V8 compiles wasm with
+ * a baseline compiler and tiers hot functions up in the background), then
+ * repeats up to ~120 ms (3 to 25 runs).
+ */
+function time(fn) {
+  const warm = performance.now();
+  for (let i = 0; i < 2 || (i < 10 && performance.now() - warm < 40); i++) fn();
+  const times = [];
+  const start = performance.now();
+  while (times.length < 3 || (times.length < 25 && performance.now() - start < 120)) {
+    const t0 = performance.now();
+    fn();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return times[times.length >> 1];
+}
+
+function settings() {
+  const data = new FormData(form);
+  const int = (key, min, max, fallback) => {
+    const n = Math.round(Number(data.get(key)));
+    return Number.isFinite(n) ? Math.min(max, Math.max(min, n)) : fallback;
+  };
+  const H = int('H', 1, 16, 4);
+  return {
+    N: int('N', 1, 2048, 128),
+    H,
+    D: int('D', 1, 256, 32),
+    head: int('head', 0, H - 1, 0),
+    seed: int('seed', 0, 2 ** 31, 1),
+    inputs: data.get('inputs') === 'random' ? 'random' : 'smooth',
+    scale: data.get('scale') === 'linear' ? 'linear' : 'log',
+    compare: data.get('compare') === 'on',
+  };
+}
+
+let inputsKey = '';
+let inputs;
+const fullCache = new Map();
+
+function currentInputs(s) {
+  const key = `${s.N},${s.H},${s.D},${s.seed},${s.inputs}`;
+  if (key !== inputsKey) {
+    inputs = makeInputs({ N: s.N, H: s.H, D: s.D, seed: s.seed, kind: s.inputs });
+    inputsKey = key;
+    fullCache.clear();
+  }
+  return inputs;
+}
+
+/** Counts renders: `full` is timed again in each render, next to the variants it is compared with. */
+let renderCount = 0;
+
+/** `full` on the same inputs (for lsh: over its normalised shared keys); output kept per inputs, time per render. */
+function fullRun(name, x) {
+  const kind = name === 'lsh' ? 'shared' : 'k';
+  let entry = fullCache.get(kind);
+  if (!entry || entry.render !== renderCount) {
+    const k = fullKeys(name, x);
+    let out;
+    const ms = time(() => (out = attn.full(x.q, k, x.v)));
+    entry = { out, ms, render: renderCount };
+    fullCache.set(kind, entry);
+  }
+  return entry;
+}
+
+/** Runs one variant: output, time, weights, mask (pattern variants), and the comparison with full. */
+function compute(name, optionsText, s) {
+  const x = currentInputs(s);
+  const json = JSON.parse(optionsText || '{}');
+  const options = resolveOptions(json, lib, { N: s.N, H: s.H, D: s.D, q: x.q, k: x.k, v: x.v });
+  const args = callInputs(name, x);
+  const full = fullRun(name, x);
+  if (name === 'full' && Object.keys(options).length === 0) {
+    // the baseline itself: one measurement, so that its speed-up is exactly 1
+    return { out: full.out, ms: full.ms, weights: attn.weights(name, args.q, args.k, options), mask: null, fullMs: full.ms, error: 0 };
+  }
+  let out;
+  const ms = time(() => (out = attn.apply(name, args.q, args.k, args.v, options)));
+  const weights = attn.weights(name, args.q, args.k, options);
+  let mask = null;
+  if (!maskless.has(name)) {
+    try {
+      mask = attn.mask(name, s.N, s.N, options);
+    } catch (error) {
+      if (!(error instanceof TypeError && /pattern-based/.test(error.message))) throw error;
+      maskless.add(name);
+    }
+  }
+  return { out, ms, weights, mask, fullMs: full.ms, error: meanAbsError(out.data, full.out.data) };
+}
+
+// ---------------------------------------------------------------- options per variant
+
+/** Options text per variant: the defaults for the current sizes, until the user edits them. */
+const optionTexts = new Map();
+
+function defaultText(name, s) {
+  return JSON.stringify(defaultOptions(name, s.N, s.H, s.D));
+}
+
+function optionsFor(name, s) {
+  const entry = optionTexts.get(name);
+  if (!entry || !entry.edited) optionTexts.set(name, { text: defaultText(name, s), edited: false });
+  return optionTexts.get(name).text;
+}
+
+function pretty(text) {
+  try {
+    const json = JSON.parse(text);
+    const one = JSON.stringify(json);
+    return one.length <= 60 ? one : JSON.stringify(json, null, 1).replace(/\n\s*/g, ' ');
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * A short reading of options for the grid's cards: `{"window":8}` is
+ * `window 8`, a `$call` is `helper(args)`, a pattern or head spec is
+ * `type(options)`.
+ */
+function summarize(value) {
+  if (Array.isArray(value)) return value.map(summarize).join(' + ');
+  if (value === null || typeof value !== 'object') return typeof value === 'string' ? value.replace(/^\$/, '') : String(value);
+  if ('$call' in value) return `${value.$call}(${(value.args ?? []).map((a) => (a && typeof a === 'object' ? '…' : summarize(a))).join(', ')})`;
+  const head = value.type ?? value.kind;
+  const body = Object.entries(value)
+    .filter(([key]) => key !== 'type' && key !== 'kind')
+    .map(([key, v]) => (Array.isArray(v) && v.every((x) => typeof x !== 'object') ? `${key} [${v.join(', ')}]` : `${key} ${summarize(v)}`))
+    .join(', ');
+  return head === undefined ? body : `${head}(${body})`;
+}
+
+// ---------------------------------------------------------------- rendering
+
+function format(ms) {
+  return ms >= 100 ? `${ms.toFixed(0)} ms` : ms >= 10 ? `${ms.toFixed(1)} ms` : `${ms.toFixed(2)} ms`;
+}
+
+function statsList(target, rows) {
+  target.replaceChildren(
+    ...rows.flatMap(([term, value, title]) => {
+      const dt = Object.assign(document.createElement('dt'), { textContent: term });
+      const dd = Object.assign(document.createElement('dd'), { textContent: value });
+      if (title) dd.title = title;
+      return [dt, dd];
+    }),
+  );
+}
+
+function caption(name, weights, s) {
+  const [, , Nq, Nk] = weights.dims;
+  const keys = name === 'compressed' ? `${Nk} slots` : `${Nk} keys`;
+  return `${name}, head ${s.head}: ${Nq} queries × ${keys}`;
+}
+
+function renderPanel(panel, s) {
+  const select = $('.variant', panel);
+  const textarea = $('.options', panel);
+  const error = $('.error', panel);
+  const name = select.value;
+  if (document.activeElement !== textarea) textarea.value = pretty(optionsFor(name, s));
+  error.hidden = true;
+  try {
+    const r = compute(name, textarea.value, s);
+    const [, H, Nq, Nk] = r.weights.dims;
+    const head = Math.min(s.head, H - 1);
+    drawMatrix($('.weights', panel), r.weights.data, head * Nq * Nk, Nq, Nk, s.scale);
+    $('.weights-caption', panel).textContent = caption(name, r.weights, { ...s, head });
+    const maskFigure = $('.mask-figure', panel);
+    maskFigure.hidden = !r.mask;
+    if (r.mask) drawMask($('.mask', panel), r.mask, s.N, s.N);
+    statsList($('.stats', panel), [
+      ['time', format(r.ms), `median of repeated calls, backend ${attn.backend}`],
+      ['full', format(r.fullMs)],
+      ['speed-up', `×${(r.fullMs / r.ms).toFixed(2)}`, 'time of full / time of this variant'],
+      ['error vs full', r.error.toExponential(2), 'mean |out - full(q, k, v)| over all outputs'],
+      ['output', `[${r.out.dims.join(', ')}]`],
+    ]);
+  } catch (e) {
+    error.textContent = `${e.name}: ${e.message}`;
+    error.hidden = false;
+    statsList($('.stats', panel), []);
+  }
+}
+
+function renderGrid(s) {
+  const grid = $('#grid-view');
+  const cards = variantNames.map((name) => {
+    const card = document.createElement('article');
+    card.className = 'card';
+    card.dataset.variant = name;
+    const title = document.createElement('h2');
+    title.textContent = name;
+    const canvas = document.createElement('canvas');
+    canvas.className = 'weights';
+    const options = document.createElement('p');
+    options.className = 'card-options';
+    const stats = document.createElement('p');
+    stats.className = 'card-stats';
+    card.append(title, canvas, options, stats);
+    return card;
+  });
+  grid.replaceChildren(...cards);
+  for (const card of cards) {
+    const name = card.dataset.variant;
+    const text = optionsFor(name, s);
+    try {
+      $('.card-options', card).textContent = summarize(JSON.parse(text)) || 'defaults';
+    } catch {
+      $('.card-options', card).textContent = text;
+    }
+    try {
+      const r = compute(name, text, s);
+      const [, H, Nq, Nk] = r.weights.dims;
+      const head = Math.min(s.head, H - 1);
+      if (name === 'mixed' && H > 1) {
+        // a different variant in each head: show up to 4 heads from the chosen one
+        const heads = Array.from({ length: Math.min(4, H) }, (_, t) => (head + t) % H);
+        drawTiled($('canvas', card), r.weights.data, heads, Nq, Nk, s.scale);
+        $('h2', card).textContent = `mixed (${heads.length === H ? 'all' : heads.length} heads)`;
+      } else {
+        drawMatrix($('canvas', card), r.weights.data, head * Nq * Nk, Nq, Nk, s.scale);
+      }
+      const lines = name === 'full' ? [format(r.ms), 'the baseline'] : [`${format(r.ms)} · ×${(r.fullMs / r.ms).toFixed(2)} vs full`, `error vs full ${r.error.toExponential(1)}`];
+      $('.card-stats', card).replaceChildren(...lines.map((text) => Object.assign(document.createElement('span'), { textContent: text })));
+    } catch (e) {
+      $('.card-stats', card).textContent = `${e.name}: ${e.message}`;
+      card.classList.add('failed');
+    }
+  }
+}
+
+let view = 'compare';
+
+function setView(next) {
+  view = next;
+  for (const tab of form.querySelectorAll('[role=tab]')) tab.setAttribute('aria-selected', String(tab.dataset.view === view));
+  $('#compare-view').hidden = view !== 'compare';
+  $('#grid-view').hidden = view !== 'grid';
+  form.elements.compare.closest('label').hidden = view !== 'compare';
+}
+
+function render() {
+  renderCount++;
+  const s = settings();
+  drawColorbar(s.scale);
+  if (view === 'grid') renderGrid(s);
+  else {
+    const [a, b] = document.querySelectorAll('.panel');
+    b.hidden = !s.compare;
+    renderPanel(a, s);
+    if (s.compare) renderPanel(b, s);
+  }
+}
+
+function describeBackend() {
+  if (attn.backend !== 'wasm') return 'js (no WebAssembly SIMD: the plain-JS reference)';
+  return attn.features?.relaxedSimd ? 'wasm (relaxed SIMD: fused multiply-add)' : 'wasm (WebAssembly SIMD)';
+}
+
+/** Renders after the browser has painted the "computing" state. */
+function schedule() {
+  status.textContent = 'computing…';
+  document.body.dataset.ready = '0';
+  requestAnimationFrame(() =>
+    setTimeout(() => {
+      render();
+      status.textContent = `backend: ${describeBackend()} · ${variantNames.length} variants · cross-origin isolated: ${self.crossOriginIsolated ? 'yes' : 'no'}`;
+      document.body.dataset.ready = '1';
+    }, 0),
+  );
+}
+
+function setupPanels(params) {
+  const template = $('#panel-template');
+  const initial = { a: params.get('a') ?? 'local', b: params.get('b') ?? 'lsh' };
+  for (const panel of document.querySelectorAll('.panel')) {
+    panel.append(template.content.cloneNode(true));
+    const select = $('.variant', panel);
+    select.append(...variantNames.map((name) => new Option(name, name)));
+    const wanted = initial[panel.dataset.panel];
+    select.value = variantNames.includes(wanted) ? wanted : variantNames[0];
+    const textarea = $('.options', panel);
+    select.addEventListener('change', schedule);
+    textarea.addEventListener('change', () => {
+      const name = select.value;
+      const s = settings();
+      const edited = textarea.value.trim() !== '' && pretty(textarea.value) !== pretty(defaultText(name, s));
+      optionTexts.set(name, { text: textarea.value.trim() || '{}', edited });
+      schedule();
+    });
+    $('.reset', panel).addEventListener('click', () => {
+      optionTexts.delete(select.value);
+      textarea.value = '';
+      textarea.blur();
+      schedule();
+    });
+  }
+}
+
+function applyParams(params) {
+  for (const key of ['N', 'H', 'D', 'head', 'seed', 'inputs', 'scale']) {
+    const value = params.get(key) ?? params.get(key.toLowerCase());
+    if (value !== null && form.elements[key]) form.elements[key].value = value;
+  }
+  if (params.get('compare') === '0') form.elements.compare.checked = false;
+}
+
+// ---------------------------------------------------------------- test hook
+
+/**
+ * For the browser test: runs `name` on the given tensors with JSON options
+ * (resolved as in the panels) and returns the output, the weights and the
+ * mask, so that Node can compare them with its own results.
+ */
+async function runCase(name, q, k, v, options = {}) {
+  const resolved = resolveOptions(options, lib, { N: q.dims[q.dims.length - 2], H: q.dims.length > 2 ? q.dims[q.dims.length - 3] : 1, D: q.dims[q.dims.length - 1], q, k, v });
+  const args = callInputs(name, { q, k, v });
+  const out = attn.apply(name, args.q, args.k, args.v, resolved);
+  const weights = attn.weights(name, args.q, args.k, resolved);
+  let mask = null;
+  try {
+    mask = attn.mask(name, q.dims[q.dims.length - 2], k.dims[k.dims.length - 2], resolved);
+  } catch (error) {
+    if (!(error instanceof TypeError && /pattern-based/.test(error.message))) throw error;
+  }
+  return { out: out.data, dims: out.dims, weights: weights.data, weightDims: weights.dims, mask, backend: attn.backend };
+}
+
+async function main() {
+  const params = new URLSearchParams(location.search);
+  applyParams(params);
+  setupPanels(params);
+  for (const tab of form.querySelectorAll('[role=tab]')) {
+    tab.addEventListener('click', () => {
+      setView(tab.dataset.view);
+      schedule();
+    });
+  }
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    schedule();
+  });
+  form.addEventListener('change', (event) => {
+    if (event.target.closest('.panel')) return;
+    schedule();
+  });
+  attn = await createAttention();
+  window.demo = { lib, attn, runCase, render };
+  window.runCase = runCase;
+  setView(params.get('view') === 'grid' ? 'grid' : 'compare');
+  schedule();
+}
+
+main().catch((error) => {
+  status.textContent = `failed to start: ${error.message}`;
+  status.classList.add('failed');
+  document.body.dataset.ready = 'failed';
+  throw error;
+});
