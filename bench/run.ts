@@ -251,7 +251,7 @@ for (const N of allSizes) {
     if (!sizesOf(impl, baseSizes, explicitSizes).includes(N)) continue;
     const skip = (reason: string) => rows.push({ impl: impl.id, kind: impl.kind, family: impl.family, N, status: 'skipped', reason });
     if (impl.maxN && N > impl.maxN.N) skip(`N > ${impl.maxN.N}: ${impl.maxN.why}`);
-    else if (impl.kind === 'ours-js' && !fullSweep && !explicitSizes && N > 256) skip('the JS backend runs ~0.7 GFLOP/s: N > 256 only with --full');
+    else if (impl.kind === 'ours-js' && !fullSweep && !explicitSizes && N > 256) skip('our JS backend runs ~0.9 GFLOP/s: N > 256 only with --full');
     else if (failed.has(impl.id)) skip(`not run: ${failed.get(impl.id)}`);
     else {
       const p = predict(impl, N);

@@ -178,6 +178,7 @@ export const peerImpls: Record<string, Impl[]> = {
       worker: 'ours',
       params: { case: 'full', backend: 'js' },
       growth: 2,
+      maxN: { N: 1024, why: 'our JS backend runs ~0.9 GFLOP/s: ~40 s per call at N = 4096' },
       flops: attentionFlops,
       note: "our plain-JS float64 reference backend (createAttention({ backend: 'js' }))",
     },
