@@ -7,7 +7,7 @@
  * `<out>/latest.json` and SVG charts.
  *
  *   node dist-bench/run.js [--quick | --full] [--variants a,b] [--sizes 256,1024]
- *                          [--peers tfjs,ort,js | none] [--out DIR] [--rounds R]
+ *                          [--peers tfjs,ort,threads,js | none] [--out DIR] [--rounds R]
  *                          [--budget SECONDS] [--accuracy-n N | --no-accuracy]
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -35,7 +35,8 @@ const USAGE = `usage: node dist-bench/run.js [options]
                        60 s per call budget, 5 rounds, and full at N = 32768 (H = 1)
   --variants a,b       only these variants (default: every registered one)
   --sizes 256,1024     only these sizes (for every implementation)
-  --peers tfjs,ort,js  which peers (default all; 'none' for none); js = our plain-JS backend
+  --peers tfjs,ort,threads,js  which peers (default all; 'none' for none); threads = our full and
+                       onnxruntime-web on 2 threads; js = our plain-JS backend
   --out DIR            write latest.json and the charts to DIR
                        (default: bench/results/latest.json and docs/*.svg)
   --rounds R           interleaved rounds per size
@@ -137,8 +138,8 @@ class Child {
     });
   }
 
-  static async start(worker: string): Promise<Child> {
-    const proc = fork(join(here, 'peers', `${worker}.js`), [], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  static async start(worker: string, execArgv: string[] = []): Promise<Child> {
+    const proc = fork(join(here, 'peers', `${worker}.js`), [], { execArgv, serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
     const child = new Child(proc);
     await child.next();
     return child;
@@ -293,7 +294,7 @@ async function runGroup(N: number, group: Impl[]): Promise<void> {
       let child: Child | null = null;
       try {
         const t0 = performance.now();
-        child = await Child.start(impl.worker);
+        child = await Child.start(impl.worker, impl.execArgv);
         const request: SetupRequest = { N, H, D, params: impl.params, sampleAt };
         const setup = await child.request({ cmd: 'setup', request });
         const setupMs = performance.now() - t0;
@@ -482,6 +483,28 @@ for (const N of sizesRun) {
       ratios.push({ N, family, peer: best.impl, peerMs: best.medianMs!, fullMs: full.medianMs, ratio: best.medianMs! / full.medianMs, ratioOfFastest: best.minMs! / full.minMs!, ratioOfCpu });
     }
   }
+}
+// threads: our full on 2 threads against itself on one and against onnxruntime-web on 2
+const threadRows = sizesRun
+  .map((N) => ({ N, one: at('full', N), relaxed: at('full (relaxed SIMD)', N), two: at('full (2 threads)', N), ort: at('ort MatMul-Softmax-MatMul (2 threads)', N) }))
+  .filter((r) => r.one?.medianMs && (r.two?.medianMs || r.relaxed?.medianMs));
+const timeOf = (r: TimingRow | undefined) => (r?.medianMs ? fmtMs(r.medianMs) : '-');
+const ratioOf = (a: TimingRow | undefined, b: TimingRow | undefined) => (a?.medianMs && b?.medianMs ? `${(a.medianMs / b.medianMs).toFixed(2)}x` : '-');
+if (threadRows.length > 0) {
+  table(
+    'Builds and threads: our full on the relaxed-SIMD build (speed-up over the plain build) and on 2 threads (time / its 1-thread time), onnxruntime-web on 2 threads (its time / ours on 2)',
+    ['N', 'full', 'relaxed SIMD', 'speed-up', '2 threads', '2 / 1', 'ort graph, 2 threads', 'ort / ours'],
+    threadRows.map(({ N, one, relaxed, two, ort }) => [
+      String(N),
+      timeOf(one),
+      timeOf(relaxed),
+      ratioOf(one, relaxed),
+      timeOf(two),
+      ratioOf(two, one),
+      timeOf(ort),
+      ratioOf(ort, two),
+    ]),
+  );
 }
 const exactIds = implIds.filter((id) => rows.some((r) => r.impl === id && r.gflops !== undefined) || id === 'full');
 if (exactIds.length > 1) {

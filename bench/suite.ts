@@ -125,6 +125,8 @@ export interface Impl {
   kind: 'ours' | 'ours-js' | 'peer';
   /** bench/peers/<worker>.ts runs it. */
   worker: 'ours' | 'tfjs' | 'ort';
+  /** Node flags of its process. */
+  execArgv?: string[];
   params: Record<string, unknown>;
   growth: number;
   maxN?: { N: number; why: string };
@@ -169,6 +171,36 @@ export const peerImpls: Record<string, Impl[]> = {
       family: 'onnxruntime-web',
       flops: attentionFlops,
       note: 'onnxruntime-web wasm, numThreads 1: Mul(q, scale), Transpose(k), MatMul, Softmax, MatMul graph',
+    },
+  ],
+  threads: [
+    {
+      id: 'full (relaxed SIMD)',
+      kind: 'ours',
+      worker: 'ours',
+      params: { case: 'full', backend: 'wasm', threads: 1 },
+      execArgv: ['--experimental-wasm-relaxed-simd'],
+      growth: 2,
+      flops: attentionFlops,
+      note: 'our full on the relaxed-SIMD build (fused multiply-add; Node 20 runs it with --experimental-wasm-relaxed-simd)',
+    },
+    {
+      id: 'full (2 threads)',
+      kind: 'ours',
+      worker: 'ours',
+      params: { case: 'full', backend: 'wasm', threads: 2 },
+      growth: 2,
+      flops: attentionFlops,
+      note: "our full on a pool of 2 threads over shared memory (await attn.run('full', ...))",
+    },
+    {
+      id: 'ort MatMul-Softmax-MatMul (2 threads)',
+      kind: 'peer',
+      worker: 'ort',
+      params: { model: 'graph', threads: 2 },
+      growth: 2,
+      flops: attentionFlops,
+      note: 'onnxruntime-web wasm, numThreads 2: Mul(q, scale), Transpose(k), MatMul, Softmax, MatMul graph',
     },
   ],
   js: [

@@ -78,6 +78,20 @@ export interface AttentionInit {
    * the tolerance of the reference either way.
    */
   relaxedSimd?: boolean;
+  /**
+   * Threads for `attn.run` (a pool over one shared WebAssembly memory).
+   * Default: the number of cores where shared memory is available (Node
+   * always; browsers when the page is `crossOriginIsolated`), else 1; 1 when
+   * `wasm` is given (with more, `wasm` must be a shared-memory build:
+   * `attention-shared.wasm` or `attention-relaxed-shared.wasm`).
+   */
+  threads?: number;
+}
+
+/** How many threads `attn.run` uses, and why. */
+export interface Threads {
+  readonly count: number;
+  readonly reason: string;
 }
 
 /** What the loaded kernels use. */
@@ -107,6 +121,8 @@ export interface Attention {
   readonly backend: 'wasm' | 'js';
   /** The SIMD features the kernels use. */
   readonly features: Features;
+  /** The threads of `attn.run`, and why that many. */
+  readonly threads: Threads;
   /** Memory held by this instance. */
   readonly memory: MemoryStats;
 
@@ -154,6 +170,18 @@ export interface Attention {
    */
   fitRoutingCentroids(q: Tensor, k: Tensor, options: RoutingFitOptions): Tensor;
 
+  /**
+   * A variant on the thread pool: the same result, bit for bit, as
+   * `attn[name](q, k, v, options)`, with the work split by batch, head and
+   * query block (variants whose kernel is not split yet run on the calling
+   * thread). Runs queue one after the other; the synchronous methods stay
+   * usable meanwhile.
+   */
+  run(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, options?: object): Promise<Tensor>;
+
+  /** Stops the pool's threads (the synchronous methods keep working). */
+  dispose(): void;
+
   /** Any registered variant by name (the named methods call this). */
   apply(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, options?: object): Tensor;
 
@@ -194,14 +222,39 @@ export async function createAttention(init: AttentionInit = {}): Promise<Attenti
   if (relaxedSimd === true && !relaxed) {
     throw new Error('wasm-attention: init.relaxedSimd is true but this runtime has no relaxed SIMD (Node 20 needs --experimental-wasm-relaxed-simd)');
   }
-  const runtime = backend === 'js' || !simd ? null : await Runtime.create(init.wasm, relaxedSimd ?? relaxed);
-  return new Instance(runtime);
+  if (backend === 'js' || !simd) return new Instance(null, { count: 1, reason: 'the JS backend runs on the calling thread' });
+  // a module given as it is may be a build without shared memory: one thread unless told
+  const threads = init.wasm !== undefined && init.threads === undefined ? { count: 1, reason: 'init.wasm given without init.threads' } : await threadCount(init.threads);
+  const runtime = await Runtime.create(init.wasm, relaxedSimd ?? relaxed, threads.count);
+  return new Instance(runtime, threads);
+}
+
+/** init.threads, or the cores where shared memory is available. */
+async function threadCount(requested: unknown): Promise<Threads> {
+  if (requested !== undefined) {
+    if (typeof requested !== 'number' || !Number.isInteger(requested) || requested < 1) {
+      throw new RangeError(`init.threads: expected an integer >= 1, received ${describe(requested)}`);
+    }
+    return { count: requested, reason: 'init.threads' };
+  }
+  if (typeof process === 'object' && process.versions?.node) {
+    const os = 'node:os'; // computed: bundlers leave it to Node
+    const { availableParallelism, cpus } = (await import(/* @vite-ignore */ os)) as typeof import('node:os');
+    return { count: availableParallelism?.() ?? cpus().length, reason: 'the cores of this machine (Node shares WebAssembly memory with worker threads)' };
+  }
+  if (typeof crossOriginIsolated === 'boolean' && crossOriginIsolated && typeof navigator === 'object') {
+    return { count: navigator.hardwareConcurrency || 1, reason: 'the cores of this machine (the page is cross-origin isolated)' };
+  }
+  return { count: 1, reason: 'no shared memory: the page is not cross-origin isolated (COOP/COEP headers)' };
 }
 
 class Instance implements Attention {
   readonly backend: 'wasm' | 'js';
 
-  constructor(private readonly runtime: Runtime | null) {
+  constructor(
+    private readonly runtime: Runtime | null,
+    readonly threads: Threads,
+  ) {
     this.backend = runtime ? 'wasm' : 'js';
     for (const name of variantNames) {
       (this as unknown as Record<string, unknown>)[name] = (q: Tensor | null, k: Tensor | null, v: Tensor, options?: object) =>
@@ -239,6 +292,20 @@ class Instance implements Attention {
     const { B, H, Nq, Dv } = parsed.problem;
     const data = this.runtime && variant.kernel ? variant.kernel(this.runtime, inputs, parsed) : variant.reference(inputs, parsed);
     return toTensor(data, B, H, Nq, Dv, (inputs.q ?? inputs.v!).rank);
+  }
+
+  async run(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, options?: object): Promise<Tensor> {
+    const variant = lookup(name, 'name');
+    const inputs = readInputs(variant, q, k, v, true);
+    const parsed = variant.parse(inputs, asOptions(options), lookup);
+    if (!this.runtime || this.runtime.threads === 1 || !variant.plan) return this.apply(name, q, k, v, options);
+    const { B, H, Nq, Dv } = parsed.problem;
+    const data = await this.runtime.executeParallel(variant.plan(this.runtime, inputs, parsed));
+    return toTensor(data, B, H, Nq, Dv, (inputs.q ?? inputs.v!).rank);
+  }
+
+  dispose(): void {
+    this.runtime?.dispose();
   }
 
   weights(name: VariantName, q: Tensor | null, k: Tensor | null, options?: object): Tensor {

@@ -18,6 +18,7 @@ import { parseCommon, positions, requiredNumber, optionalNumber, type Common, ty
 import { qkvProblem } from './variants/full.js';
 import type { Dense, Inputs, Parsed, Problem } from './variants/variant.js';
 import { forRowChunks, type Runtime } from './runtime/runtime.js';
+import { scratch, type JobPlan, type KernelCall } from './runtime/jobs.js';
 
 /**
  * A sliding window: query position p sees keys `p - before ..= p + after`.
@@ -526,8 +527,8 @@ export function kernelPlan(set: PatternSet, causal: boolean): KernelPlan {
   return { A, B, isToken, stride, extra: { offsets, keys: Int32Array.from(keys), bits: Uint8Array.from(bits) } };
 }
 
-/** The SIMD kernel of every pattern variant: the passes of {@link kernelPlan}, head by head. */
-export function patternKernel(runtime: Runtime, inputs: Inputs, parsed: PatternParsed): Float32Array {
+/** The SIMD kernel of every pattern variant as a plan: the passes of {@link kernelPlan}, one job per head. */
+export function patternPlan(runtime: Runtime, inputs: Inputs, parsed: PatternParsed): JobPlan {
   const q = inputs.q as Heads;
   const k = inputs.k as Heads;
   const v = inputs.v as Heads;
@@ -536,42 +537,55 @@ export function patternKernel(runtime: Runtime, inputs: Inputs, parsed: PatternP
   const x = runtime.exports as unknown as PatternKernels & Runtime['exports'];
   const { keyPadding, scale } = parsed;
   const causal = parsed.causal ? 1 : 0;
-  const outLength = B * H * Nq * Dv;
   // the window pass has work when there is a local rule or a global row
   const windowPass = plan.A >= 0 || plan.isToken !== null;
-  const parts = [
-    q.data, k.data, v.data, outLength * 4,
-    keyPadding ?? 0, plan.isToken ?? 0,
-    windowPass || plan.extra ? x.packBytes(Nk, D, Dv) : 0, plan.stride ? x.residuePackBytes(Nk, D, Dv, plan.stride.s) : 0,
-    x.groupBytes(D, Dv), x.patternStateBytes(Nq, Dv),
-    plan.extra ? x.extraBytes(D, Dv) : 0,
-    plan.extra?.offsets ?? 0, plan.extra?.keys ?? 0, plan.extra?.bits ?? 0,
-  ];
-  return runtime.call(parsed.patterns.rules.map((r) => r.type).join('+'), parts, 3, outLength, (p) => {
-    const [qp, kp, vp, out, padp, tokens, pack, residues, tile, rows, gathered, offsets, keys, bits] = p;
-    const isToken = plan.isToken ? tokens : 0;
-    for (let bh = 0; bh < B * H; bh++) {
-      const pad = keyPadding ? padp + Math.floor(bh / H) * Nk : 0;
-      const qHead = qp + bh * Nq * D * 4;
-      const kHead = kp + bh * Nk * D * 4;
-      const vHead = vp + bh * Nk * Dv * 4;
-      x.patternStart(rows, Nq, Dv);
-      if (windowPass || plan.extra) x.packHead(kHead, vHead, Nk, D, Dv, pad, pack);
-      if (windowPass) {
-        const window = Math.max(1, Math.min(Nk, plan.A + plan.B + 9));
-        forRowChunks(Nq, window, D + Dv, (start, end) =>
-          x.patternWindowRows(qHead, Nq, Nk, D, Dv, scale, causal, plan.A, plan.B, isToken, pack, tile, rows, start, end),
-        );
-      }
-      if (plan.stride) {
-        const { s, reach } = plan.stride;
-        x.packResidues(kHead, vHead, Nk, D, Dv, s, pad, residues);
-        for (let r = 0; r < Math.min(s, Nk); r++) {
-          x.patternStrideRows(qHead, Nq, Nk, D, Dv, scale, causal, s, reach, plan.A, plan.B, isToken, residues, tile, rows, r, r + 1);
+  // each thread's own buffers
+  const [pack, residues, tile, rows, gathered] = [0, 1, 2, 3, 4].map(scratch);
+  return {
+    what: parsed.patterns.rules.map((r) => r.type).join('+'),
+    parts: [
+      q.data, k.data, v.data, B * H * Nq * Dv * 4, keyPadding ?? 0, plan.isToken ?? 0,
+      plan.extra?.offsets ?? 0, plan.extra?.keys ?? 0, plan.extra?.bits ?? 0,
+    ],
+    output: 3,
+    length: B * H * Nq * Dv,
+    scratch: [
+      windowPass || plan.extra ? x.packBytes(Nk, D, Dv) : 0,
+      plan.stride ? x.residuePackBytes(Nk, D, Dv, plan.stride.s) : 0,
+      x.groupBytes(D, Dv),
+      x.patternStateBytes(Nq, Dv),
+      plan.extra ? x.extraBytes(D, Dv) : 0,
+    ],
+    jobs: ([qp, kp, vp, out, padp, tokens, offsets, keys, bits]) =>
+      Array.from({ length: B * H }, (_, bh) => {
+        const isToken = plan.isToken ? tokens : 0;
+        const pad = keyPadding ? padp + Math.floor(bh / H) * Nk : 0;
+        const qHead = qp + bh * Nq * D * 4;
+        const kHead = kp + bh * Nk * D * 4;
+        const vHead = vp + bh * Nk * Dv * 4;
+        const job: KernelCall[] = [['patternStart', rows, Nq, Dv]];
+        if (windowPass || plan.extra) job.push(['packHead', kHead, vHead, Nk, D, Dv, pad, pack]);
+        if (windowPass) {
+          const window = Math.max(1, Math.min(Nk, plan.A + plan.B + 9));
+          forRowChunks(Nq, window, D + Dv, (start, end) =>
+            job.push(['patternWindowRows', qHead, Nq, Nk, D, Dv, scale, causal, plan.A, plan.B, isToken, pack, tile, rows, start, end]),
+          );
         }
-      }
-      if (plan.extra) x.patternExtraRows(qHead, kHead, vHead, Nq, Nk, D, Dv, scale, offsets, keys, bits, pack, gathered, tile, rows, 0, Math.ceil(Nq / 8));
-      x.patternFinish(rows, Nq, Dv, out + bh * Nq * Dv * 4);
-    }
-  });
+        if (plan.stride) {
+          const { s, reach } = plan.stride;
+          job.push(['packResidues', kHead, vHead, Nk, D, Dv, s, pad, residues]);
+          for (let r = 0; r < Math.min(s, Nk); r++) {
+            job.push(['patternStrideRows', qHead, Nq, Nk, D, Dv, scale, causal, s, reach, plan.A, plan.B, isToken, residues, tile, rows, r, r + 1]);
+          }
+        }
+        if (plan.extra) job.push(['patternExtraRows', qHead, kHead, vHead, Nq, Nk, D, Dv, scale, offsets, keys, bits, pack, gathered, tile, rows, 0, Math.ceil(Nq / 8)]);
+        job.push(['patternFinish', rows, Nq, Dv, out + bh * Nq * Dv * 4]);
+        return job;
+      }),
+  };
+}
+
+/** The SIMD kernel of every pattern variant: {@link patternPlan} on this thread. */
+export function patternKernel(runtime: Runtime, inputs: Inputs, parsed: PatternParsed): Float32Array {
+  return runtime.execute(patternPlan(runtime, inputs, parsed));
 }

@@ -172,16 +172,47 @@ describe('in Chromium', () => {
   it('the page imports the package unbundled, finds attention.wasm by itself and runs SIMD', async () => {
     const state = await page.evaluate(() => {
       const { attn, lib } = (window as any).demo;
-      return { backend: attn.backend, relaxed: attn.features.relaxedSimd, canRelax: lib.hasRelaxedSimd(), isolated: self.crossOriginIsolated, names: lib.variantNames };
+      return {
+        backend: attn.backend,
+        relaxed: attn.features.relaxedSimd,
+        canRelax: lib.hasRelaxedSimd(),
+        isolated: self.crossOriginIsolated,
+        threads: attn.threads.count,
+        cores: navigator.hardwareConcurrency,
+        names: lib.variantNames,
+      };
     });
     expect(state).toMatchObject({ backend: 'wasm', isolated: true, names: variantNames });
-    // Chromium has relaxed SIMD, so the default is the relaxed build, fetched next to dist/index.js
+    // Chromium has relaxed SIMD, so the default is the relaxed build; the page is cross-origin
+    // isolated, so it runs on a thread per core with the shared-memory build; fetched next to dist/index.js
     expect(state.relaxed).toBe(state.canRelax);
-    const wasm = responses.filter((r) => /\/dist\/attention(-relaxed)?\.wasm$/.test(r.url));
+    expect(state.threads).toBe(state.cores);
+    const build = `attention${state.relaxed ? '-relaxed' : ''}${state.threads > 1 ? '-shared' : ''}.wasm`;
+    const wasm = responses.filter((r) => /\/dist\/attention(-relaxed)?(-shared)?\.wasm$/.test(r.url));
     expect(wasm).toHaveLength(1);
-    expect(wasm[0].url).toBe(`${server.url}dist/${state.relaxed ? 'attention-relaxed.wasm' : 'attention.wasm'}`);
+    expect(wasm[0].url).toBe(`${server.url}dist/${build}`);
     expect(wasm[0]).toMatchObject({ status: 200, type: 'application/wasm' });
     expect(responses.some((r) => r.url.endsWith('/node_modules/@assemblyscript/loader/index.js') && r.status === 200)).toBe(true);
+  });
+
+  it('runs on 2 threads in the page: attn.run gives the bits of the synchronous call', async () => {
+    const x = makeInputs({ N: 300, H: 2, D: 12, seed: 3, kind: 'random' });
+    const result = await page.evaluate(async ({ q, k, v }) => {
+      const { attn } = (window as any).demo;
+      const same = async (name: string, options: object) => {
+        const sync = attn.apply(name, q, k, v, options).data as Float32Array;
+        const pooled = (await attn.run(name, q, k, v, options)).data as Float32Array;
+        return sync.length === pooled.length && sync.every((value, i) => Object.is(value, pooled[i]));
+      };
+      return {
+        threads: attn.threads.count,
+        full: await same('full', { causal: true }),
+        local: await same('local', { window: 7 }),
+        sparse: await same('sparse', { patterns: [{ type: 'local', window: 3 }, { type: 'global', tokens: [0] }, { type: 'strided', stride: 16 }] }),
+        linear: await same('linear', { causal: true }),
+      };
+    }, x);
+    expect(result).toEqual({ threads: 2, full: true, local: true, sparse: true, linear: true });
   });
 
   it('createAttention({ wasm }) takes a URL string, a URL and bytes in the page', async () => {
@@ -308,7 +339,8 @@ describe('in Chromium', () => {
       const { build } = await import('vite');
       await build({ root: app, configFile: false, logLevel: 'silent', build: { target: 'esnext', outDir: join(app, 'dist') } });
       const assets = await readdir(join(app, 'dist', 'assets'));
-      expect(assets.filter((f) => f.endsWith('.wasm'))).toHaveLength(2);
+      // the two imported with ?url, and the package's own four builds (the same files, deduplicated)
+      expect(assets.filter((f) => f.endsWith('.wasm'))).toHaveLength(4);
       const built = await serve({ port: 0, root: join(app, 'dist') });
       const other = await browser.newPage();
       try {

@@ -1,5 +1,5 @@
 /**
- * Worker: onnxruntime-web on its WebAssembly backend, one thread, running a
+ * Worker: onnxruntime-web on its WebAssembly backend, `params.threads` threads (1 by default), running a
  * model built in bench/peers/onnx.ts: `params.model` 'mha' (the
  * `com.microsoft` MultiHeadAttention op, inputs in its `[1, N, H*D]`
  * layout, prepared outside the timed call) or 'graph' (MatMul, Softmax,
@@ -17,14 +17,17 @@ serve(async ({ N, H, D, params }) => {
   // ort-wasm-simd-threaded.{mjs,wasm} from node_modules/onnxruntime-web/dist (no network)
   const require = createRequire(import.meta.url);
   ort.env.wasm.wasmPaths = pathToFileURL(`${dirname(require.resolve('onnxruntime-web'))}/`).href;
-  ort.env.wasm.numThreads = 1;
+  const threads = (params.threads as number | undefined) ?? 1;
+  ort.env.wasm.numThreads = threads;
   ort.env.wasm.proxy = false;
   const scale = 1 / Math.sqrt(D);
   const mha = params.model === 'mha';
   const session = await ort.InferenceSession.create(mha ? multiHeadAttentionModel(H, D, scale) : matMulSoftmaxModel(H, D), {
     executionProviders: ['wasm'],
     graphOptimizationLevel: 'all',
-    intraOpNumThreads: 1,
+    intraOpNumThreads: threads,
+    // idle onnxruntime threads spin by default, which would steal the cores from the other processes of the sweep
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
     interOpNumThreads: 1,
   });
   /** [1, H, N, D] -> [1, N, H*D] */
@@ -48,5 +51,5 @@ serve(async ({ N, H, D, params }) => {
     const h = Math.floor(i / (D * N));
     return out[(n * H + h) * D + d];
   };
-  return { call, read, info: { 'onnxruntime-web': ort.env.versions.web, model: mha ? 'com.microsoft MultiHeadAttention' : 'MatMul-Softmax-MatMul', threads: 1 } };
+  return { call, read, info: { 'onnxruntime-web': ort.env.versions.web, model: mha ? 'com.microsoft MultiHeadAttention' : 'MatMul-Softmax-MatMul', threads } };
 });

@@ -77,6 +77,32 @@ export class Arena {
    */
   frame<T>(parts: readonly FramePart[], what: string, body: (pointers: number[]) => T): T {
     const start = this.top;
+    const pointers = this.reserveFrame(parts, what);
+    try {
+      return body(pointers);
+    } finally {
+      this.top = start;
+    }
+  }
+
+  /**
+   * {@link frame} for work that completes later (the thread pool). The caller
+   * runs one such frame at a time; synchronous frames may come and go on top
+   * of it meanwhile.
+   */
+  async frameAsync<T>(parts: readonly FramePart[], what: string, body: (pointers: number[]) => Promise<T>): Promise<T> {
+    const start = this.top;
+    const pointers = this.reserveFrame(parts, what);
+    try {
+      return await body(pointers);
+    } finally {
+      this.top = start;
+    }
+  }
+
+  /** Reserves and fills one frame's parts; the frame is released by the caller. */
+  private reserveFrame(parts: readonly FramePart[], what: string): number[] {
+    const start = this.top;
     // decided before growing: growth detaches the views of tensors already inside
     const inside = parts.map((p) => typeof p !== 'number' && p.buffer === this.memory.buffer);
     let end = start;
@@ -93,10 +119,11 @@ export class Arena {
       parts.forEach((p, i) => {
         if (typeof p !== 'number' && !inside[i]) bytes.set(new Uint8Array(p.buffer, p.byteOffset, p.byteLength), offsets[i]);
       });
-      return body(offsets);
-    } finally {
+    } catch (error) {
       this.top = start;
+      throw error;
     }
+    return offsets;
   }
 
   /** A copy of `length` floats at `pointer`. */

@@ -53,18 +53,31 @@ async function readBytes(url: URL): Promise<ArrayBuffer | Response> {
 
 /**
  * Compiles and instantiates the module against `memory`: `source`, or the
- * build next to this package (the relaxed-SIMD one when `relaxed`).
+ * build next to this package (relaxed SIMD when `relaxed`; the shared-memory
+ * build, for threads, when `shared`). The compiled module comes back too, for
+ * the pool's threads.
  */
-export async function instantiateModule(source: WasmSource | undefined, memory: WebAssembly.Memory, relaxed: boolean): Promise<Exports> {
+export async function instantiateModule(
+  source: WasmSource | undefined,
+  memory: WebAssembly.Memory,
+  relaxed: boolean,
+  shared: boolean,
+): Promise<{ exports: Exports; module: WebAssembly.Module }> {
   let input: ArrayBuffer | Uint8Array | WebAssembly.Module | Response;
   if (source === undefined) {
-    // literal URLs, so that bundlers (Vite, webpack) see and emit both files
-    input = await readBytes(relaxed ? new URL('../attention-relaxed.wasm', import.meta.url) : new URL('../attention.wasm', import.meta.url));
-  }
-  else if (typeof source === 'string' || source instanceof URL) input = await readBytes(new URL(source, defaultBase()));
+    // literal URLs, so that bundlers (Vite, webpack) see and emit every build
+    const url = shared
+      ? relaxed
+        ? new URL('../attention-relaxed-shared.wasm', import.meta.url)
+        : new URL('../attention-shared.wasm', import.meta.url)
+      : relaxed
+        ? new URL('../attention-relaxed.wasm', import.meta.url)
+        : new URL('../attention.wasm', import.meta.url);
+    input = await readBytes(url);
+  } else if (typeof source === 'string' || source instanceof URL) input = await readBytes(new URL(source, defaultBase()));
   else input = source;
-  const { exports } = await instantiate<Exports>(input as never, { env: { memory } });
-  return exports as unknown as Exports;
+  const { exports, module } = await instantiate<Exports>(input as never, { env: { memory } });
+  return { exports: exports as unknown as Exports, module };
 }
 
 /** Relative URLs resolve against the page in browsers, the working directory in Node. */

@@ -1,25 +1,40 @@
 /**
  * The WebAssembly backend: the module's exports bound once, the arena over
  * its memory, and the one call shape every kernel shares: copy inputs in,
- * run the kernel, copy the output out.
+ * run the kernel, copy the output out. With threads, the memory is shared
+ * and a pool of threads runs the jobs of a plan.
  */
 import { Arena, MAX_PAGES, type FramePart } from './arena.js';
 import type { Exports } from './exports.js';
+import { runJob, scratch, type Job, type JobPlan, type KernelCall } from './jobs.js';
 import { instantiateModule, type WasmSource } from './load.js';
+import { Pool } from './pool.js';
 import type { Heads } from '../tensor.js';
 import type { Common } from '../validate.js';
 
 export class Runtime {
+  private pool: Promise<Pool> | null = null;
+  private disposed = false;
+  /** Runs on the pool, one at a time (their frames must nest). */
+  private queue: Promise<unknown> = Promise.resolve();
+
   private constructor(
     readonly exports: Exports,
     readonly arena: Arena,
+    private readonly module: WebAssembly.Module,
+    /** Pool threads: 1 means no pool. */
+    readonly threads: number,
   ) {}
 
-  /** The default build is the relaxed-SIMD one when `relaxed`; a given `source` is used as it is. */
-  static async create(source?: WasmSource, relaxed = false): Promise<Runtime> {
-    const memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES });
-    const exports = await instantiateModule(source, memory, relaxed);
-    return new Runtime(exports, new Arena(memory, exports.heapBase()));
+  /**
+   * The default build is the relaxed-SIMD one when `relaxed`; a given
+   * `source` is used as it is (with threads it must be a shared-memory build).
+   */
+  static async create(source?: WasmSource, relaxed = false, threads = 1): Promise<Runtime> {
+    const shared = threads > 1;
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared });
+    const { exports, module } = await instantiateModule(source, memory, relaxed, shared);
+    return new Runtime(exports, new Arena(memory, exports.heapBase()), module, threads);
   }
 
   /** Whether the loaded build fuses multiply-adds (relaxed SIMD). */
@@ -39,27 +54,89 @@ export class Runtime {
     });
   }
 
-  /** Exact softmax attention of q over k, v with the common options (causal, key padding). */
-  full(q: Heads, k: Heads, v: Heads, common: Common): Float32Array {
+  /** Runs a plan's jobs one after the other on this thread, with one set of scratch buffers. */
+  execute(plan: JobPlan): Float32Array {
+    return this.arena.frame([...plan.parts, ...plan.scratch], plan.what, (p) => {
+      const scratchPointers = p.slice(plan.parts.length);
+      for (const job of plan.jobs(p)) runJob(this.exports, job, scratchPointers);
+      return this.arena.readF32(p[plan.output], plan.length);
+    });
+  }
+
+  /**
+   * Runs a plan's jobs on the pool, each thread with scratch buffers of its
+   * own: the same calls as {@link execute}, so the same bits.
+   */
+  executeParallel(plan: JobPlan): Promise<Float32Array> {
+    const run = async (): Promise<Float32Array> => {
+      const pool = await this.startPool();
+      const copies = Array.from({ length: pool.size }, () => plan.scratch).flat();
+      return this.arena.frameAsync([...plan.parts, ...copies], plan.what, async (p) => {
+        const base = plan.parts.length;
+        const per = plan.scratch.length;
+        const scratchPointers = Array.from({ length: pool.size }, (_, i) => p.slice(base + i * per, base + (i + 1) * per));
+        await pool.run(plan.jobs(p), scratchPointers);
+        return this.arena.readF32(p[plan.output], plan.length);
+      });
+    };
+    const result = this.queue.then(run, run);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  private startPool(): Promise<Pool> {
+    if (this.disposed) return Promise.reject(new Error('wasm-attention: run() after dispose(): the threads were stopped'));
+    this.pool ??= Pool.create(this.threads, this.module, this.arena.memory);
+    return this.pool;
+  }
+
+  /** Stops the pool's threads for good (the synchronous kernels keep working). */
+  dispose(): void {
+    this.disposed = true;
+    void this.pool?.then((pool) => pool.dispose());
+    this.pool = null;
+  }
+
+  /** Exact softmax attention of q over k, v with the common options (causal, key padding), as a plan of one job per head. */
+  fullPlan(q: Heads, k: Heads, v: Heads, common: Common): JobPlan {
     const { B, H, N: Nq, D } = q;
     const { N: Nk } = k;
     const Dv = v.D;
     const x = this.exports;
-    const outLength = B * H * Nq * Dv;
     const pad = common.keyPadding;
-    const parts = [q.data, k.data, v.data, outLength * 4, x.packBytes(Nk, D, Dv), x.groupBytes(D, Dv), pad ?? 0];
-    return this.call('full', parts, 3, outLength, ([qp, kp, vp, out, pack, tiles, padp]) => {
-      for (let bh = 0; bh < B * H; bh++) {
-        const b = Math.floor(bh / H);
-        x.packHead(kp + bh * Nk * D * 4, vp + bh * Nk * Dv * 4, Nk, D, Dv, pad ? padp + b * Nk : 0, pack);
-        const qHead = qp + bh * Nq * D * 4;
-        const outHead = out + bh * Nq * Dv * 4;
-        forRowChunks(Nq, Nk, D + Dv, (start, end) =>
-          x.fullAttentionRows(qHead, outHead, Nq, Nk, D, Dv, common.scale, common.causal ? 1 : 0, pack, tiles, start, end),
-        );
-      }
-    });
+    const [pack, tiles] = [scratch(0), scratch(1)];
+    return {
+      what: 'full',
+      parts: [q.data, k.data, v.data, B * H * Nq * Dv * 4, pad ?? 0],
+      output: 3,
+      length: B * H * Nq * Dv,
+      scratch: [x.packBytes(Nk, D, Dv), x.groupBytes(D, Dv)],
+      jobs: ([qp, kp, vp, out, padp]) =>
+        Array.from({ length: B * H }, (_, bh) => {
+          const b = Math.floor(bh / H);
+          const pack0: KernelCall = ['packHead', kp + bh * Nk * D * 4, vp + bh * Nk * Dv * 4, Nk, D, Dv, pad ? padp + b * Nk : 0, pack];
+          // each job packs its head again: N (D + Dv) work against its rows' N (D + Dv) per row
+          return rowJobs(Nq, Nk, D + Dv).map(([start, end]): Job => [
+            pack0,
+            ['fullAttentionRows', qp + bh * Nq * D * 4, out + bh * Nq * Dv * 4, Nq, Nk, D, Dv, common.scale, common.causal ? 1 : 0, pack, tiles, start, end],
+          ]);
+        }).flat(),
+    };
   }
+}
+
+/** Rows that one job takes at least: re-packing a head per job then costs under 0.2%. */
+const JOB_ROWS = 256;
+
+/** A head's rows cut into jobs of whole row chunks (so that every split gives the same bits), each of JOB_ROWS rows or more. */
+export function rowJobs(Nq: number, Nk: number, width: number): [number, number][] {
+  const jobs: [number, number][] = [];
+  forRowChunks(Nq, Nk, width, (start, end) => {
+    const last = jobs[jobs.length - 1];
+    if (last && last[1] - last[0] < JOB_ROWS) last[1] = end;
+    else jobs.push([start, end]);
+  });
+  return jobs;
 }
 
 /** Rows the kernels process together (TILE_GROUP tiles of 8 rows): chunks are multiples of it. */

@@ -32,7 +32,10 @@ export const full: Variant<FullParsed> = {
     const { B, H, Nq, Nk } = p.problem;
     return { data: softmaxWeights(q!, k!, p.scale, commonVisible(p, Nq, Nk)), dims: [B, H, Nq, Nk] };
   },
+  plan(runtime, { q, k, v }, p) {
+    return runtime.fullPlan(q!, k!, v!, p);
+  },
   kernel(runtime, { q, k, v }, p) {
-    return runtime.full(q!, k!, v!, p);
+    return runtime.execute(runtime.fullPlan(q!, k!, v!, p));
   },
 };

@@ -4,7 +4,7 @@
  * positions see only the global tokens. Added global tokens (ETC /
  * BigBird-ITC) are rows prepended to q, k, v and named in `tokens`.
  */
-import { parsePatternProblem, patternKernel, patternMask, patternReference, patternWeights, readGlobal, type PatternParsed } from '../patterns.js';
+import { parsePatternProblem, patternKernel, patternMask, patternPlan, patternReference, patternWeights, readGlobal, type PatternParsed } from '../patterns.js';
 import type { CommonOptions } from '../validate.js';
 import type { Variant } from './variant.js';
 
@@ -23,5 +23,6 @@ export const global: Variant<PatternParsed> = {
   reference: patternReference,
   weights: patternWeights,
   mask: patternMask,
+  plan: patternPlan,
   kernel: patternKernel,
 };

@@ -3,7 +3,7 @@
  * `p - before ..= p + after` (SPEC "Exact and pattern-based"); the softmax
  * runs over those keys only.
  */
-import { parsePatternProblem, patternKernel, patternMask, patternReference, patternWeights, readLocal, type PatternParsed } from '../patterns.js';
+import { parsePatternProblem, patternKernel, patternMask, patternPlan, patternReference, patternWeights, readLocal, type PatternParsed } from '../patterns.js';
 import type { CommonOptions } from '../validate.js';
 import type { Variant } from './variant.js';
 
@@ -33,5 +33,6 @@ export const local: Variant<PatternParsed> = {
   reference: patternReference,
   weights: patternWeights,
   mask: patternMask,
+  plan: patternPlan,
   kernel: patternKernel,
 };

@@ -4,7 +4,7 @@
  * + random (Zaheer et al. 2020), the Sparse Transformer local + strided
  * (Child et al. 2019).
  */
-import { parsePatternProblem, patternKernel, patternMask, patternReference, patternWeights, readPatterns, type Pattern, type PatternParsed } from '../patterns.js';
+import { parsePatternProblem, patternKernel, patternMask, patternPlan, patternReference, patternWeights, readPatterns, type Pattern, type PatternParsed } from '../patterns.js';
 import type { CommonOptions } from '../validate.js';
 import type { Variant } from './variant.js';
 
@@ -23,5 +23,6 @@ export const sparse: Variant<PatternParsed> = {
   reference: patternReference,
   weights: patternWeights,
   mask: patternMask,
+  plan: patternPlan,
   kernel: patternKernel,
 };

@@ -3,7 +3,7 @@
  * position p sees key j when `p - j` is a multiple of `stride` and
  * `|p - j| <= window * stride`; `stride: 1` is a `local` window.
  */
-import { parsePatternProblem, patternKernel, patternMask, patternReference, patternWeights, readStrided, type PatternParsed } from '../patterns.js';
+import { parsePatternProblem, patternKernel, patternMask, patternPlan, patternReference, patternWeights, readStrided, type PatternParsed } from '../patterns.js';
 import type { CommonOptions } from '../validate.js';
 import type { Variant } from './variant.js';
 
@@ -24,5 +24,6 @@ export const strided: Variant<PatternParsed> = {
   reference: patternReference,
   weights: patternWeights,
   mask: patternMask,
+  plan: patternPlan,
   kernel: patternKernel,
 };

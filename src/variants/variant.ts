@@ -7,6 +7,7 @@
 import type { Heads } from '../tensor.js';
 import type { Options } from '../validate.js';
 import type { Runtime } from '../runtime/runtime.js';
+import type { JobPlan } from '../runtime/jobs.js';
 
 /** The inputs of one call; `null` where the variant takes none (lsh: k; synthesizer: q, k). */
 export interface Inputs {
@@ -56,6 +57,11 @@ export interface Variant<P extends Parsed = Parsed> {
   weights(inputs: Inputs, parsed: P): Dense;
   /** The `[Nq, Nk]` visibility pattern, for pattern-based variants (batch 0, head 0). */
   mask?(parsed: P): Uint8Array;
+  /**
+   * The SIMD kernel as a plan of independent jobs, for the thread pool
+   * (`attn.run`); `kernel` then runs the same plan on one thread.
+   */
+  plan?(runtime: Runtime, inputs: Inputs, parsed: P): JobPlan;
   /** The SIMD kernel: `[B, H, Nq, Dv]`. */
   kernel?(runtime: Runtime, inputs: Inputs, parsed: P): Float32Array;
 }
