@@ -1,5 +1,5 @@
 // `lsh` and `routing` on the WebAssembly backend against the plain-JS float64 reference, and their properties through the facade.
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAttention, fitRoutingCentroids, lshRotations, type Attention } from '../dist/index.js';
 import { Runtime } from '../dist/runtime/runtime.js';
 import { fitCentroidsKernel, fitRoutingCentroidsOn } from '../dist/variants/routing.js';
@@ -354,5 +354,51 @@ describe('lsh and routing: memory', () => {
     expect(maxAbsDiff(wasm.routing(inside, inside, inside, routed).data, js.routing(x, x, x, routed).data)).toBeLessThanOrEqual(1e-4);
     expect(wasm.memory.inUse).toBe(before);
     inside.free();
+  });
+});
+
+describe('lsh and routing: threads', () => {
+  const bytes = (x: Float32Array) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+  let one: Attention;
+  let two: Attention;
+  beforeAll(async () => {
+    one = await createAttention({ backend: 'wasm', threads: 1 });
+    two = await createAttention({ backend: 'wasm', threads: 2 });
+  });
+  afterAll(() => two.dispose());
+
+  it('lsh: one job per batch and head, the same bits on 2 threads as on 1', async () => {
+    const x = randn([2, 3, 700, 24], 93);
+    const v = randn([2, 3, 700, 20], 94);
+    const keyPadding = padding(2, 700, 95);
+    const rotations = randn([3, 2, 24, 8], 96);
+    for (const options of [
+      { bucketSize: 32, rounds: 2, buckets: 16, seed: 1, causal: true, keyPadding },
+      { bucketSize: 64, rounds: 3, buckets: 8, seed: 2 },
+      { bucketSize: 48, rotations, keyPadding },
+    ]) {
+      const sync = one.lsh(x, null, v, options);
+      const pooled = await two.run('lsh', x, null, v, options);
+      expect(bytes(pooled.data)).toEqual(bytes(sync.data));
+    }
+    expect(two.memory.inUse).toBe(0);
+  });
+
+  it('routing: fitted, per-head and shared centroids give the same bits on 2 threads as on 1', async () => {
+    const q = randn([2, 3, 700, 24], 97);
+    const k = randn([2, 3, 650, 24], 98);
+    const v = randn([2, 3, 650, 20], 99);
+    const keyPadding = padding(2, 650, 100);
+    for (const options of [
+      { window: 64, clusters: 10, seed: 4, keyPadding },
+      { window: 40, clusters: 16, iterations: 0, seed: 5, causal: true },
+      { window: 50, centroids: randn([3, 14, 24], 101), causal: true, keyPadding },
+      { window: 700, centroids: randn([6, 24], 102) },
+    ]) {
+      const sync = one.routing(q, k, v, options);
+      const pooled = await two.run('routing', q, k, v, options);
+      expect(bytes(pooled.data)).toEqual(bytes(sync.data));
+    }
+    expect(two.memory.inUse).toBe(0);
   });
 });

@@ -202,6 +202,37 @@ describe('linear: wasm kernel vs JS reference', () => {
   });
 });
 
+describe('linear: on the thread pool, one job per (batch, head)', () => {
+  const bytes = (x: Float32Array) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+  // [B, H, Nq, Nk, D, Dv]: a cache ahead of the queries, and more queries than keys
+  const shapes = [
+    [2, 3, 150, 220, 16, 12],
+    [1, 2, 130, 70, 8, 8],
+  ];
+  for (const [B, H, Nq, Nk, D, Dv] of shapes) {
+    it(`B=${B} H=${H} Nq=${Nq} Nk=${Nk}: every feature map, causal and not, padded, keeps the bits`, async () => {
+      const pooled = await createAttention({ backend: 'wasm', threads: 2 });
+      try {
+        const q = randn([B, H, Nq, D], 71);
+        const k = randn([B, H, Nk, D], 72);
+        const v = randn([B, H, Nk, Dv], 73);
+        const keyPadding = padding(B, Nk, 74);
+        for (const [name, options] of Object.entries(featureMaps(H, D, 75))) {
+          for (const causal of name === 'efficient' ? [false] : [false, true]) {
+            const all = { ...options, causal, keyPadding };
+            const sync = wasm.apply('linear', q, k, v, all);
+            const run = await pooled.run('linear', q, k, v, all);
+            expect(bytes(run.data), `${name} causal=${causal}`).toEqual(bytes(sync.data));
+          }
+        }
+        expect(pooled.memory.inUse).toBe(0);
+      } finally {
+        pooled.dispose();
+      }
+    });
+  }
+});
+
 describe('linear: golden vectors on the wasm backend', () => {
   for (const c of loadGolden('linear.json')) {
     it(c.name, () => {

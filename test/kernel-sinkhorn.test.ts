@@ -1,9 +1,9 @@
 // `sinkhorn` on the WebAssembly backend against the plain-JS float64 reference, and its properties through the facade.
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAttention, type Attention } from '../dist/index.js';
 import { readInputs } from '../dist/inputs.js';
 import { Runtime } from '../dist/runtime/runtime.js';
-import { sinkhorn, sinkhornKernelSortMatrices, sinkhornSortMatrices } from '../dist/variants/sinkhorn.js';
+import { sinkhorn, sinkhornKernelSortMatrices, sinkhornProfile, sinkhornSortMatrices } from '../dist/variants/sinkhorn.js';
 import { maxAbsDiff } from './golden.js';
 import { padding, randn, type T } from './random.js';
 
@@ -345,5 +345,53 @@ describe('sinkhorn: memory', () => {
     // q, k, v copied in, out, sorted keys and values: 6 N D floats; S is nb^2 = 256^2
     expect(attn.memory.size).toBeLessThan(6 * N * D * 4 + 4 * 2 ** 20);
     expect(out.data.every(Number.isFinite)).toBe(true);
+  });
+});
+
+describe('sinkhorn: threads', () => {
+  // sinkhorn needs Nk = Nq, so it has its own rows here rather than in threads.test.ts's shared list
+  let one: Attention;
+  let two: Attention;
+  beforeAll(async () => {
+    one = await createAttention({ backend: 'wasm', threads: 1 });
+    two = await createAttention({ backend: 'wasm', threads: 2 });
+  });
+  afterAll(() => two.dispose());
+  const bytes = (x: Float32Array) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+
+  // 2 batches x 3 heads x 768 queries, b = 64: six (batch, head) jobs
+  const [B, H, N, b] = [2, 3, 768, 64];
+  const q = randn([B, H, N, 24], 70);
+  const k = randn([B, H, N, 24], 71);
+  const v = randn([B, H, N, 20], 72);
+  const keyPadding = padding(B, N, 73);
+  it.each([
+    [{}],
+    [{ causal: true, keyPadding }],
+    [{ keyPadding, iterations: 0, temperature: 2 }],
+    [{ keyPadding, sortLogits: randn([B, 1, N / b, N / b], 74) }],
+    [{ causal: true, sortLogits: randn([1, H, N / b, N / b], 75) }],
+  ])('splits by batch and head and keeps the bits: %#', async (extra) => {
+    const options = { blockSize: b, ...extra };
+    const sync = one.sinkhorn(q, k, v, options);
+    const pooled = await two.run('sinkhorn', q, k, v, options);
+    expect(bytes(pooled.data)).toEqual(bytes(sync.data));
+    expect(two.memory.inUse).toBe(0);
+  });
+
+  it('the phase clock runs the same jobs and gives the same bits', () => {
+    const options = { blockSize: b, causal: true, keyPadding };
+    const plain = one.sinkhorn(q, k, v, options);
+    sinkhornProfile.sortMs = sinkhornProfile.attendMs = 0;
+    sinkhornProfile.enabled = true;
+    try {
+      const timed = one.sinkhorn(q, k, v, options);
+      expect(bytes(timed.data)).toEqual(bytes(plain.data));
+    } finally {
+      sinkhornProfile.enabled = false;
+    }
+    expect(sinkhornProfile.sortMs).toBeGreaterThan(0);
+    expect(sinkhornProfile.attendMs).toBeGreaterThan(0);
+    expect(one.memory.inUse).toBe(0);
   });
 });

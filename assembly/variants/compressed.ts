@@ -50,32 +50,12 @@ function scaleRow(dst: usize, n: i32, factor: f32): void {
 }
 
 /**
- * Conv1d weights from PyTorch's [o][c][t] ([Dx][Dx][s] per head, `heads` of
- * them) to wt[h][t][c][o]: for tap t, the [Dx in][Dx out] matrix whose rows
- * the GEMM reads contiguously.
- */
-export function compressedConvLayout(w: usize, heads: i32, Dx: i32, s: i32, wt: usize): void {
-  const per = Dx * Dx * s;
-  for (let h = 0; h < heads; h++) {
-    const src = w + (<usize>(h * per) << 2);
-    const dst = wt + (<usize>(h * per) << 2);
-    for (let o = 0; o < Dx; o++) {
-      for (let c = 0; c < Dx; c++) {
-        for (let t = 0; t < s; t++) {
-          store<f32>(dst + (<usize>((t * Dx + c) * Dx + o) << 2), load<f32>(src + (<usize>((o * Dx + c) * s + t) << 2)));
-        }
-      }
-    }
-  }
-}
-
-/**
  * The slot rows of one head of x ([N][Dx]) into `slots`:
  * - nullRow != 0: row 0 is the null slot's row ([Dx]), the pooled slots follow;
  * - wt == 0: slot m is the mean of the real rows of positions [m s, min((m+1) s, N))
  *   (zeros when it has none: such a slot is hidden);
  * - wt != 0: slot m = bias + sum_t wt[t]^T x[m s + t] (a Conv1d with kernel size and
- *   stride s; wt laid out by compressedConvLayout, bias [Dx] or 0), as one GEMM per
+ *   stride s; wt [s][Dx in][Dx out] per tap (laid out in TypeScript), bias [Dx] or 0), as one GEMM per
  *   tap over the rows m s + t (A read with row stride s Dx): taps past N are the
  *   zero right padding, padded rows are zeroed first (in `masked`, [N][Dx]).
  * keyPadding: this batch's u8 [N] row (1 = real), or 0.

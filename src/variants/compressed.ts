@@ -9,13 +9,13 @@ import { describe, type Heads, type Tensor } from '../tensor.js';
 import { headParam, parseCommon, requiredNumber, type CommonOptions, type Options } from '../validate.js';
 import { qkvProblem } from './full.js';
 import type { Inputs, Parsed, Variant } from './variant.js';
-import { forRowChunks, type Runtime } from '../runtime/runtime.js';
+import { forRowChunks, rowJobs, type Runtime } from '../runtime/runtime.js';
+import { scratch, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
 import type { Exports } from '../runtime/exports.js';
 
 /** The exports of assembly/variants/compressed.ts. */
 interface CompressedKernels extends Exports {
   /** PyTorch Conv1d weights [heads][Dx][Dx][s] ([o][c][t]) to wt [heads][s][Dx][Dx] ([t][c][o]). */
-  compressedConvLayout(w: number, heads: number, Dx: number, s: number, wt: number): void;
   /** One head's slot rows: null row first (nullRow != 0), then the mean (wt = 0) or the Conv1d of every s rows. */
   compressedSlots(x: number, N: number, Dx: number, s: number, keyPadding: number, wt: number, bias: number, nullRow: number, masked: number, slots: number): void;
   /** u8 [first + ceil(N / s)]: 1 for the null slot and for each slot holding a real key. */
@@ -136,8 +136,11 @@ export const compressed: Variant<CompressedParsed> = {
     const { B, H, Nq } = p.problem;
     return { data: compressedWeights(q!, k!, p), dims: [B, H, Nq, p.slots] };
   },
+  plan(runtime, { q, k, v }, p) {
+    return compressedPlan(runtime, q!, k!, v!, p);
+  },
   kernel(runtime, { q, k, v }, p) {
-    return compressedKernel(runtime, q!, k!, v!, p);
+    return runtime.execute(compressedPlan(runtime, q!, k!, v!, p));
   },
 };
 
@@ -145,11 +148,33 @@ export const compressed: Variant<CompressedParsed> = {
 const headsOf = (param: { headStride: number }, H: number) => (param.headStride === 0 ? 1 : H);
 
 /**
- * The SIMD kernel: per batch and head, the slot rows of k and v (mean, or
- * Conv1d as one GEMM per tap; the null slot first), packed with the slots
- * that hold no real key hidden, then the flash engine over the slots.
+ * PyTorch Conv1d weights `[heads][Dx][Dx][s]` (`[o][c][t]`) laid out as the
+ * kernel's GEMMs read them, `[heads][s][Dx][Dx]` (`[t][c][o]`): done once per
+ * call, before the jobs.
  */
-function compressedKernel(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: CompressedParsed): Float32Array {
+function convLayout(w: Float32Array, heads: number, Dx: number, s: number): Float32Array {
+  const per = Dx * Dx * s;
+  const wt = new Float32Array(heads * per);
+  for (let h = 0; h < heads; h++) {
+    const base = h * per;
+    for (let o = 0; o < Dx; o++) {
+      for (let c = 0; c < Dx; c++) {
+        for (let t = 0; t < s; t++) wt[base + (t * Dx + c) * Dx + o] = w[base + (o * Dx + c) * s + t];
+      }
+    }
+  }
+  return wt;
+}
+
+/**
+ * The SIMD kernel as a plan: per batch and head, the slot rows of k and v
+ * (mean, or Conv1d as one GEMM per tap; the null slot first), packed with the
+ * slots that hold no real key hidden, then the flash engine over the slots.
+ * With mean pooling the slots are cheap (N (D + Dv) against a row's
+ * S (D + Dv)): a head is cut into row jobs that each make its slots again;
+ * with a convolution (N (D^2 + Dv^2)) a job is a whole head.
+ */
+function compressedPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: CompressedParsed): JobPlan {
   const { B, H, Nq, Nk, D, Dv } = p.problem;
   const { factor: s, convK, convV, nullKey, nullValue, slots: S } = p;
   const x = runtime.exports as unknown as CompressedKernels;
@@ -157,33 +182,42 @@ function compressedKernel(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: Com
   const first = nullKey ? 1 : 0;
   const outLength = B * H * Nq * Dv;
   const convParts = (conv: SlotConv | null, Dx: number) =>
-    conv ? [conv.weight.data, headsOf(conv.weight, H) * Dx * Dx * s * 4, conv.bias ? conv.bias.data : 0] : [0, 0, 0];
-  const parts = [
-    q.data, k.data, v.data, outLength * 4,
-    ...convParts(convK, D), ...convParts(convV, Dv),
-    nullKey ? nullKey.data : 0, nullValue ? nullValue.data : 0,
-    S * D * 4, S * Dv * 4, x.packBytes(S, D, Dv), x.groupBytes(D, Dv),
-    pad && (convK || convV) ? Nk * Math.max(D, Dv) * 4 : 0, pad ?? 0, pad ? S : 0,
-  ];
-  return runtime.call('compressed', parts, 3, outLength, (ptr) => {
-    const [qp, kp, vp, out, wK, wtK, biasK, wV, wtV, biasV, nullK, nullV, slotK, slotV, pack, tiles, masked, padp, real] = ptr;
-    if (convK) x.compressedConvLayout(wK, headsOf(convK.weight, H), D, s, wtK);
-    if (convV) x.compressedConvLayout(wV, headsOf(convV.weight, H), Dv, s, wtV);
-    // pointers of head h's parameters (0 where not given)
-    const at = (base: number, param: { headStride: number } | null, h: number) => (param ? base + h * param.headStride * 4 : 0);
-    for (let bh = 0; bh < B * H; bh++) {
-      const b = Math.floor(bh / H);
-      const h = bh % H;
-      const padRow = pad ? padp + b * Nk : 0;
-      x.compressedSlots(kp + bh * Nk * D * 4, Nk, D, s, padRow, at(wtK, convK?.weight ?? null, h), at(biasK, convK?.bias ?? null, h), at(nullK, nullKey, h), masked, slotK);
-      x.compressedSlots(vp + bh * Nk * Dv * 4, Nk, Dv, s, padRow, at(wtV, convV?.weight ?? null, h), at(biasV, convV?.bias ?? null, h), at(nullV, nullValue, h), masked, slotV);
-      if (pad) x.compressedSlotPadding(padRow, Nk, s, first, real);
-      x.packHead(slotK, slotV, S, D, Dv, pad ? real : 0, pack);
-      const qHead = qp + bh * Nq * D * 4;
-      const outHead = out + bh * Nq * Dv * 4;
-      forRowChunks(Nq, S, D + Dv, (start, end) =>
-        x.compressedRows(qHead, outHead, Nq, Nk, D, Dv, s, first, p.scale, p.causal ? 1 : 0, pack, tiles, start, end),
-      );
-    }
-  });
+    conv ? [convLayout(conv.weight.data, headsOf(conv.weight, H), Dx, s), conv.bias ? conv.bias.data : 0] : [0, 0];
+  // each thread's own buffers
+  const [slotK, slotV, pack, tiles, masked, real] = [0, 1, 2, 3, 4, 5].map(scratch);
+  return {
+    what: 'compressed',
+    parts: [q.data, k.data, v.data, outLength * 4, ...convParts(convK, D), ...convParts(convV, Dv), nullKey ? nullKey.data : 0, nullValue ? nullValue.data : 0, pad ?? 0],
+    output: 3,
+    length: outLength,
+    scratch: [S * D * 4, S * Dv * 4, x.packBytes(S, D, Dv), x.groupBytes(D, Dv), pad && (convK || convV) ? Nk * Math.max(D, Dv) * 4 : 0, pad ? S : 0],
+    jobs: ([qp, kp, vp, out, wtK, biasK, wtV, biasV, nullK, nullV, padp]) => {
+      // pointers of head h's parameters (0 where not given)
+      const at = (base: number, param: { headStride: number } | null, h: number) => (param ? base + h * param.headStride * 4 : 0);
+      const ranges: [number, number][] = convK || convV ? [[0, Nq]] : rowJobs(Nq, S, D + Dv);
+      return Array.from({ length: B * H }, (_, bh) => {
+        const b = Math.floor(bh / H);
+        const h = bh % H;
+        const padRow = pad ? padp + b * Nk : 0;
+        const prepare: KernelCall[] = [
+          ['compressedSlots', kp + bh * Nk * D * 4, Nk, D, s, padRow, at(wtK, convK?.weight ?? null, h), at(biasK, convK?.bias ?? null, h), at(nullK, nullKey, h), masked, slotK],
+          ['compressedSlots', vp + bh * Nk * Dv * 4, Nk, Dv, s, padRow, at(wtV, convV?.weight ?? null, h), at(biasV, convV?.bias ?? null, h), at(nullV, nullValue, h), masked, slotV],
+        ];
+        if (pad) prepare.push(['compressedSlotPadding', padRow, Nk, s, first, real]);
+        prepare.push(['packHead', slotK, slotV, S, D, Dv, pad ? real : 0, pack]);
+        const qHead = qp + bh * Nq * D * 4;
+        const outHead = out + bh * Nq * Dv * 4;
+        return ranges.map(([from, to]): Job => {
+          const job = [...prepare];
+          // the same row chunks as one call per chunk of the whole head
+          forRowChunks(Nq, S, D + Dv, (start, end) => {
+            if (start >= from && end <= to) {
+              job.push(['compressedRows', qHead, outHead, Nq, Nk, D, Dv, s, first, p.scale, p.causal ? 1 : 0, pack, tiles, start, end]);
+            }
+          });
+          return job;
+        });
+      }).flat();
+    },
+  };
 }

@@ -9,6 +9,7 @@
 import { FEATURE_MAPS, LinearRecurrentState, linearAttention, linearWeights, type FeatureMap, type LinearConfig, type Projection } from '../reference/linear.js';
 import { Rng, seedOf } from '../prng.js';
 import type { Runtime } from '../runtime/runtime.js';
+import { scratch, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
 import type { WasmTensor } from '../runtime/arena.js';
 import { asTensor, describe, type Heads, type Tensor } from '../tensor.js';
 import { asOptions, headParam, optionalNumber, parseCommon, rejectCausal, requiredNumber, type Common, type CommonOptions, type Options } from '../validate.js';
@@ -125,8 +126,11 @@ export const linear: Variant<LinearParsed> = {
     const { B, H, Nq, Nk } = p.problem;
     return { data: linearWeights(q!, k!, p), dims: [B, H, Nq, Nk] };
   },
+  plan(runtime, { q, k, v }, p) {
+    return linearPlan(runtime, q!, k!, v!, p);
+  },
   kernel(runtime, { q, k, v }, p) {
-    return linearKernel(runtime, q!, k!, v!, p);
+    return runtime.execute(linearPlan(runtime, q!, k!, v!, p));
   },
 };
 
@@ -182,8 +186,14 @@ function transposedProjection(p: LinearConfig, D: number): { data: Float32Array;
 /** Multiply-adds per call: V8 tiers a WebAssembly function up between calls, so long heads go in several. */
 const WORK_PER_CALL = 2 ** 24;
 
-/** The SIMD kernel: per (batch, head), one context; O(N) calls of whole chunks. */
-function linearKernel(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: LinearParsed): Float32Array {
+/**
+ * The SIMD kernel as a plan: one job per (batch, head), each starting a
+ * context in its thread's scratch and running the head's O(N) calls of whole
+ * chunks (causal rows in order through the running state; or every key,
+ * then the query rows). The transposed projection is prepared here, in
+ * TypeScript, as a part of the frame that every job reads.
+ */
+function linearPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: LinearParsed): JobPlan {
   const x = runtime.exports as unknown as LinearKernels;
   const { B, H, Nq, Nk, D, Dv } = p.problem;
   const F = featureCountOf(p, D);
@@ -197,25 +207,32 @@ function linearKernel(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: LinearP
   // rows per call, whole chunks: state read + update, the window product, the features
   const perRow = 2 * F * Dv + chunk * (F + Dv) + (M > 0 ? 2 * D * M : 2 * D);
   const rowsPerCall = chunk * Math.max(1, Math.floor(WORK_PER_CALL / (perRow * chunk)));
-  const parts = [q.data, k.data, v.data, outLength * 4, x.linearBytes(F, Dv), wt.data.length > 0 ? wt.data : 0, pad ?? 0];
-  return runtime.call('linear', parts, 3, outLength, ([qp, kp, vp, out, ctx, wtp, padp]) => {
-    for (let bh = 0; bh < B * H; bh++) {
-      const b = Math.floor(bh / H);
-      const h = bh % H;
-      x.linearHead(ctx, kind, D, Dv, F, M, wt.data.length > 0 ? wtp + h * wt.headStride * 4 : 0, p.scale, logEps);
-      const qHead = qp + bh * Nq * D * 4;
-      const kHead = kp + bh * Nk * D * 4;
-      const vHead = vp + bh * Nk * Dv * 4;
-      const outHead = out + bh * Nq * Dv * 4;
-      const padRow = pad ? padp + b * Nk : 0;
-      if (p.causal) {
-        for (let i0 = 0; i0 < Nq; i0 += rowsPerCall) x.linearCausalRows(ctx, qHead, kHead, vHead, padRow, outHead, Nq, Nk, i0, Math.min(Nq, i0 + rowsPerCall));
-      } else {
-        for (let j0 = 0; j0 < Nk; j0 += rowsPerCall) x.linearAddKeys(ctx, kHead, vHead, padRow, j0, Math.min(Nk, j0 + rowsPerCall));
-        for (let i0 = 0; i0 < Nq; i0 += rowsPerCall) x.linearQueryRows(ctx, qHead, outHead, i0, Math.min(Nq, i0 + rowsPerCall));
-      }
-    }
-  });
+  const ctx = scratch(0);
+  return {
+    what: 'linear',
+    parts: [q.data, k.data, v.data, outLength * 4, wt.data.length > 0 ? wt.data : 0, pad ?? 0],
+    output: 3,
+    length: outLength,
+    scratch: [x.linearBytes(F, Dv)],
+    jobs: ([qp, kp, vp, out, wtp, padp]) =>
+      Array.from({ length: B * H }, (_, bh): Job => {
+        const b = Math.floor(bh / H);
+        const h = bh % H;
+        const qHead = qp + bh * Nq * D * 4;
+        const kHead = kp + bh * Nk * D * 4;
+        const vHead = vp + bh * Nk * Dv * 4;
+        const outHead = out + bh * Nq * Dv * 4;
+        const padRow = pad ? padp + b * Nk : 0;
+        const job: KernelCall[] = [['linearHead', ctx, kind, D, Dv, F, M, wt.data.length > 0 ? wtp + h * wt.headStride * 4 : 0, p.scale, logEps]];
+        if (p.causal) {
+          for (let i0 = 0; i0 < Nq; i0 += rowsPerCall) job.push(['linearCausalRows', ctx, qHead, kHead, vHead, padRow, outHead, Nq, Nk, i0, Math.min(Nq, i0 + rowsPerCall)]);
+        } else {
+          for (let j0 = 0; j0 < Nk; j0 += rowsPerCall) job.push(['linearAddKeys', ctx, kHead, vHead, padRow, j0, Math.min(Nk, j0 + rowsPerCall)]);
+          for (let i0 = 0; i0 < Nq; i0 += rowsPerCall) job.push(['linearQueryRows', ctx, qHead, outHead, i0, Math.min(Nq, i0 + rowsPerCall)]);
+        }
+        return job;
+      }),
+  };
 }
 
 /**

@@ -12,6 +12,7 @@ import { qkvProblem } from './full.js';
 import type { Parsed, Variant } from './variant.js';
 import { forRowChunks, type Runtime } from '../runtime/runtime.js';
 import type { Exports } from '../runtime/exports.js';
+import { scratch, type Arg, type JobPlan, type KernelCall } from '../runtime/jobs.js';
 
 /** The exports of assembly/variants/linformer.ts. */
 interface LinformerKernels extends Exports {
@@ -75,48 +76,61 @@ export const linformer: Variant<LinformerParsed> = {
     const { B, H, Nq, Nk } = p.problem;
     return { data: linformerWeights(q!, k!, p), dims: [B, H, Nq, Nk] };
   },
+  plan(runtime, { q, k, v }, p) {
+    return linformerPlan(runtime, q!, k!, v!, p);
+  },
   kernel(runtime, { q, k, v }, p) {
-    return linformerKernel(runtime, q!, k!, v!, p);
+    return runtime.execute(linformerPlan(runtime, q!, k!, v!, p));
   },
 };
 
 /**
- * The SIMD kernel: per batch and head, K' = e k and V' = f v by the core GEMM
- * (padded rows zeroed first), then the flash engine over the P projected rows.
+ * The SIMD kernel as a plan of one job per batch and head: K' = e k and
+ * V' = f v by the core GEMM (padded rows zeroed first) into the thread's
+ * scratch, then the flash engine over the P projected rows. A head is not
+ * split further: its projections cost about as much as its attention.
  */
-function linformerKernel(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: LinformerParsed): Float32Array {
+function linformerPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: LinformerParsed): JobPlan {
   const { B, H, Nq, Nk, D, Dv } = p.problem;
   const { P, e, f } = p;
   const x = runtime.exports as unknown as LinformerKernels;
   const pad = p.keyPadding;
   const sameProjection = f.data === e.data && f.headStride === e.headStride;
   const outLength = B * H * Nq * Dv;
-  const parts = [
-    q.data, k.data, v.data, e.data, sameProjection ? 0 : f.data, outLength * 4,
-    P * D * 4, P * Dv * 4, x.packBytes(P, D, Dv), x.groupBytes(D, Dv), pad ? Nk * Math.max(D, Dv) * 4 : 0, pad ?? 0,
-  ];
-  return runtime.call('linformer', parts, 5, outLength, ([qp, kp, vp, ep, fOwn, out, kProj, vProj, pack, tiles, masked, padp]) => {
-    const fp = sameProjection ? ep : fOwn;
-    // one projection: padded rows zeroed first, then chunks of projected rows
-    const project = (proj: number, src: number, Dx: number, dst: number, b: number) => {
-      if (pad) {
-        x.linformerZeroPadded(src, Nk, Dx, padp + b * Nk, masked);
-        src = masked;
-      }
-      forRowChunks(P, Nk, Dx, (start, end) => x.linformerProject(proj, src, Nk, Dx, dst, start, end));
-    };
-    for (let bh = 0; bh < B * H; bh++) {
-      const b = Math.floor(bh / H);
-      const h = bh % H;
-      project(ep + h * e.headStride * 4, kp + bh * Nk * D * 4, D, kProj, b);
-      project(fp + h * f.headStride * 4, vp + bh * Nk * Dv * 4, Dv, vProj, b);
-      // every projected row is visible: no key padding, not causal
-      x.packHead(kProj, vProj, P, D, Dv, 0, pack);
-      const qHead = qp + bh * Nq * D * 4;
-      const outHead = out + bh * Nq * Dv * 4;
-      forRowChunks(Nq, P, D + Dv, (start, end) => x.fullAttentionRows(qHead, outHead, Nq, P, D, Dv, p.scale, 0, pack, tiles, start, end));
-    }
-  });
+  // each thread's own buffers
+  const [kProj, vProj, pack, tiles, masked] = [0, 1, 2, 3, 4].map(scratch);
+  return {
+    what: 'linformer',
+    parts: [q.data, k.data, v.data, e.data, sameProjection ? 0 : f.data, outLength * 4, pad ?? 0],
+    output: 5,
+    length: outLength,
+    scratch: [P * D * 4, P * Dv * 4, x.packBytes(P, D, Dv), x.groupBytes(D, Dv), pad ? Nk * Math.max(D, Dv) * 4 : 0],
+    jobs: ([qp, kp, vp, ep, fOwn, out, padp]) => {
+      const fp = sameProjection ? ep : fOwn;
+      // one projection: padded rows zeroed first, then chunks of projected rows
+      const project = (job: KernelCall[], proj: number, src: number, Dx: number, dst: Arg, b: number) => {
+        let from: Arg = src;
+        if (pad) {
+          job.push(['linformerZeroPadded', src, Nk, Dx, padp + b * Nk, masked]);
+          from = masked;
+        }
+        forRowChunks(P, Nk, Dx, (start, end) => job.push(['linformerProject', proj, from, Nk, Dx, dst, start, end]));
+      };
+      return Array.from({ length: B * H }, (_, bh) => {
+        const b = Math.floor(bh / H);
+        const h = bh % H;
+        const job: KernelCall[] = [];
+        project(job, ep + h * e.headStride * 4, kp + bh * Nk * D * 4, D, kProj, b);
+        project(job, fp + h * f.headStride * 4, vp + bh * Nk * Dv * 4, Dv, vProj, b);
+        // every projected row is visible: no key padding, not causal
+        job.push(['packHead', kProj, vProj, P, D, Dv, 0, pack]);
+        const qHead = qp + bh * Nq * D * 4;
+        const outHead = out + bh * Nq * Dv * 4;
+        forRowChunks(Nq, P, D + Dv, (start, end) => job.push(['fullAttentionRows', qHead, outHead, Nq, P, D, Dv, p.scale, 0, pack, tiles, start, end]));
+        return job;
+      });
+    },
+  };
 }
 
 /**

@@ -12,6 +12,7 @@ import { checkQKV, headParam, parseCommon, requiredNumber, type Common, type Com
 import type { Parsed, Variant } from './variant.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { Exports } from '../runtime/exports.js';
+import { runJob, scratch, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
 
 /**
  * Options of `lsh`. `k` must be `null` (or q itself): q holds the shared
@@ -113,14 +114,15 @@ export interface LshPhases {
 const CALL_WORK = 2 ** 24;
 
 /**
- * The SIMD kernel of `lsh`, x `[B, H, N, D]` (queries and keys), v
- * `[B, H, N, Dv]`; `phases`, when given, accumulates the time per phase.
+ * The SIMD kernel of `lsh` as a plan, x `[B, H, N, D]` (queries and keys), v
+ * `[B, H, N, Dv]`: one job per batch and head, which packs the head's
+ * rotations, hashes, sorts and attends in its thread's scratch. (A head is
+ * not split: each position merges its rounds in chunk order.)
  */
-export function lshKernel(runtime: Runtime, x: Heads, v: Heads, p: LshParsed, phases?: LshPhases): Float32Array {
+export function lshPlan(runtime: Runtime, x: Heads, v: Heads, p: LshParsed): JobPlan {
   const { B, H, N, D } = x;
   const Dv = v.D;
   const outLength = B * H * N * Dv;
-  if (outLength === 0) return new Float32Array(0);
   const k = runtime.exports as unknown as LshKernels;
   const { rounds: R, buckets: nb, headStride } = p.rotations;
   const half = nb / 2;
@@ -130,35 +132,59 @@ export function lshKernel(runtime: Runtime, x: Heads, v: Heads, p: LshParsed, ph
   const chunksPerCall = Math.max(1, Math.floor(CALL_WORK / (2 * cEff * cEff * (D + Dv))));
   const rowsPerCall = 64 * Math.max(1, Math.floor(CALL_WORK / (64 * D * R * half)));
   const pad = p.keyPadding;
-  const parts = [
-    x.data, v.data, p.rotations.data, outLength * 4, k.lshHashBytes(D, R, half), R * N * 4, R * N * 4, (nb + 1) * 4, N * 4,
-    k.lshWorkBytes(c, N, D, Dv), k.lshAccBytes(N, Dv), pad ?? 0,
-  ];
-  const clock = phases ? (phases.clock ?? (() => performance.now())) : () => 0;
-  return runtime.call('lsh', parts, 3, outLength, ([xp, vp, rotp, out, hash, buckets, sorted, counts, inv, work, acc, padp]) => {
-    for (let bh = 0; bh < B * H; bh++) {
-      const b = Math.floor(bh / H);
-      const h = bh % H;
-      const xHead = xp + bh * N * D * 4;
-      const t0 = clock();
-      k.lshPackRotations(rotp + h * headStride * 4, D, R, half, hash);
-      for (let start = 0; start < N; start += rowsPerCall) k.lshHashRows(xHead, N, D, R, half, hash, buckets, start, Math.min(N, start + rowsPerCall));
-      for (let r = 0; r < R; r++) k.lshSortRound(buckets, N, nb, r, counts, sorted);
-      k.inverseNorms(xHead, N, D, inv);
-      const t1 = clock();
-      k.lshStart(acc, N, Dv);
-      for (let start = 0; start < chunkCount; start += chunksPerCall) {
-        k.lshChunks(
-          xHead, vp + bh * N * Dv * 4, N, D, Dv, p.scale, p.causal ? 1 : 0, pad ? padp + b * N : 0,
-          inv, sorted, R, c, work, acc, start, Math.min(chunkCount, start + chunksPerCall),
-        );
-      }
-      k.lshFinish(acc, N, Dv, out + bh * N * Dv * 4);
-      if (phases) {
-        phases.hash += t1 - t0;
-        phases.attend += clock() - t1;
+  const scale = p.scale;
+  const causal = p.causal ? 1 : 0;
+  const [hash, buckets, sorted, counts, inv, work, acc] = [0, 1, 2, 3, 4, 5, 6].map(scratch);
+  return {
+    what: 'lsh',
+    parts: [x.data, v.data, p.rotations.data, outLength * 4, pad ?? 0],
+    output: 3,
+    length: outLength,
+    scratch: [k.lshHashBytes(D, R, half), R * N * 4, R * N * 4, (nb + 1) * 4, N * 4, k.lshWorkBytes(c, N, D, Dv), k.lshAccBytes(N, Dv)],
+    jobs: ([xp, vp, rotp, out, padp]) => {
+      if (outLength === 0) return [];
+      return Array.from({ length: B * H }, (_, bh): Job => {
+        const b = Math.floor(bh / H);
+        const h = bh % H;
+        const xHead = xp + bh * N * D * 4;
+        const job: KernelCall[] = [['lshPackRotations', rotp + h * headStride * 4, D, R, half, hash]];
+        for (let start = 0; start < N; start += rowsPerCall) job.push(['lshHashRows', xHead, N, D, R, half, hash, buckets, start, Math.min(N, start + rowsPerCall)]);
+        for (let r = 0; r < R; r++) job.push(['lshSortRound', buckets, N, nb, r, counts, sorted]);
+        job.push(['inverseNorms', xHead, N, D, inv], ['lshStart', acc, N, Dv]);
+        for (let start = 0; start < chunkCount; start += chunksPerCall) {
+          job.push([
+            'lshChunks', xHead, vp + bh * N * Dv * 4, N, D, Dv, scale, causal, pad ? padp + b * N : 0,
+            inv, sorted, R, c, work, acc, start, Math.min(chunkCount, start + chunksPerCall),
+          ]);
+        }
+        job.push(['lshFinish', acc, N, Dv, out + bh * N * Dv * 4]);
+        return job;
+      });
+    },
+  };
+}
+
+/** Calls of the hashing phase (the rest is attention). */
+const HASH_CALLS = new Set(['lshPackRotations', 'lshHashRows', 'lshSortRound', 'inverseNorms']);
+
+/**
+ * The SIMD kernel of `lsh`: {@link lshPlan} on this thread; `phases`, when
+ * given, accumulates the time per phase (the same calls, timed one by one).
+ */
+export function lshKernel(runtime: Runtime, x: Heads, v: Heads, p: LshParsed, phases?: LshPhases): Float32Array {
+  const plan = lshPlan(runtime, x, v, p);
+  if (!phases) return runtime.execute(plan);
+  const clock = phases.clock ?? (() => performance.now());
+  return runtime.arena.frame([...plan.parts, ...plan.scratch], plan.what, (pointers) => {
+    const scratchPointers = pointers.slice(plan.parts.length);
+    for (const job of plan.jobs(pointers)) {
+      for (const call of job) {
+        const t0 = clock();
+        runJob(runtime.exports, [call], scratchPointers);
+        phases[HASH_CALLS.has(call[0]) ? 'hash' : 'attend'] += clock() - t0;
       }
     }
+    return runtime.arena.readF32(pointers[plan.output], plan.length);
   });
 }
 
@@ -191,7 +217,10 @@ export const lsh: Variant<LshParsed> = {
     const { B, H, Nq, Nk } = p.problem;
     return { data: lshWeights(q!, p), dims: [B, H, Nq, Nk] };
   },
+  plan(runtime, { q, v }, p) {
+    return lshPlan(runtime, q!, v!, p);
+  },
   kernel(runtime, { q, v }, p) {
-    return lshKernel(runtime, q!, v!, p);
+    return runtime.execute(lshPlan(runtime, q!, v!, p));
   },
 };

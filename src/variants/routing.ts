@@ -13,6 +13,7 @@ import { qkvProblem } from './full.js';
 import type { Inputs, Parsed, Variant } from './variant.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { Exports } from '../runtime/exports.js';
+import { runJob, scratch, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
 
 /** How `routing` fits its centroids when none are given (also `fitRoutingCentroids`'s options). */
 export interface RoutingFitOptions {
@@ -281,74 +282,104 @@ export function fitCentroidsKernel(runtime: Runtime, q: Heads, k: Heads, cluster
 }
 
 /**
- * The SIMD kernel of `routing`: q `[B, H, Nq, D]`, k `[B, H, Nk, D]`, v
- * `[B, H, Nk, Dv]`; `phases`, when given, accumulates the time per phase.
- * Centroids to fit are fitted in the same frame (fitCentroidsInFrame).
+ * The centroids the kernel routes by: the given ones, or those fitted to q
+ * and k (fitCentroidsKernel, bit for bit the reference's; with no step, the
+ * reference's seeded picks).
  */
-export function routingKernel(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: RoutingParsed, phases?: RoutingPhases): Float32Array {
+function kernelCentroids(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: RoutingParsed): RoutingCentroids {
+  if (p.centroids) return p.centroids;
+  const { clusters, iterations, seed } = p.fit!;
+  // no output: nothing to fit for
+  if (q.B * q.H * q.N * v.D === 0) return { data: new Float32Array(0), headStride: 0, clusters };
+  // fitting with no step keeps the seeded picks: the reference is as fast
+  if (iterations === 0) return routingCentroids(q, k, p);
+  return { data: fitCentroidsKernel(runtime, q, k, clusters, iterations, seed), headStride: clusters * q.D, clusters };
+}
+
+/**
+ * The SIMD kernel of `routing` as a plan, given the centroids: q
+ * `[B, H, Nq, D]`, k `[B, H, Nk, D]`, v `[B, H, Nk, Dv]`. One job per batch
+ * and head, which prepares the head's centroids, routes its queries and keys
+ * and attends, in its thread's scratch. (A head is not split: each query
+ * sums its clusters' outputs in cluster order.)
+ */
+export function routingPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: RoutingParsed, centroids: RoutingCentroids): JobPlan {
   const { B, H, N: Nq, D } = q;
   const Nk = k.N;
   const Dv = v.D;
   const outLength = B * H * Nq * Dv;
-  if (outLength === 0) return new Float32Array(0);
   const x = runtime.exports as unknown as RoutingKernels;
-  const clock = phases ? (phases.clock ?? (() => performance.now())) : () => 0;
-  const fit = p.centroids ? null : p.fit!;
-  // fitting with no step keeps the seeded picks: the reference is as fast
-  const given = p.centroids ?? (fit!.iterations === 0 ? routingCentroids(q, k, p) : null);
-  const C = given ? given.clusters : fit!.clusters;
-  const headStride = given ? given.headStride : C * D;
+  const { clusters: C, headStride } = centroids;
   const w = p.window;
   const wq = Math.min(w, Nq);
   const wk = Math.min(w, Nk);
-  const M = B * (Nq + Nk);
   const rowsPerCall = 64 * Math.max(1, Math.floor(CALL_WORK / (64 * C * D)));
   const clustersPerCall = Math.max(1, Math.floor(CALL_WORK / (wq * wk * (D + Dv))));
   const pad = p.keyPadding;
-  const parts = [
-    q.data, k.data, v.data, outLength * 4, C * D * 4, Math.max(Nq, Nk) * 4, Math.max(x.routingRouteBytes(Nq, C, w), x.routingRouteBytes(Nk, C, w)),
-    C * wq * 4, C * wk * 4, x.routingWorkBytes(wk, D, Dv), x.routingSumBytes(Nq, Dv), pad ?? 0,
-    ...(given ? [given.data] : fitParts(x, M, C, D, H)),
-  ];
-  return runtime.call('routing', parts, 3, outLength, (pointers) => {
-    const [qp, kp, vp, out, muT, inv, scratch, qMembers, kMembers, work, sums, padp] = pointers;
-    let mu: number;
-    if (given) {
-      mu = pointers[12];
-    } else {
-      const buffers = fitBuffers(pointers.slice(12));
-      const t0 = clock();
-      fitCentroidsInFrame(runtime, buffers, q, k, C, fit!.iterations, fit!.seed);
-      if (phases) phases.fit += clock() - t0;
-      mu = buffers.out;
+  const scale = p.scale;
+  const causal = p.causal ? 1 : 0;
+  const [muT, inv, route, qMembers, kMembers, work, sums] = [0, 1, 2, 3, 4, 5, 6].map(scratch);
+  return {
+    what: 'routing',
+    parts: [q.data, k.data, v.data, outLength * 4, pad ?? 0, centroids.data],
+    output: 3,
+    length: outLength,
+    scratch: [
+      C * D * 4, Math.max(Nq, Nk) * 4, Math.max(x.routingRouteBytes(Nq, C, w), x.routingRouteBytes(Nk, C, w)),
+      C * wq * 4, C * wk * 4, x.routingWorkBytes(wk, D, Dv), x.routingSumBytes(Nq, Dv),
+    ],
+    jobs: ([qp, kp, vp, out, padp, mu]) => {
+      if (outLength === 0) return [];
+      return Array.from({ length: B * H }, (_, bh): Job => {
+        const b = Math.floor(bh / H);
+        const h = bh % H;
+        const qHead = qp + bh * Nq * D * 4;
+        const kHead = kp + bh * Nk * D * 4;
+        const job: KernelCall[] = [['routingPrepareCentroids', mu + h * headStride * 4, C, D, muT]];
+        for (const [side, N, members] of [[qHead, Nq, qMembers], [kHead, Nk, kMembers]] as const) {
+          job.push(['inverseNorms', side, N, D, inv], ['routingRouteStart', N, C, w, route]);
+          for (let start = 0; start < N; start += rowsPerCall) job.push(['routingRouteRows', side, N, D, inv, muT, C, w, route, start, Math.min(N, start + rowsPerCall)]);
+          job.push(['routingRouteFinish', N, C, w, route, members, 0, C]);
+        }
+        job.push(['routingStart', sums, Nq, Dv]);
+        for (let c = 0; c < C; c += clustersPerCall) {
+          job.push([
+            'routingAttend', qHead, kHead, vp + bh * Nk * Dv * 4, Nq, Nk, D, Dv, scale, causal, pad ? padp + b * Nk : 0,
+            qMembers, wq, kMembers, wk, work, sums, c, Math.min(C, c + clustersPerCall),
+          ]);
+        }
+        job.push(['routingFinish', sums, Nq, Dv, out + bh * Nq * Dv * 4]);
+        return job;
+      });
+    },
+  };
+}
+
+/** Calls of the routing phase (the rest is attention). */
+const ROUTE_CALLS = new Set(['routingPrepareCentroids', 'inverseNorms', 'routingRouteStart', 'routingRouteRows', 'routingRouteFinish']);
+
+/**
+ * The SIMD kernel of `routing`: the centroids (fitted first when not
+ * given), then {@link routingPlan} on this thread; `phases`, when given,
+ * accumulates the time per phase (the same calls, timed one by one).
+ */
+export function routingKernel(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: RoutingParsed, phases?: RoutingPhases): Float32Array {
+  if (!phases) return runtime.execute(routingPlan(runtime, q, k, v, p, kernelCentroids(runtime, q, k, v, p)));
+  const clock = phases.clock ?? (() => performance.now());
+  const t0 = clock();
+  const centroids = kernelCentroids(runtime, q, k, v, p);
+  phases.fit += clock() - t0;
+  const plan = routingPlan(runtime, q, k, v, p, centroids);
+  return runtime.arena.frame([...plan.parts, ...plan.scratch], plan.what, (pointers) => {
+    const scratchPointers = pointers.slice(plan.parts.length);
+    for (const job of plan.jobs(pointers)) {
+      for (const call of job) {
+        const t1 = clock();
+        runJob(runtime.exports, [call], scratchPointers);
+        phases[ROUTE_CALLS.has(call[0]) ? 'route' : 'attend'] += clock() - t1;
+      }
     }
-    for (let bh = 0; bh < B * H; bh++) {
-      const b = Math.floor(bh / H);
-      const h = bh % H;
-      const qHead = qp + bh * Nq * D * 4;
-      const kHead = kp + bh * Nk * D * 4;
-      const t1 = clock();
-      x.routingPrepareCentroids(mu + h * headStride * 4, C, D, muT);
-      for (const [side, N, members] of [[qHead, Nq, qMembers], [kHead, Nk, kMembers]]) {
-        x.inverseNorms(side, N, D, inv);
-        x.routingRouteStart(N, C, w, scratch);
-        for (let start = 0; start < N; start += rowsPerCall) x.routingRouteRows(side, N, D, inv, muT, C, w, scratch, start, Math.min(N, start + rowsPerCall));
-        x.routingRouteFinish(N, C, w, scratch, members, 0, C);
-      }
-      const t2 = clock();
-      x.routingStart(sums, Nq, Dv);
-      for (let c = 0; c < C; c += clustersPerCall) {
-        x.routingAttend(
-          qHead, kHead, vp + bh * Nk * Dv * 4, Nq, Nk, D, Dv, p.scale, p.causal ? 1 : 0, pad ? padp + b * Nk : 0,
-          qMembers, wq, kMembers, wk, work, sums, c, Math.min(C, c + clustersPerCall),
-        );
-      }
-      x.routingFinish(sums, Nq, Dv, out + bh * Nq * Dv * 4);
-      if (phases) {
-        phases.route += t2 - t1;
-        phases.attend += clock() - t2;
-      }
-    }
+    return runtime.arena.readF32(pointers[plan.output], plan.length);
   });
 }
 
@@ -376,6 +407,9 @@ export const routing: Variant<RoutingParsed> = {
   weights(inputs, p) {
     const { B, H, Nq, Nk } = p.problem;
     return { data: routingWeights(inputs.q!, inputs.k!, settings(inputs, p)), dims: [B, H, Nq, Nk] };
+  },
+  plan(runtime, { q, k, v }, p) {
+    return routingPlan(runtime, q!, k!, v!, p, kernelCentroids(runtime, q!, k!, v!, p));
   },
   kernel(runtime, { q, k, v }, p) {
     return routingKernel(runtime, q!, k!, v!, p);

@@ -7,6 +7,7 @@ import { sinkhornAttention, sinkhornWeights, sortMatrices, type SinkhornSettings
 import { asTensor, type Tensor } from '../tensor.js';
 import { optionalNumber, parseCommon, requiredNumber, type Common, type CommonOptions } from '../validate.js';
 import { qkvProblem } from './full.js';
+import { runJob, scratch, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { Dense, Inputs, Parsed, Variant } from './variant.js';
 
@@ -88,8 +89,14 @@ function forRanges(count: number, perItem: number, multiple: number, body: (star
   for (let start = 0; start < count; start += step) body(start, Math.min(count, start + step));
 }
 
-/** The SIMD kernel: per head, S, the sorted key and value blocks, then block attention. */
-function sinkhornKernel(runtime: Runtime, inputs: Inputs, p: SinkhornParsed): Float32Array {
+/**
+ * The SIMD kernel as a plan of one job per (batch, head): S, the sorted key
+ * and value blocks, then block attention, all in the thread's own scratch
+ * (S and summaries, the strip, the sorted keys and values, pack, tiles).
+ * A head is not split further: every query block's sorted block needs the
+ * whole of S, whose Sinkhorn balancing spans all the head's blocks.
+ */
+function sinkhornPlan(runtime: Runtime, inputs: Inputs, p: SinkhornParsed): JobPlan {
   const q = inputs.q!;
   const k = inputs.k!;
   const v = inputs.v!;
@@ -100,38 +107,58 @@ function sinkhornKernel(runtime: Runtime, inputs: Inputs, p: SinkhornParsed): Fl
   const outLength = B * H * N * Dv;
   const pad = p.keyPadding;
   const logits = p.sortLogits;
-  const parts = [
-    q.data, k.data, v.data, outLength * 4, x.sinkhornScratchBytes(N, b, D), x.sinkhornStripBytes(N, b), N * D * 4, N * Dv * 4,
-    x.packBytes(2 * b, D, Dv), x.groupBytes(D, Dv), pad ?? 0, logits?.data ?? 0,
-  ];
   const causal = p.causal ? 1 : 0;
   const stripWidth = x.sinkhornStripWidth();
-  const clock = sinkhornProfile.enabled ? () => performance.now() : () => 0;
-  return runtime.call('sinkhorn', parts, 3, outLength, ([qp, kp, vp, out, scratch, strip, ks, vs, pack, tiles, padp, logitsp]) => {
-    for (let bh = 0; bh < B * H; bh++) {
-      const batch = Math.floor(bh / H);
-      const head = bh % H;
-      const qHead = qp + bh * N * D * 4;
-      const kHead = kp + bh * N * D * 4;
-      const vHead = vp + bh * N * Dv * 4;
-      const start = clock();
-      const given = logits ? logitsp + (batch * logits.batchStride + head * logits.headStride) * 4 : 0;
-      x.sinkhornSortMatrix(qHead, kHead, N, b, D, p.scale, p.temperature, p.iterations, causal, given, scratch);
-      // whole strips of columns per call, so that results do not depend on the split
-      forRanges(b * D, nb * nb, stripWidth, (c0, c1) => x.sinkhornSortColumns(kHead, D, N, b, causal, scratch, strip, ks, c0, c1));
-      forRanges(b * Dv, nb * nb, stripWidth, (c0, c1) => x.sinkhornSortColumns(vHead, Dv, N, b, causal, scratch, strip, vs, c0, c1));
-      const sorted = clock();
-      forRanges(nb, 2 * b * b * (D + Dv), 1, (u0, u1) =>
-        x.sinkhornAttendBlocks(
-          qHead, kHead, vHead, ks, vs, out + bh * N * Dv * 4, N, b, D, Dv, p.scale, causal,
-          pad ? padp + batch * N : 0, scratch, pack, tiles, u0, u1,
-        ),
-      );
-      if (sinkhornProfile.enabled) {
-        sinkhornProfile.sortMs += sorted - start;
-        sinkhornProfile.attendMs += clock() - sorted;
+  const [work, strip, ks, vs, pack, tiles] = [0, 1, 2, 3, 4, 5].map(scratch);
+  return {
+    what: 'sinkhorn',
+    parts: [q.data, k.data, v.data, outLength * 4, pad ?? 0, logits?.data ?? 0],
+    output: 3,
+    length: outLength,
+    scratch: [x.sinkhornScratchBytes(N, b, D), x.sinkhornStripBytes(N, b), N * D * 4, N * Dv * 4, x.packBytes(2 * b, D, Dv), x.groupBytes(D, Dv)],
+    jobs: ([qp, kp, vp, out, padp, logitsp]) =>
+      Array.from({ length: B * H }, (_, bh): Job => {
+        const batch = Math.floor(bh / H);
+        const head = bh % H;
+        const qHead = qp + bh * N * D * 4;
+        const kHead = kp + bh * N * D * 4;
+        const vHead = vp + bh * N * Dv * 4;
+        const given = logits ? logitsp + (batch * logits.batchStride + head * logits.headStride) * 4 : 0;
+        const job: KernelCall[] = [['sinkhornSortMatrix', qHead, kHead, N, b, D, p.scale, p.temperature, p.iterations, causal, given, work]];
+        // whole strips of columns per call, so that results do not depend on the split
+        forRanges(b * D, nb * nb, stripWidth, (c0, c1) => job.push(['sinkhornSortColumns', kHead, D, N, b, causal, work, strip, ks, c0, c1]));
+        forRanges(b * Dv, nb * nb, stripWidth, (c0, c1) => job.push(['sinkhornSortColumns', vHead, Dv, N, b, causal, work, strip, vs, c0, c1]));
+        forRanges(nb, 2 * b * b * (D + Dv), 1, (u0, u1) =>
+          job.push([
+            'sinkhornAttendBlocks', qHead, kHead, vHead, ks, vs, out + bh * N * Dv * 4, N, b, D, Dv, p.scale, causal,
+            pad ? padp + batch * N : 0, work, pack, tiles, u0, u1,
+          ]),
+        );
+        return job;
+      }),
+  };
+}
+
+/**
+ * {@link sinkhornPlan} on this thread. With {@link sinkhornProfile} on, the
+ * same jobs run with one scratch set as `runtime.execute` runs them, a clock
+ * around each call (sorting: S and sorted columns; attending: the blocks).
+ */
+function sinkhornKernel(runtime: Runtime, inputs: Inputs, p: SinkhornParsed): Float32Array {
+  const plan = sinkhornPlan(runtime, inputs, p);
+  if (!sinkhornProfile.enabled) return runtime.execute(plan);
+  return runtime.arena.frame([...plan.parts, ...plan.scratch], plan.what, (pointers) => {
+    const scratchPointers = pointers.slice(plan.parts.length);
+    for (const job of plan.jobs(pointers)) {
+      for (const call of job) {
+        const start = performance.now();
+        runJob(runtime.exports, [call], scratchPointers);
+        const ms = performance.now() - start;
+        if (call[0] === 'sinkhornAttendBlocks') sinkhornProfile.attendMs += ms;
+        else sinkhornProfile.sortMs += ms;
       }
     }
+    return runtime.arena.readF32(pointers[plan.output], plan.length);
   });
 }
 
@@ -189,5 +216,6 @@ export const sinkhorn: Variant<SinkhornParsed> = {
     const { B, H, Nq, Nk } = p.problem;
     return { data: sinkhornWeights(q!, k!, p), dims: [B, H, Nq, Nk] };
   },
+  plan: sinkhornPlan,
   kernel: sinkhornKernel,
 };

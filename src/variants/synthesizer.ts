@@ -10,7 +10,8 @@ import { Rng, seedOf } from '../prng.js';
 import { asTensor, describe, type Heads, type Tensor } from '../tensor.js';
 import { asOptions, headParam, parseCommon, requiredNumber, type CommonOptions, type Options, type Param } from '../validate.js';
 import type { Parsed, Problem, Variant } from './variant.js';
-import { forRowChunks, type Runtime } from '../runtime/runtime.js';
+import { forRowChunks, rowJobs, type Runtime } from '../runtime/runtime.js';
+import { scratch, type Arg, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
 import type { Exports } from '../runtime/exports.js';
 
 /** The exports of assembly/variants/synthesizer.ts. */
@@ -199,17 +200,24 @@ export const synthesizer: Variant<SynthesizerParsed> = {
     const { B, H, Nq, Nk } = p.problem;
     return { data: synthesizerWeights(p, p.problem), dims: [B, H, Nq, Nk] };
   },
+  plan(runtime, { v }, p) {
+    return synthesizerPlan(runtime, v!, p);
+  },
   kernel(runtime, { v }, p) {
-    return synthesizerKernel(runtime, v!, p);
+    return runtime.execute(synthesizerPlan(runtime, v!, p));
   },
 };
 
 /**
- * The SIMD kernel: per batch and head, the head is packed (values, key bias
- * and, for factorized and dense, the key-side factor as key tiles), then the
- * rows walk the flash engine with the logits made one block at a time.
+ * The SIMD kernel as a plan: per batch and head, the head is packed (values,
+ * key bias and, for factorized and dense, the key-side factor as key tiles),
+ * then the rows walk the flash engine with the logits made one block at a
+ * time. The packing costs about one row's work, so a head is cut into row
+ * jobs (as `full`) that each pack it again; a dense job makes the hidden rows
+ * of the row chunks its rows lie in (whole chunks, as one call for the whole
+ * head would).
  */
-function synthesizerKernel(runtime: Runtime, v: Heads, p: SynthesizerParsed): Float32Array {
+function synthesizerPlan(runtime: Runtime, v: Heads, p: SynthesizerParsed): JobPlan {
   const { B, H, Nq, Nk, Dv } = p.problem;
   const form = p.logits;
   const x = runtime.exports as unknown as SynthesizerKernels;
@@ -217,40 +225,59 @@ function synthesizerKernel(runtime: Runtime, v: Heads, p: SynthesizerParsed): Fl
   // Dk: the inner size of the logits' product (0 for given logits)
   const Dk = form.kind === 'random' ? 0 : form.kind === 'factorized' ? form.R : form.Dh;
   const outLength = B * H * Nq * Dv;
-  // the form's parameters: [row-side source, key-side factor, key bias, dense: w1, b1, hidden rows]
+  // the form's parameters: [row-side source, key-side factor, key bias, dense: w1, b1]
   const params =
-    form.kind === 'random' ? [form.logits.data, 0, 0, 0, 0, 0]
-    : form.kind === 'factorized' ? [form.a.data, form.b.data, 0, 0, 0, 0]
-    : [form.x, form.w2.data, form.b2.data, form.w1.data, form.b1.data, Nq * Dk * 4];
-  const parts = [v.data, outLength * 4, x.packBytes(Nk, Dk, Dv), x.groupBytes(Dk, Dv), pad ?? 0, ...params];
+    form.kind === 'random' ? [form.logits.data, 0, 0, 0, 0]
+    : form.kind === 'factorized' ? [form.a.data, form.b.data, 0, 0, 0]
+    : [form.x, form.w2.data, form.b2.data, form.w1.data, form.b1.data];
   const code = FORM_CODE[form.kind];
-  return runtime.call('synthesizer', parts, 1, outLength, ([vp, out, pack, tiles, padp, rowSide, keySide, keyBias, w1, b1, hidden]) => {
-    const at = (base: number, param: Param, h: number) => base + h * param.headStride * 4;
-    for (let bh = 0; bh < B * H; bh++) {
-      const b = Math.floor(bh / H);
-      const h = bh % H;
-      const vHead = vp + bh * Nk * Dv * 4;
-      const padRow = pad ? padp + b * Nk : 0;
-      let src: number;
-      if (form.kind === 'random') {
-        src = at(rowSide, form.logits, h);
-        x.synthesizerPackHead(code, 0, 0, 0, vHead, Nk, 0, Dv, padRow, pack);
-      } else if (form.kind === 'factorized') {
-        src = at(rowSide, form.a, h);
-        x.synthesizerPackHead(code, at(keySide, form.b, h), Dk, 0, vHead, Nk, Dk, Dv, padRow, pack);
-      } else {
-        const { Dm } = form;
-        const xRows = rowSide + b * Nq * Dm * 4;
-        forRowChunks(Nq, Dm, Dk, (start, end) => x.synthesizerHidden(xRows, at(w1, form.w1, h), at(b1, form.b1, h), Dm, Dk, hidden, start, end));
-        src = hidden;
-        x.synthesizerPackHead(code, at(keySide, form.w2, h), form.Nmax, at(keyBias, form.b2, h), vHead, Nk, Dk, Dv, padRow, pack);
-      }
-      const outHead = out + bh * Nq * Dv * 4;
-      forRowChunks(Nq, Nk, Dk + Dv, (start, end) =>
-        x.synthesizerRows(code, src, outHead, Nq, Nk, Dk, Dv, p.causal ? 1 : 0, pack, tiles, start, end),
-      );
-    }
-  });
+  // each thread's own buffers
+  const [pack, tiles, hidden] = [0, 1, 2].map(scratch);
+  return {
+    what: 'synthesizer',
+    parts: [v.data, outLength * 4, pad ?? 0, ...params],
+    output: 1,
+    length: outLength,
+    scratch: [x.packBytes(Nk, Dk, Dv), x.groupBytes(Dk, Dv), form.kind === 'dense' ? Nq * Dk * 4 : 0],
+    jobs: ([vp, out, padp, rowSide, keySide, keyBias, w1, b1]) => {
+      const at = (base: number, param: Param, h: number) => base + h * param.headStride * 4;
+      return Array.from({ length: B * H }, (_, bh) => {
+        const b = Math.floor(bh / H);
+        const h = bh % H;
+        const vHead = vp + bh * Nk * Dv * 4;
+        const padRow = pad ? padp + b * Nk : 0;
+        const outHead = out + bh * Nq * Dv * 4;
+        let src: Arg;
+        let packCall: KernelCall;
+        if (form.kind === 'random') {
+          src = at(rowSide, form.logits, h);
+          packCall = ['synthesizerPackHead', code, 0, 0, 0, vHead, Nk, 0, Dv, padRow, pack];
+        } else if (form.kind === 'factorized') {
+          src = at(rowSide, form.a, h);
+          packCall = ['synthesizerPackHead', code, at(keySide, form.b, h), Dk, 0, vHead, Nk, Dk, Dv, padRow, pack];
+        } else {
+          src = hidden;
+          packCall = ['synthesizerPackHead', code, at(keySide, form.w2, h), form.Nmax, at(keyBias, form.b2, h), vHead, Nk, Dk, Dv, padRow, pack];
+        }
+        return rowJobs(Nq, Nk, Dk + Dv).map(([from, to]): Job => {
+          const job: KernelCall[] = [];
+          if (form.kind === 'dense') {
+            const { Dm } = form;
+            const xRows = rowSide + b * Nq * Dm * 4;
+            forRowChunks(Nq, Dm, Dk, (start, end) => {
+              if (start < to && end > from) job.push(['synthesizerHidden', xRows, at(w1, form.w1, h), at(b1, form.b1, h), Dm, Dk, hidden, start, end]);
+            });
+          }
+          job.push(packCall);
+          // the same row chunks as one call per chunk of the whole head
+          forRowChunks(Nq, Nk, Dk + Dv, (start, end) => {
+            if (start >= from && end <= to) job.push(['synthesizerRows', code, src, outHead, Nq, Nk, Dk, Dv, p.causal ? 1 : 0, pack, tiles, start, end]);
+          });
+          return job;
+        });
+      }).flat();
+    },
+  };
 }
 
 /** Sizes for `synthesizerParams('random', ...)`. */
