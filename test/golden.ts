@@ -41,3 +41,19 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   }
   return worst;
 }
+
+/** `out = P v` in float64, for P `[B, H, Nq, Nk]` and v `[B, H, Nk, Dv]`. */
+export function applyWeights(P: { data: Float32Array; dims: readonly number[] }, v: { data: Float32Array; dims: readonly number[] }): Float64Array {
+  const [B, H, Nq, Nk] = P.dims as [number, number, number, number];
+  const Dv = v.dims[v.dims.length - 1];
+  const out = new Float64Array(B * H * Nq * Dv);
+  for (let bh = 0; bh < B * H; bh++) {
+    for (let i = 0; i < Nq; i++) {
+      for (let j = 0; j < Nk; j++) {
+        const p = P.data[(bh * Nq + i) * Nk + j];
+        for (let d = 0; d < Dv; d++) out[(bh * Nq + i) * Dv + d] += p * v.data[(bh * Nk + j) * Dv + d];
+      }
+    }
+  }
+  return out;
+}

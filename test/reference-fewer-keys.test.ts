@@ -6,7 +6,7 @@ import { compressed } from '../src/variants/compressed.js';
 import { full } from '../src/variants/full.js';
 import { linformer, linformerProjection } from '../src/variants/linformer.js';
 import type { Dense, Lookup, Parsed, Variant } from '../src/variants/variant.js';
-import { loadGolden, maxAbsDiff } from './golden.js';
+import { applyWeights, loadGolden, maxAbsDiff } from './golden.js';
 import { padding, randn, type T } from './random.js';
 
 const lookup: Lookup = (name) => {
@@ -30,20 +30,6 @@ function parseError<P extends Parsed>(variant: Variant<P>, q: T, k: T, v: T | nu
   };
 }
 
-/** `out = P · v` for P `[B, H, Nq, Nk]`, v `[B, H, Nk, Dv]`. */
-function applyWeights(p: Dense, v: T): Float64Array {
-  const [B, H, Nq, Nk] = p.dims as [number, number, number, number];
-  const Dv = v.dims[3];
-  const out = new Float64Array(B * H * Nq * Dv);
-  for (let bh = 0; bh < B * H; bh++) {
-    for (let i = 0; i < Nq; i++) {
-      for (let j = 0; j < Nk; j++) {
-        for (let d = 0; d < Dv; d++) out[(bh * Nq + i) * Dv + d] += p.data[(bh * Nq + i) * Nk + j] * v.data[(bh * Nk + j) * Dv + d];
-      }
-    }
-  }
-  return out;
-}
 
 /** A copy of x `[B, H, N, D]` with the rows at positions `from..` (every batch and head) replaced by fresh noise. */
 function changeRowsFrom(x: T, from: number, seed: number): T {

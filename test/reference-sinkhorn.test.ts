@@ -1,6 +1,6 @@
 /** The plain-JS reference of `sinkhorn` (SPEC "Learnable pattern"): goldens, properties, validation. */
 import { describe, expect, it } from 'vitest';
-import { loadGolden, maxAbsDiff } from './golden.js';
+import { applyWeights, loadGolden, maxAbsDiff } from './golden.js';
 import { padding, randn, type T } from './random.js';
 import { readInputs } from '../src/inputs.js';
 import { asHeads } from '../src/tensor.js';
@@ -22,21 +22,6 @@ function run<P extends Parsed>(variant: Variant<P>, q: T, k: T, v: T, options: R
   return { out, weights };
 }
 
-/** `P v` in float64, for P `[B, H, Nq, Nk]` and v `[B, H, Nk, Dv]`. */
-function applyWeights(P: { data: Float32Array; dims: readonly number[] }, v: T): Float64Array {
-  const [B, H, Nq, Nk] = P.dims as [number, number, number, number];
-  const Dv = v.dims[v.dims.length - 1];
-  const out = new Float64Array(B * H * Nq * Dv);
-  for (let bh = 0; bh < B * H; bh++) {
-    for (let i = 0; i < Nq; i++) {
-      for (let j = 0; j < Nk; j++) {
-        const p = P.data[(bh * Nq + i) * Nk + j];
-        for (let d = 0; d < Dv; d++) out[(bh * Nq + i) * Dv + d] += p * v.data[(bh * Nk + j) * Dv + d];
-      }
-    }
-  }
-  return out;
-}
 
 function expectError(f: () => unknown, type: typeof TypeError | typeof RangeError, name: RegExp): void {
   let error: unknown = null;

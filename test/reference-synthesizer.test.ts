@@ -5,7 +5,7 @@ import { Rng } from '../src/prng.js';
 import { full } from '../src/variants/full.js';
 import { synthesizer, synthesizerParams } from '../src/variants/synthesizer.js';
 import type { Dense, Lookup } from '../src/variants/variant.js';
-import { loadGolden, maxAbsDiff } from './golden.js';
+import { applyWeights, loadGolden, maxAbsDiff } from './golden.js';
 import { padding, randn, type T } from './random.js';
 
 const lookup: Lookup = (name) => {
@@ -29,20 +29,6 @@ function parseError(v: T | null, options: Record<string, unknown>): () => void {
   };
 }
 
-/** `out = P · v` for P `[B, H, Nq, Nk]`, v `[B, H, Nk, Dv]`. */
-function applyWeights(p: Dense, v: T): Float64Array {
-  const [B, H, Nq, Nk] = p.dims as [number, number, number, number];
-  const Dv = v.dims[3];
-  const out = new Float64Array(B * H * Nq * Dv);
-  for (let bh = 0; bh < B * H; bh++) {
-    for (let i = 0; i < Nq; i++) {
-      for (let j = 0; j < Nk; j++) {
-        for (let d = 0; d < Dv; d++) out[(bh * Nq + i) * Dv + d] += p.data[(bh * Nq + i) * Nk + j] * v.data[(bh * Nk + j) * Dv + d];
-      }
-    }
-  }
-  return out;
-}
 
 /** `[H, ...inner]` made of `times` copies of a one-head tensor `[1, ...inner]`. */
 function repeatHeads(t: T, times: number): T {
