@@ -46,6 +46,7 @@ describe('threads', () => {
 
   it.each([
     ['full', {}],
+    ['mixed', { heads: [{ kind: 'local', window: 9 }, { kind: 'full', causal: true }, { kind: 'linear' }] }],
     ['full', { causal: true }],
     ['local', { window: 16, causal: true }],
     ['strided', { stride: 8, window: 4 }],

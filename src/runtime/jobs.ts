@@ -24,6 +24,11 @@ export interface JobPlan {
   /** Which part is the output, and its length in floats. */
   readonly output: number;
   readonly length: number;
+  /**
+   * Where the output is instead, when it is not one part: segments
+   * `[pointer, floats]` read in order (they add up to `length`).
+   */
+  gather?(pointers: readonly number[]): readonly (readonly [number, number])[];
   /** Byte sizes of the scratch buffers each thread needs (reused from job to job). */
   readonly scratch: readonly number[];
   /** The jobs, given the parts' pointers. */
@@ -38,4 +43,27 @@ export function runJob(exports: Record<string, unknown>, job: Job, scratchPointe
     const fn = exports[name] as (...a: number[]) => unknown;
     fn(...args.map((a) => (typeof a === 'number' ? a : scratchPointers[a.scratch])));
   }
+}
+
+/**
+ * Several plans as one (the heads of `mixed`): their parts side by side, each
+ * thread with the scratch buffers of them all, their jobs with pointers and
+ * scratch references moved to match.
+ */
+export function combinePlans(what: string, plans: readonly JobPlan[], length: number, gather: (outputs: readonly number[]) => readonly (readonly [number, number])[]): JobPlan {
+  const partStart = plans.map((_, i) => plans.slice(0, i).reduce((n, p) => n + p.parts.length, 0));
+  const scratchStart = plans.map((_, i) => plans.slice(0, i).reduce((n, p) => n + p.scratch.length, 0));
+  const slice = (pointers: readonly number[], i: number) => pointers.slice(partStart[i], partStart[i] + plans[i].parts.length);
+  return {
+    what,
+    parts: plans.flatMap((p) => p.parts),
+    output: 0,
+    length,
+    scratch: plans.flatMap((p) => p.scratch),
+    jobs: (pointers) =>
+      plans.flatMap((plan, i) =>
+        plan.jobs(slice(pointers, i)).map((job): Job => job.map(([name, ...args]): KernelCall => [name, ...args.map((a) => (typeof a === 'number' ? a : scratch(a.scratch + scratchStart[i])))])),
+      ),
+    gather: (pointers) => gather(plans.map((plan, i) => slice(pointers, i)[plan.output])),
+  };
 }

@@ -59,7 +59,7 @@ export class Runtime {
     return this.arena.frame([...plan.parts, ...plan.scratch], plan.what, (p) => {
       const scratchPointers = p.slice(plan.parts.length);
       for (const job of plan.jobs(p)) runJob(this.exports, job, scratchPointers);
-      return this.arena.readF32(p[plan.output], plan.length);
+      return this.readOutput(plan, p);
     });
   }
 
@@ -76,12 +76,24 @@ export class Runtime {
         const per = plan.scratch.length;
         const scratchPointers = Array.from({ length: pool.size }, (_, i) => p.slice(base + i * per, base + (i + 1) * per));
         await pool.run(plan.jobs(p), scratchPointers);
-        return this.arena.readF32(p[plan.output], plan.length);
+        return this.readOutput(plan, p);
       });
     };
     const result = this.queue.then(run, run);
     this.queue = result.catch(() => undefined);
     return result;
+  }
+
+  /** A copy of the plan's output. */
+  private readOutput(plan: JobPlan, pointers: readonly number[]): Float32Array {
+    if (!plan.gather) return this.arena.readF32(pointers[plan.output], plan.length);
+    const out = new Float32Array(plan.length);
+    let at = 0;
+    for (const [pointer, floats] of plan.gather(pointers)) {
+      out.set(new Float32Array(this.arena.memory.buffer, pointer, floats), at);
+      at += floats;
+    }
+    return out;
   }
 
   private startPool(): Promise<Pool> {

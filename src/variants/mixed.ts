@@ -8,6 +8,7 @@ import { describe, type Heads } from '../tensor.js';
 import type { CommonOptions, Options } from '../validate.js';
 import { qkvProblem } from './full.js';
 import type { Dense, Inputs, Lookup, Parsed, Variant } from './variant.js';
+import { combinePlans } from '../runtime/jobs.js';
 
 /** One head's attention: `kind` names a variant, the other keys are that variant's options. */
 export interface HeadSpec {
@@ -125,10 +126,26 @@ export const mixed: Variant<MixedParsed> = {
   reference(inputs, parsed) {
     return stackHeads(inputs, parsed, (variant, head, headParsed) => variant.reference(head, headParsed));
   },
-  kernel(runtime, inputs, parsed) {
-    return stackHeads(inputs, parsed, (variant, head, headParsed) =>
-      variant.kernel ? variant.kernel(runtime, head, headParsed) : variant.reference(head, headParsed),
+  plan(runtime, inputs, parsed) {
+    // every head's plan (each head a one-head problem), side by side; the output gathered back as [B, H, Nq, Dv]
+    const { B, H, Nq, Dv } = parsed.problem;
+    const plans = parsed.heads.map(({ variant, parsed: headParsed }, h) => {
+      if (!variant.plan) throw new TypeError(`options.heads[${h}].kind: ${variant.name} has no kernel plan`);
+      return variant.plan(runtime, headInputs(inputs, h, variant), headParsed);
+    });
+    const rows = Nq * Dv;
+    return combinePlans('mixed', plans, B * H * rows, (outputs) =>
+      Array.from({ length: B * H }, (_, bh): [number, number] => [outputs[bh % H] + Math.floor(bh / H) * rows * 4, rows]),
     );
+  },
+  kernel(runtime, inputs, parsed) {
+    // a head with no kernel plan (a mixed head inside mixed) makes the heads run one by one
+    if (parsed.heads.some(({ variant }) => !variant.plan)) {
+      return stackHeads(inputs, parsed, (variant, head, headParsed) =>
+        variant.kernel ? variant.kernel(runtime, head, headParsed) : variant.reference(head, headParsed),
+      );
+    }
+    return runtime.execute(this.plan!(runtime, inputs, parsed));
   },
   weights(inputs, { problem, heads }): Dense {
     const { B, H, Nq, Nk } = problem;
