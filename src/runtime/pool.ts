@@ -20,11 +20,10 @@ interface Thread {
 }
 
 async function startThread(): Promise<Thread> {
-  const url = new URL('./worker.js', import.meta.url);
   if (isNode) {
     const threads = 'node:worker_threads';
     const { Worker } = (await import(/* @vite-ignore */ threads)) as typeof import('node:worker_threads');
-    const worker = new Worker(url);
+    const worker = new Worker(new URL('./worker.js', import.meta.url));
     const thread: Thread = {
       post: (m) => worker.postMessage(m),
       onReply: () => {},
@@ -37,7 +36,8 @@ async function startThread(): Promise<Thread> {
     worker.unref();
     return thread;
   }
-  const worker = new Worker(url, { type: 'module' });
+  // written out in full, so that bundlers (Vite, webpack) find and emit the worker
+  const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
   const thread: Thread = {
     post: (m) => worker.postMessage(m),
     onReply: () => {},
