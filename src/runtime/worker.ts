@@ -17,31 +17,31 @@ interface Port {
   listen(handler: (message: WorkerRequest) => void): void;
 }
 
-async function port(): Promise<Port> {
-  const scope = globalThis as unknown as { postMessage?: (m: unknown) => void; addEventListener?: (t: string, h: (e: MessageEvent) => void) => void };
-  if (typeof scope.postMessage === 'function' && typeof scope.addEventListener === 'function' && typeof process === 'undefined') {
-    return {
-      post: (m) => scope.postMessage!(m),
-      listen: (h) => scope.addEventListener!('message', (e) => h(e.data as WorkerRequest)),
-    };
-  }
-  const threads = 'node:worker_threads'; // computed: bundlers leave it to Node
-  const { parentPort } = (await import(/* @vite-ignore */ threads)) as typeof import('node:worker_threads');
-  return { post: (m) => parentPort!.postMessage(m), listen: (h) => parentPort!.on('message', h) };
+/** Answers the pool's requests on `channel`. */
+function serve(channel: Port): void {
+  let exports: Record<string, unknown> | null = null;
+  channel.listen((request) => {
+    try {
+      if (request.type === 'init') {
+        exports = new WebAssembly.Instance(request.module, { env: { memory: request.memory } }).exports as Record<string, unknown>;
+        channel.post({ type: 'ready' });
+      } else {
+        runJob(exports!, request.job, request.scratch);
+        channel.post({ type: 'done' });
+      }
+    } catch (error) {
+      channel.post({ type: 'error', message: error instanceof Error ? error.message : String(error) });
+    }
+  });
 }
 
-const channel = await port();
-let exports: Record<string, unknown> | null = null;
-channel.listen((request) => {
-  try {
-    if (request.type === 'init') {
-      exports = new WebAssembly.Instance(request.module, { env: { memory: request.memory } }).exports as Record<string, unknown>;
-      channel.post({ type: 'ready' });
-    } else {
-      runJob(exports!, request.job, request.scratch);
-      channel.post({ type: 'done' });
-    }
-  } catch (error) {
-    channel.post({ type: 'error', message: error instanceof Error ? error.message : String(error) });
-  }
-});
+// no top-level await: bundlers emit workers in formats without it
+const scope = globalThis as unknown as { postMessage?: (m: unknown) => void; addEventListener?: (t: string, h: (e: MessageEvent) => void) => void };
+if (typeof scope.postMessage === 'function' && typeof scope.addEventListener === 'function' && typeof process === 'undefined') {
+  serve({ post: (m) => scope.postMessage!(m), listen: (h) => scope.addEventListener!('message', (e) => h(e.data as WorkerRequest)) });
+} else {
+  const threads = 'node:worker_threads'; // computed: bundlers leave it to Node
+  void (import(/* @vite-ignore */ threads) as Promise<typeof import('node:worker_threads')>).then(({ parentPort }) =>
+    serve({ post: (m) => parentPort!.postMessage(m), listen: (h) => parentPort!.on('message', h) }),
+  );
+}
