@@ -285,23 +285,27 @@ class Instance implements Attention {
     return { inUse: this.runtime.arena.inUse, size: this.runtime.arena.memory.buffer.byteLength };
   }
 
-  apply(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, options?: object): Tensor {
+  /** Validates a call: its variant, inputs and parsed options. */
+  private prepare(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, options?: object) {
     const variant = lookup(name, 'name');
     const inputs = readInputs(variant, q, k, v, true);
     const parsed = variant.parse(inputs, asOptions(options), lookup);
     const { B, H, Nq, Dv } = parsed.problem;
-    const data = this.runtime && variant.kernel ? variant.kernel(this.runtime, inputs, parsed) : variant.reference(inputs, parsed);
-    return toTensor(data, B, H, Nq, Dv, (inputs.q ?? inputs.v!).rank);
+    const output = (data: Float32Array) => toTensor(data, B, H, Nq, Dv, (inputs.q ?? inputs.v!).rank);
+    // on this thread: the SIMD kernel, or the float64 reference on the JS backend
+    const here = () => (this.runtime && variant.kernel ? variant.kernel(this.runtime, inputs, parsed) : variant.reference(inputs, parsed));
+    return { variant, inputs, parsed, output, here };
+  }
+
+  apply(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, options?: object): Tensor {
+    const { output, here } = this.prepare(name, q, k, v, options);
+    return output(here());
   }
 
   async run(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, options?: object): Promise<Tensor> {
-    const variant = lookup(name, 'name');
-    const inputs = readInputs(variant, q, k, v, true);
-    const parsed = variant.parse(inputs, asOptions(options), lookup);
-    if (!this.runtime || this.runtime.threads === 1 || !variant.plan) return this.apply(name, q, k, v, options);
-    const { B, H, Nq, Dv } = parsed.problem;
-    const data = await this.runtime.executeParallel(variant.plan(this.runtime, inputs, parsed));
-    return toTensor(data, B, H, Nq, Dv, (inputs.q ?? inputs.v!).rank);
+    const { variant, inputs, parsed, output, here } = this.prepare(name, q, k, v, options);
+    if (!this.runtime || this.runtime.threads === 1 || !variant.plan) return output(here());
+    return output(await this.runtime.executeParallel(variant.plan(this.runtime, inputs, parsed)));
   }
 
   dispose(): void {
