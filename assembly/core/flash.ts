@@ -104,17 +104,27 @@ export function scoreBlock(kp: usize, tile0: i32, tiles: i32, qt: usize, D: i32,
   }
 }
 
-/** Hides keys j0 + t (t < count) from rows at positions p0 + r where j > p (causal). */
-export function maskCausal(st: usize, count: i32, j0: i32, p0: i32): void {
-  const pos0 = i32x4.add(i32x4.splat(p0), v128(0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0));
-  const pos1 = i32x4.add(pos0, i32x4.splat(4));
+/**
+ * Hides key j0 + t (t < count) from the rows whose visible keys end before
+ * it (j >= limit): a prefix mask, with limits lim0 for rows 0-3 and lim1 for
+ * rows 4-7 of the tile.
+ */
+// @ts-ignore: decorator
+@inline export function maskPrefix(st: usize, count: i32, j0: i32, lim0: v128, lim1: v128): void {
   const minusInf = f32x4.splat(NEG_INF);
   for (let t = 0; t < count; t++) {
     const j = i32x4.splat(j0 + t);
     const row = st + (<usize>t << 5);
-    v128.store(row, v128.bitselect(minusInf, v128.load(row), i32x4.gt_s(j, pos0)));
-    v128.store(row, v128.bitselect(minusInf, v128.load(row, 16), i32x4.gt_s(j, pos1)), 16);
+    v128.store(row, v128.bitselect(minusInf, v128.load(row), i32x4.ge_s(j, lim0)));
+    v128.store(row, v128.bitselect(minusInf, v128.load(row, 16), i32x4.ge_s(j, lim1)), 16);
   }
+}
+
+/** Causal: hides key j from the tile's row at position p0 + r when j > p. */
+export function maskCausal(st: usize, count: i32, j0: i32, p0: i32): void {
+  // row r sees the prefix of keys 0 ..= p0 + r
+  const lim0 = i32x4.add(i32x4.splat(p0 + 1), v128(0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0));
+  maskPrefix(st, count, j0, lim0, i32x4.add(lim0, i32x4.splat(4)));
 }
 
 /** Adds a per-key bias (0 for a visible key, -inf for a hidden one) to every row. */

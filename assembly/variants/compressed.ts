@@ -7,14 +7,13 @@
 //
 // Slot rows: slots[first + m][Dx], first = 1 with the null slot (row 0), else 0.
 import {
-  KEY_BLOCK, ROWS, TILE_GROUP, accumulateValues, addKeyBias, finishRows, packQueryTile, packedBias, packedKeys, packedValues,
+  KEY_BLOCK, ROWS, TILE_GROUP, accumulateValues, addKeyBias, finishRows, maskPrefix, packQueryTile, packedBias, packedKeys, packedValues,
   scoreBlock, softmaxBlock, startRows, tileBytes, tileOutput, tileScores, tileState, valueWidthPadded,
 } from '../core/flash';
 import { gemm } from '../core/gemm';
 import { roundUp } from '../core/simd';
 import { linformerZeroPadded } from './linformer';
 
-const NEG_INF: f32 = -Infinity;
 
 /** Number of slots N positions are cut into (the last may be shorter). */
 // @ts-ignore: decorator
@@ -136,23 +135,12 @@ export function compressedSlotPadding(keyPadding: usize, N: i32, s: i32, first: 
   return first + (p + 1) / s;
 }
 
-/** Hides key j0 + t (t < count) from the 8 rows of a tile whose visible-slot counts are lim0 (rows 0-3) and lim1 (rows 4-7). */
-function maskSlots(st: usize, count: i32, j0: i32, lim0: v128, lim1: v128): void {
-  const minusInf = f32x4.splat(NEG_INF);
-  for (let t = 0; t < count; t++) {
-    const j = i32x4.splat(j0 + t);
-    const row = st + (<usize>t << 5);
-    v128.store(row, v128.bitselect(minusInf, v128.load(row), i32x4.ge_s(j, lim0)));
-    v128.store(row, v128.bitselect(minusInf, v128.load(row, 16), i32x4.ge_s(j, lim1)), 16);
-  }
-}
-
 /**
  * Rows [rowStart, rowEnd) of one head: out = softmax(scale q S_k^T + mask) S_v
  * over the S = first + ceil(Nk / s) slot rows packed by packHead (hidden slots
  * carry -inf in the key bias). q: [Nq][D], out: [Nq][Dv]. causal: row i sees
  * the prefix of visibleSlots(i) slots. The loop is the flash engine's
- * (fullAttentionRows) with the slot mask in place of the causal one.
+ * (fullAttentionRows) with the slot prefix in place of the causal one.
  * tiles: TILE_GROUP query tiles' working buffers (groupBytes).
  */
 export function compressedRows(
@@ -201,7 +189,7 @@ export function compressedRows(
         const state = tileState(tile, D);
         scoreBlock(kp, j0 >> 2, keys >> 2, tile, D, st);
         if (hidden) addKeyBias(st, keys, bias + (<usize>j0 << 2));
-        if (causal && j0 + keys > fewest) maskSlots(st, keys, j0, lim0, lim1);
+        if (causal && j0 + keys > fewest) maskPrefix(st, keys, j0, lim0, lim1);
         softmaxBlock(st, keys, state);
         accumulateValues(st, keys, vp + (<usize>(j0 * dvPad) << 2), dvPad, tileOutput(tile, D), state);
       }
