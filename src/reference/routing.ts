@@ -40,6 +40,21 @@ function unitRows(data: ArrayLike<number>, offset: number, count: number, D: num
   return out;
 }
 
+/** The centroid of largest cosine with row n of the normalised points (float64; ties to the lower index). */
+export function nearestCentroid(points: ArrayLike<number>, n: number, centroids: ArrayLike<number>, clusters: number, D: number): number {
+  let best = 0;
+  let bestCosine = -Infinity;
+  for (let c = 0; c < clusters; c++) {
+    let cosine = 0;
+    for (let d = 0; d < D; d++) cosine += points[n * D + d] * centroids[c * D + d];
+    if (cosine > bestCosine) {
+      best = c;
+      bestCosine = cosine;
+    }
+  }
+  return best;
+}
+
 /**
  * Spherical k-means, one run per head over that head's rows of every batch,
  * normalised: for each batch in turn its Nq query rows, then its Nk key rows
@@ -77,16 +92,7 @@ export function fitCentroids(q: Heads, k: Heads, clusters: number, iterations: n
     for (let step = 0; step < iterations; step++) {
       let changed = false;
       for (let n = 0; n < rows; n++) {
-        let best = 0;
-        let bestCosine = -Infinity;
-        for (let c = 0; c < clusters; c++) {
-          let cosine = 0;
-          for (let d = 0; d < D; d++) cosine += points[n * D + d] * centroids[c * D + d];
-          if (cosine > bestCosine) {
-            best = c;
-            bestCosine = cosine;
-          }
-        }
+        const best = nearestCentroid(points, n, centroids, clusters, D);
         if (assigned[n] !== best) changed = true;
         assigned[n] = best;
       }

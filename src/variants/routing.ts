@@ -5,7 +5,7 @@
  * `assembly/variants/routing.ts` (similarity GEMM, streaming top-w
  * selection, the online-softmax engine over gathered members).
  */
-import { fitCentroids, routingAttention, routingWeights, type RoutingCentroids, type RoutingSettings } from '../reference/routing.js';
+import { fitCentroids, nearestCentroid, routingAttention, routingWeights, type RoutingCentroids, type RoutingSettings } from '../reference/routing.js';
 import { Rng, seedOf } from '../prng.js';
 import { asHeads, asTensor, describe, type Heads, type Tensor } from '../tensor.js';
 import { asOptions, checkQKV, headParam, optionalNumber, parseCommon, requiredNumber, type Common, type CommonOptions, type Options } from '../validate.js';
@@ -238,19 +238,8 @@ function fitCentroidsInFrame(runtime: Runtime, buffers: FitBuffers, q: Heads, k:
       const gap32 = new Float32Array(memory.buffer, buffers.gap, M);
       let changed = false;
       for (let n = 0; n < M; n++) {
-        let best = best32[n];
-        if (!(gap32[n] > margin)) {
-          // a near-tie: settle it in float64, as the reference
-          let bestCosine = -Infinity;
-          for (let c = 0; c < C; c++) {
-            let cosine = 0;
-            for (let d = 0; d < D; d++) cosine += points[n * D + d] * centroids[c * D + d];
-            if (cosine > bestCosine) {
-              best = c;
-              bestCosine = cosine;
-            }
-          }
-        }
+        // a near-tie is settled in float64, as the reference does
+        const best = gap32[n] > margin ? best32[n] : nearestCentroid(points, n, centroids, C, D);
         if (assigned[n] !== best) changed = true;
         assigned[n] = best;
       }
