@@ -7,7 +7,7 @@ import { fitCentroids } from '../src/reference/routing.js';
 import { softmaxAttention } from '../src/reference/softmax.js';
 import { asHeads } from '../src/tensor.js';
 import { maxAbsDiff } from './golden.js';
-import { padding, randn, type T } from './random.js';
+import { changedFrom, normalised, padding, randn, type T } from './random.js';
 
 let wasm: Attention;
 let js: Attention;
@@ -16,28 +16,7 @@ beforeAll(async () => {
   js = await createAttention({ backend: 'js' });
 });
 
-/** Rows of x divided by max(|row|, 1e-12). */
-function normalised(x: T): T {
-  const D = x.dims[x.dims.length - 1];
-  const data = new Float32Array(x.data.length);
-  for (let n = 0; n < x.data.length / D; n++) {
-    const row = x.data.subarray(n * D, (n + 1) * D);
-    const norm = Math.max(Math.hypot(...row), 1e-12);
-    for (let d = 0; d < D; d++) data[n * D + d] = row[d] / norm;
-  }
-  return { data, dims: x.dims };
-}
 
-/** A copy of x with rows from `from` on (in every batch and head) replaced by fresh random ones. */
-function changedFrom(x: T, from: number, seed: number): T {
-  const [N, D] = x.dims.slice(-2) as [number, number];
-  const fresh = randn(x.dims, seed, 100);
-  const data = x.data.slice();
-  for (let n = 0; n < data.length / D; n++) {
-    if (n % N >= from) data.set(fresh.data.subarray(n * D, (n + 1) * D), n * D);
-  }
-  return { data, dims: x.dims };
-}
 
 /** One-hot values `[B, H, Nk, Nk]`: the output is then the matrix the kernel applies. */
 function identityValues(B: number, H: number, Nk: number): T {
@@ -148,7 +127,7 @@ describe('lsh: wasm kernel vs JS reference', () => {
     expect(maxAbsDiff(P.data, wasm.weights('lsh', x, null, options).data)).toBeLessThanOrEqual(1e-5);
     const v = randn([B, H, N, 5], 15);
     const before = wasm.lsh(x, null, v, options).data;
-    const after = wasm.lsh(x, null, changedFrom(v, 17, 16), options).data;
+    const after = wasm.lsh(x, null, changedFrom(v, 17, 16, 100), options).data;
     expect(maxAbsDiff(leadingRows(before, B * H, N, 5, 17), leadingRows(after, B * H, N, 5, 17))).toBe(0);
   });
 
@@ -262,7 +241,7 @@ describe('routing: wasm kernel vs JS reference', () => {
     // query i sees keys j <= i + 5: queries 0..9 never see keys 15 and on
     const v = randn([B, H, Nk, 5], 49);
     const before = wasm.routing(q, k, v, options).data;
-    const after = wasm.routing(q, k, changedFrom(v, 15, 50), options).data;
+    const after = wasm.routing(q, k, changedFrom(v, 15, 50, 100), options).data;
     expect(maxAbsDiff(leadingRows(before, B * H, Nq, 5, 10), leadingRows(after, B * H, Nq, 5, 10))).toBe(0);
   });
 

@@ -22,3 +22,26 @@ export function padding(B: number, N: number, seed: number, fraction = 0.3): Uin
   for (let b = 0; b < B; b++) m[b * N] = 1;
   return m;
 }
+
+/** Rows of x divided by max(|row|, 1e-12). */
+export function normalised(x: T): T {
+  const D = x.dims[x.dims.length - 1];
+  const data = new Float32Array(x.data.length);
+  for (let n = 0; n < x.data.length / D; n++) {
+    const row = x.data.subarray(n * D, (n + 1) * D);
+    const norm = Math.max(Math.hypot(...row), 1e-12);
+    for (let d = 0; d < D; d++) data[n * D + d] = row[d] / norm;
+  }
+  return { data, dims: x.dims };
+}
+
+/** A copy of x with rows from `from` on (in every batch and head) replaced by fresh standard normals times `scale`. */
+export function changedFrom(x: T, from: number, seed: number, scale: number): T {
+  const [N, D] = x.dims.slice(-2) as [number, number];
+  const fresh = randn(x.dims, seed, scale);
+  const data = x.data.slice();
+  for (let n = 0; n < data.length / D; n++) {
+    if (n % N >= from) data.set(fresh.data.subarray(n * D, (n + 1) * D), n * D);
+  }
+  return { data, dims: x.dims };
+}

@@ -1,7 +1,7 @@
 /** The plain-JS references of `lsh` and `routing` (SPEC "Clustering"): goldens, properties, validation. */
 import { describe, expect, it } from 'vitest';
 import { applyWeights, loadGolden, maxAbsDiff } from './golden.js';
-import { padding, randn, type T } from './random.js';
+import { changedFrom, normalised, padding, randn, type T } from './random.js';
 import { readInputs } from '../src/inputs.js';
 import { Rng } from '../src/prng.js';
 import { asHeads } from '../src/tensor.js';
@@ -27,28 +27,7 @@ function run<P extends Parsed>(variant: Variant<P>, q: T, k: T | null, v: T, opt
 }
 
 
-/** Rows of x divided by max(|row|, 1e-12). */
-function normalised(x: T): T {
-  const D = x.dims[x.dims.length - 1];
-  const data = new Float32Array(x.data.length);
-  for (let n = 0; n < x.data.length / D; n++) {
-    const row = x.data.subarray(n * D, (n + 1) * D);
-    const norm = Math.max(Math.hypot(...row), 1e-12);
-    for (let d = 0; d < D; d++) data[n * D + d] = row[d] / norm;
-  }
-  return { data, dims: x.dims };
-}
 
-/** A copy of x with rows from `from` on (in every batch and head) replaced by fresh random ones. */
-function changedFrom(x: T, from: number, seed: number): T {
-  const [N, D] = x.dims.slice(-2) as [number, number];
-  const fresh = randn(x.dims, seed, 3);
-  const data = x.data.slice();
-  for (let n = 0; n < data.length / D; n++) {
-    if (n % N >= from) data.set(fresh.data.subarray(n * D, (n + 1) * D), n * D);
-  }
-  return { data, dims: x.dims };
-}
 
 function expectError(f: () => unknown, type: typeof TypeError | typeof RangeError, name: RegExp): void {
   let error: unknown = null;
@@ -199,7 +178,7 @@ describe('lsh', () => {
         for (let j = i + 1; j < 27; j++) expect(weights.data[(bh * 27 + i) * 27 + j]).toBe(0);
       }
     }
-    const later = run(lsh, x, null, changedFrom(v, 15, 99), options).out;
+    const later = run(lsh, x, null, changedFrom(v, 15, 99, 3), options).out;
     for (let bh = 0; bh < 4; bh++) {
       expect(maxAbsDiff(out.subarray(bh * 27 * 5, (bh * 27 + 15) * 5), later.subarray(bh * 27 * 5, (bh * 27 + 15) * 5))).toBe(0);
     }
@@ -354,7 +333,7 @@ describe('routing', () => {
         for (let j = i + 6; j < 19; j++) expect(weights.data[(bh * 14 + i) * 19 + j]).toBe(0);
       }
     }
-    const later = run(routing, q, k, changedFrom(v, 12, 98), options).out;
+    const later = run(routing, q, k, changedFrom(v, 12, 98, 3), options).out;
     for (let bh = 0; bh < 4; bh++) {
       // Query i sees keys j <= i + 5: queries 0..6 never see keys 12 and on.
       expect(maxAbsDiff(out.subarray(bh * 14 * 3, (bh * 14 + 7) * 3), later.subarray(bh * 14 * 3, (bh * 14 + 7) * 3))).toBe(0);
