@@ -3,7 +3,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createAttention, synthesizerParams, type Attention } from '../dist/index.js';
 import { maxAbsDiff } from './golden.js';
-import { padding, randn, type T } from './random.js';
+import { padding, randn, repeatHeads, type T } from './random.js';
 
 let wasm: Attention;
 let js: Attention;
@@ -12,12 +12,6 @@ beforeAll(async () => {
   js = await createAttention({ backend: 'js' });
 });
 
-/** `[H, ...inner]` made of `times` copies of a one-head tensor `[1, ...inner]` (or `[...inner]`). */
-function repeatHeads(t: T, times: number, inner: number[]): T {
-  const data = new Float32Array(t.data.length * times);
-  for (let h = 0; h < times; h++) data.set(t.data, h * t.data.length);
-  return { data, dims: [times, ...inner] };
-}
 
 /** A copy of x `[B, H, N, D]` with the rows at positions `from..` replaced by fresh noise. */
 function changeRowsFrom(x: T, from: number, seed: number): T {

@@ -45,3 +45,26 @@ export function changedFrom(x: T, from: number, seed: number, scale: number): T 
   }
   return { data, dims: x.dims };
 }
+
+/** A copy of x `[B, H, N, D]` whose padded rows (mask 0 in `[B, N]`) hold fresh noise: what padding must never see. */
+export function changePaddedRows(x: T, mask: Uint8Array, seed: number): T {
+  const [B, H, N, D] = x.dims as [number, number, number, number];
+  const noise = randn(x.dims, seed, 10);
+  const data = Float32Array.from(x.data);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      for (let j = 0; j < N; j++) {
+        if (mask[b * N + j] !== 0) continue;
+        for (let d = 0; d < D; d++) data[((b * H + h) * N + j) * D + d] = noise.data[((b * H + h) * N + j) * D + d];
+      }
+    }
+  }
+  return { data, dims: x.dims };
+}
+
+/** `[H, ...inner]` made of `times` copies of a one-head tensor `[1, ...inner]` (or, giving `inner`, `[...inner]`). */
+export function repeatHeads(t: T, times: number, inner: number[] = t.dims.slice(1)): T {
+  const data = new Float32Array(t.data.length * times);
+  for (let h = 0; h < times; h++) data.set(t.data, h * t.data.length);
+  return { data, dims: [times, ...inner] };
+}

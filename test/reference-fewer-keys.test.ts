@@ -7,7 +7,7 @@ import { full } from '../src/variants/full.js';
 import { linformer, linformerProjection } from '../src/variants/linformer.js';
 import type { Dense, Lookup, Parsed, Variant } from '../src/variants/variant.js';
 import { applyWeights, loadGolden, maxAbsDiff } from './golden.js';
-import { padding, randn, type T } from './random.js';
+import { changePaddedRows, padding, randn, repeatHeads, type T } from './random.js';
 
 const lookup: Lookup = (name) => {
   throw new Error(`unexpected lookup of ${name}`);
@@ -40,28 +40,7 @@ function changeRowsFrom(x: T, from: number, seed: number): T {
   return { data, dims: x.dims };
 }
 
-/** A copy of x `[B, H, N, D]` with the padded rows (mask `[B, N]` = 0) replaced by fresh noise. */
-function changePaddedRows(x: T, mask: Uint8Array, seed: number): T {
-  const [B, H, N, D] = x.dims as [number, number, number, number];
-  const noise = randn(x.dims, seed, 10);
-  const data = Float32Array.from(x.data);
-  for (let b = 0; b < B; b++) {
-    for (let h = 0; h < H; h++) {
-      for (let j = 0; j < N; j++) {
-        if (mask[b * N + j] !== 0) continue;
-        for (let d = 0; d < D; d++) data[((b * H + h) * N + j) * D + d] = noise.data[((b * H + h) * N + j) * D + d];
-      }
-    }
-  }
-  return { data, dims: x.dims };
-}
 
-/** `[H, ...inner]` made of `times` copies of a one-head tensor `[1, ...inner]`. */
-function repeatHeads(t: T, times: number): T {
-  const data = new Float32Array(t.data.length * times);
-  for (let h = 0; h < times; h++) data.set(t.data, h * t.data.length);
-  return { data, dims: [times, ...t.dims.slice(1)] };
-}
 
 describe('linformer: golden vectors', () => {
   for (const c of loadGolden('linformer.json')) {

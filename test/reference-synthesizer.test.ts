@@ -6,7 +6,7 @@ import { full } from '../src/variants/full.js';
 import { synthesizer, synthesizerParams } from '../src/variants/synthesizer.js';
 import type { Dense, Lookup } from '../src/variants/variant.js';
 import { applyWeights, loadGolden, maxAbsDiff } from './golden.js';
-import { padding, randn, type T } from './random.js';
+import { padding, randn, repeatHeads, type T } from './random.js';
 
 const lookup: Lookup = (name) => {
   throw new Error(`unexpected lookup of ${name}`);
@@ -30,12 +30,6 @@ function parseError(v: T | null, options: Record<string, unknown>): () => void {
 }
 
 
-/** `[H, ...inner]` made of `times` copies of a one-head tensor `[1, ...inner]`. */
-function repeatHeads(t: T, times: number): T {
-  const data = new Float32Array(t.data.length * times);
-  for (let h = 0; h < times; h++) data.set(t.data, h * t.data.length);
-  return { data, dims: [times, ...t.dims.slice(1)] };
-}
 
 /**
  * Random logits `[H, Nq, Nk]` as full attention: with `q_i` = logits row i
