@@ -9,12 +9,14 @@
  * @packageDocumentation
  */
 import { readInputs } from './inputs.js';
-import { lookup, variantNames, type VariantName } from './registry.js';
+import { lookup, parseOptions, variantNames, type VariantName } from './registry.js';
 import type { WasmTensor } from './runtime/arena.js';
 import { hasRelaxedSimd, hasSimd, type WasmSource } from './runtime/load.js';
 import { Runtime } from './runtime/runtime.js';
 import { describe, toTensor, type Tensor } from './tensor.js';
-import { asOptions, type CommonOptions } from './validate.js';
+import { declareOptions, rejectUndeclared } from './options.js';
+import { asOptions } from './validate.js';
+import type { FullOptions } from './variants/full.js';
 import type { LocalOptions } from './variants/local.js';
 import type { StridedOptions } from './variants/strided.js';
 import type { GlobalOptions } from './variants/global.js';
@@ -35,6 +37,7 @@ export type { CommonOptions } from './validate.js';
 export type { VariantName } from './registry.js';
 export { variantNames } from './registry.js';
 export { hasRelaxedSimd, hasSimd } from './runtime/load.js';
+export type { FullOptions } from './variants/full.js';
 export type { LocalOptions } from './variants/local.js';
 export type { StridedOptions } from './variants/strided.js';
 export type { GlobalOptions } from './variants/global.js';
@@ -54,8 +57,6 @@ export { drawLshRotations as lshRotations } from './variants/lsh.js';
 export { fitRoutingCentroids } from './variants/routing.js';
 export { synthesizerParams } from './variants/synthesizer.js';
 
-/** Options of `full`: only the common ones. */
-export type FullOptions = CommonOptions;
 
 /** How `createAttention` loads. */
 export interface AttentionInit {
@@ -87,6 +88,23 @@ export interface AttentionInit {
    */
   threads?: number;
 }
+
+/** The declaration of {@link AttentionInit} (read by the README generator). @internal */
+export const initOptions = declareOptions<AttentionInit>()({
+  backend: {
+    type: "`'auto' | 'wasm' | 'js'`",
+    doc: "`'auto'` (default): the SIMD WebAssembly kernels where the runtime has WebAssembly SIMD, else the plain-JS backend (`attn.backend` says which); `'wasm'` demands SIMD and throws where it is missing; `'js'` is the plain-JS float64 reference",
+  },
+  wasm: {
+    type: '`string` | `URL` | bytes | `WebAssembly.Module`',
+    doc: "the module; default `attention.wasm` (or `attention-relaxed.wasm`) next to the package's `index.js`, found with `new URL(..., import.meta.url)`: read with `fs` in Node, fetched and compiled as it streams in browsers",
+  },
+  relaxedSimd: {
+    type: '`boolean`',
+    doc: 'the relaxed-SIMD build (fused multiply-add), used by default where the runtime supports it (Chromium; Node 20 with `--experimental-wasm-relaxed-simd`); `false` picks the plain SIMD build, `true` demands it; `attn.features` says which runs',
+  },
+  threads: { type: '`number`', doc: 'threads of `attn.run`; default the cores where shared memory is available (Node; cross-origin isolated pages), else 1 (see [Threads](#threads))' },
+});
 
 /** How many threads `attn.run` uses, and why. */
 export interface Threads {
@@ -207,7 +225,9 @@ export interface Attention {
  * Works unchanged in Node and in browsers.
  */
 export async function createAttention(init: AttentionInit = {}): Promise<Attention> {
-  const { backend = 'auto', relaxedSimd } = asOptions(init, 'init') as AttentionInit;
+  const checked = asOptions(init, 'init');
+  rejectUndeclared(checked, initOptions, 'createAttention', 'init');
+  const { backend = 'auto', relaxedSimd } = checked as AttentionInit;
   if (backend !== 'auto' && backend !== 'wasm' && backend !== 'js') {
     throw new TypeError(`init.backend: expected 'auto', 'wasm' or 'js', received ${describe(backend)}`);
   }
@@ -289,7 +309,7 @@ class Instance implements Attention {
   private prepare(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, options?: object) {
     const variant = lookup(name, 'name');
     const inputs = readInputs(variant, q, k, v, true);
-    const parsed = variant.parse(inputs, asOptions(options), lookup);
+    const parsed = parseOptions(variant, inputs, options);
     const { B, H, Nq, Dv } = parsed.problem;
     const output = (data: Float32Array) => toTensor(data, B, H, Nq, Dv, (inputs.q ?? inputs.v!).rank);
     // on this thread: the SIMD kernel, or the float64 reference on the JS backend
@@ -315,7 +335,7 @@ class Instance implements Attention {
   weights(name: VariantName, q: Tensor | null, k: Tensor | null, options?: object): Tensor {
     const variant = lookup(name, 'name');
     const inputs = readInputs(variant, q, k, null, false);
-    const dense = variant.weights(inputs, variant.parse(inputs, asOptions(options), lookup));
+    const dense = variant.weights(inputs, parseOptions(variant, inputs, options));
     return { data: dense.data, dims: [...dense.dims] };
   }
 
@@ -328,7 +348,7 @@ class Instance implements Attention {
     // the pattern needs only the sizes: shape-only inputs of one batch and head
     const shape = (N: number) => ({ data: new Float32Array(0), B: 1, H: 1, N, D: 1, rank: 2 as const });
     const inputs = { q: shape(nq), k: shape(nk), v: null };
-    return variant.mask(variant.parse(inputs, asOptions(options), lookup));
+    return variant.mask(parseOptions(variant, inputs, options));
   }
 
   linearState(options: LinearStateOptions): LinearState {

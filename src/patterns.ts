@@ -11,6 +11,7 @@
  * for `causal`), so a decoding step with one query and a cache of Nk keys
  * sees the same keys as the last row of the square problem.
  */
+import { declareOptions, rejectUndeclared, type OptionTable } from './options.js';
 import { Rng, seedOf } from './prng.js';
 import { commonVisible, softmaxAttention, softmaxWeights, type Visible } from './reference/softmax.js';
 import { describe, type Heads } from './tensor.js';
@@ -114,11 +115,30 @@ export interface PatternSet {
 
 // ---------------------------------------------------------------- parsing
 
-const patternKeys: Readonly<Record<Pattern['type'], readonly string[]>> = {
-  local: ['type', 'window', 'before', 'after'],
-  strided: ['type', 'stride', 'window'],
-  global: ['type', 'tokens'],
-  random: ['type', 'count', 'seed'],
+const patternType = { type: '`string`', doc: 'the pattern: `local`, `strided`, `global` or `random`' } as const;
+
+/** The declared options of each pattern type (the `Pattern` objects of `sparse`). */
+export const patternOptions: Readonly<Record<Pattern['type'], OptionTable>> = {
+  local: declareOptions<LocalPattern>()({
+    type: patternType,
+    window: { type: '`number`', doc: 'keys on each side of the query position' },
+    before: { type: '`number`', doc: 'keys before the query position' },
+    after: { type: '`number`', doc: 'keys after the query position' },
+  }),
+  strided: declareOptions<StridedPattern>()({
+    type: patternType,
+    stride: { type: '`number`', doc: 'step between visible keys' },
+    window: { type: '`number`', doc: 'visible keys on each side, counted in strides; default unbounded' },
+  }),
+  global: declareOptions<GlobalPattern>()({
+    type: patternType,
+    tokens: { type: '`number[]`', doc: 'the global positions' },
+  }),
+  random: declareOptions<RandomPattern>()({
+    type: patternType,
+    count: { type: '`number`', doc: 'random keys per query row (at most Nk are drawn)' },
+    seed: { type: '`number`', doc: 'seed of the draw' },
+  }),
 };
 
 const nonNegativeInteger = { integer: true, min: 0 };
@@ -180,13 +200,10 @@ export function readPattern(value: unknown, prefix: string, Nq: number, Nk: numb
   const options = value as Options;
   const type = options.type;
   if (typeof type !== 'string') throw new TypeError(`${prefix}.type: expected a string, received ${describe(type)}`);
-  if (!Object.hasOwn(patternKeys, type)) {
+  if (!Object.hasOwn(patternOptions, type)) {
     throw new TypeError(`${prefix}.type: expected 'local', 'strided', 'global' or 'random', received ${describe(type)}`);
   }
-  const allowed = patternKeys[type as Pattern['type']];
-  for (const key of Object.keys(options)) {
-    if (!allowed.includes(key)) throw new TypeError(`${prefix}.${key}: a '${type}' pattern takes only ${allowed.join(', ')}, received ${key} = ${describe(options[key])}`);
-  }
+  rejectUndeclared(options, patternOptions[type as Pattern['type']], `a '${type}' pattern`, prefix);
   switch (type as Pattern['type']) {
     case 'local':
       return readLocal(options, prefix);

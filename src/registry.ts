@@ -15,7 +15,9 @@ import { sinkhorn } from './variants/sinkhorn.js';
 import { sparse } from './variants/sparse.js';
 import { strided } from './variants/strided.js';
 import { synthesizer } from './variants/synthesizer.js';
-import type { Lookup, Parsed, Variant } from './variants/variant.js';
+import { rejectUndeclared } from './options.js';
+import { asOptions } from './validate.js';
+import type { Inputs, Lookup, Parsed, Variant } from './variants/variant.js';
 
 export const variants = {
   full,
@@ -46,3 +48,10 @@ export const lookup: Lookup = (name, argName) => {
   }
   return variants[name as VariantName] as unknown as Variant<Parsed>;
 };
+
+/** A variant's `parse` of the caller's options, after refusing any option name the variant does not declare. */
+export function parseOptions(variant: Variant<Parsed>, inputs: Inputs, options: unknown): Parsed {
+  const checked = asOptions(options);
+  rejectUndeclared(checked, variant.options, variant.name, 'options');
+  return variant.parse(inputs, checked, lookup);
+}

@@ -3,6 +3,7 @@
  * type, missing option) or `RangeError` (out of range, dims that disagree)
  * whose message names the argument and the expected vs received value.
  */
+import type { OptionTable } from './options.js';
 import { asTensor, describe, type Heads } from './tensor.js';
 
 /** The options every variant accepts (SPEC: "Options common to every variant"). */
@@ -14,6 +15,13 @@ export interface CommonOptions {
   /** `[B, Nk]`, 1 = real key, 0 = padding that is never attended. */
   keyPadding?: Uint8Array;
 }
+
+/** The declaration of {@link CommonOptions}, spread into every variant's. */
+export const commonOptions = {
+  scale: { type: '`number`', doc: 'logit scale; default `1 / sqrt(D)`' },
+  causal: { type: '`boolean`', doc: 'key j visible to query i only if `j <= i + (Nk - Nq)` (bottom-right aligned)' },
+  keyPadding: { type: '`Uint8Array` `[B, Nk]`', doc: '1 = real key, 0 = padding never attended' },
+} as const satisfies OptionTable;
 
 export type Options = Readonly<Record<string, unknown>>;
 

@@ -505,7 +505,7 @@ describe('option errors', () => {
     fails('sparse', { patterns: [null] }, TypeError, /^options\.patterns\[0\]: expected a pattern object/);
     fails('sparse', { patterns: [{ type: 'strided', stride: 0 }] }, RangeError, /^options\.patterns\[0\]\.stride: expected an integer >= 1, received 0/);
     fails('sparse', { patterns: [{ type: 'local', window: -1 }] }, RangeError, /^options\.patterns\[0\]\.window: /);
-    fails('sparse', { patterns: [{ type: 'strided', stride: 2, count: 3 }] }, TypeError, /^options\.patterns\[0\]\.count: a 'strided' pattern takes only type, stride, window/);
+    fails('sparse', { patterns: [{ type: 'strided', stride: 2, count: 3 }] }, TypeError, /^options\.patterns\[0\]\.count: unknown option 'count' \(a 'strided' pattern accepts type, stride, window\)/);
     fails('sparse', { patterns: [{ type: 'global', tokens: [0.5] }] }, TypeError, /^options\.patterns\[0\]\.tokens\[\]: expected an integer/);
     fails('sparse', { patterns: [{ type: 'random', count: 2 }] }, TypeError, /^options\.patterns\[0\]\.seed: required option is missing/);
     fails('sparse', { patterns: [{ type: 'random', count: 2, seed: 0.5 }] }, TypeError, /^options\.patterns\[0\]\.seed: expected an integer seed/);

@@ -256,7 +256,7 @@ describe('synthesizer: properties', () => {
       expectError({ logits: { data: [1], dims: [1, 1] } }, TypeError, /options\.logits\.data/);
     });
     it('factors', () => {
-      expectError({ factors: randn([Nq, 2], 1) }, TypeError, /options\.factors\.a: required/);
+      expectError({ factors: randn([Nq, 2], 1) }, TypeError, /options\.factors\.data: unknown option 'data' \(factors accepts a, b\)/);
       expectError({ factors: 'ab' }, TypeError, /options\.factors: expected \{ a, b \}/);
       expectError({ factors: { a: randn([Nq, 2], 1), b: randn([Nk, 3], 2) } }, RangeError, /options\.factors\.b\.dims: expected \[H\|1, Nk, R\] = \[2\|1, 11, 2\]/);
       expectError({ factors: { a: randn([Nq, 2], 1), b: randn([Nk + 1, 2], 2) } }, RangeError, /options\.factors\.b\.dims/);

@@ -21,6 +21,11 @@ afterAll(() => two.dispose());
 
 const bytes = (x: Float32Array) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
 
+/** `value` named `label` in test titles (a non-enumerable toJSON, so option checks never see it). */
+function labelled<T extends object>(value: T, label: string): T {
+  return Object.defineProperty(value, 'toJSON', { value: () => label, enumerable: false });
+}
+
 describe('threads', () => {
   it('reports how many threads and why', async () => {
     expect(one.threads).toEqual({ count: 1, reason: 'init.threads' });
@@ -55,11 +60,11 @@ describe('threads', () => {
     ['linear', { featureMap: 'favor', numFeatures: 32, seed: 7 }],
     ['linear', { featureMap: 'efficient' }],
     ['routing', { window: 48, clusters: 12, seed: 3, causal: true }],
-    ['linformer', { e: Object.assign(randn([3, 48, 650], 11, 0.04), { toJSON: () => 'e [3, 48, 650]' }) }],
+    ['linformer', { e: labelled(randn([3, 48, 650], 11, 0.04), 'e [3, 48, 650]') }],
     ['compressed', { factor: 4, causal: true }],
-    ['compressed', { factor: 3, convK: Object.assign({ weight: randn([24, 24, 3], 12, 0.1) }, { toJSON: () => 'weight [24, 24, 3]' }) }],
-    ['synthesizer', { logits: Object.assign(randn([3, 700, 650], 13), { toJSON: () => 'logits [3, 700, 650]' }), causal: true }],
-    ['synthesizer', { dense: Object.assign({ x: randn([2, 700, 16], 14), w1: randn([3, 16, 32], 15, 0.3), b1: randn([32], 16), w2: randn([32, 660], 17, 0.3), b2: randn([660], 18) }, { toJSON: () => 'x [2, 700, 16], Dh 32, Nmax 660' }) }],
+    ['compressed', { factor: 3, convK: labelled({ weight: randn([24, 24, 3], 12, 0.1) }, 'weight [24, 24, 3]') }],
+    ['synthesizer', { logits: labelled(randn([3, 700, 650], 13), 'logits [3, 700, 650]'), causal: true }],
+    ['synthesizer', { dense: labelled({ x: randn([2, 700, 16], 14), w1: randn([3, 16, 32], 15, 0.3), b1: randn([32], 16), w2: randn([32, 660], 17, 0.3), b2: randn([660], 18) }, 'x [2, 700, 16], Dh 32, Nmax 660') }],
   ])('splits %s %j by head and query block and keeps the bits', async (name, options) => {
     // 2 batches x 3 heads x 700 queries: several row jobs per head
     const q = randn([2, 3, 700, 24], 1);

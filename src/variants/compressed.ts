@@ -6,7 +6,8 @@
  */
 import { compressedAttention, compressedWeights, slotCount, type CompressedMath, type SlotConv } from '../reference/compressed.js';
 import { describe, type Heads, type Tensor } from '../tensor.js';
-import { headParam, parseCommon, requiredNumber, type CommonOptions, type Options } from '../validate.js';
+import { declareOptions, rejectUnknown } from '../options.js';
+import { commonOptions, headParam, parseCommon, requiredNumber, type CommonOptions, type Options } from '../validate.js';
 import { qkvProblem } from './full.js';
 import type { Inputs, Parsed, Variant } from './variant.js';
 import { forRowChunks, rowJobs, type Runtime } from '../runtime/runtime.js';
@@ -100,6 +101,7 @@ function parseConv(value: unknown, name: string, H: number, features: number, fe
   if (typeof value !== 'object' || Array.isArray(value)) {
     throw new TypeError(`${name}: expected { weight, bias? }, received ${describe(value)}`);
   }
+  rejectUnknown(value as Options, ['weight', 'bias'], 'a convolution', name);
   const { weight, bias } = value as { weight?: unknown; bias?: unknown };
   if (!given(weight)) throw new TypeError(`${name}.weight: required option is missing (a Conv1d weight [H|1, ${featureName}, ${featureName}, s])`);
   return {
@@ -111,6 +113,14 @@ function parseConv(value: unknown, name: string, H: number, features: number, fe
 export const compressed: Variant<CompressedParsed> = {
   name: 'compressed',
   inputs: { q: 'required', k: 'required' },
+  options: declareOptions<CompressedOptions>()({
+    ...commonOptions,
+    factor: { type: '`number`', doc: 'slot length s: `ceil(Nk / s)` slots' },
+    convK: { type: '`{ weight, bias? }`', doc: 'strided Conv1d pooling the key slots (PyTorch layout `[D, D, s]` or `[H|1, D, D, s]`); default the mean' },
+    convV: { type: '`{ weight, bias? }`', doc: 'the same for the values (Dv features)' },
+    nullKey: { type: '`Tensor`', doc: '`[H|1, D]`: a learned key of a null slot, always visible (with `nullValue`)' },
+    nullValue: { type: '`Tensor`', doc: '`[H|1, Dv]`: the null slot\'s value (with `nullKey`)' },
+  }),
   parse(inputs, options) {
     const { B, H, Nq, Nk, D } = qkvProblem(inputs);
     const Dv = valueFeatures(inputs, options, D);

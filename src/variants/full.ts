@@ -4,9 +4,13 @@
  * tiled with an online softmax (FlashAttention): no Nq x Nk buffer.
  */
 import { commonVisible, softmaxAttention, softmaxWeights } from '../reference/softmax.js';
-import { checkQKV, parseCommon, type Common } from '../validate.js';
+import { declareOptions } from '../options.js';
+import { checkQKV, commonOptions, parseCommon, type Common, type CommonOptions } from '../validate.js';
 import type { Inputs, Parsed, Problem, Variant } from './variant.js';
 import type { Heads } from '../tensor.js';
+
+/** Options of `full`: only the common ones. */
+export type FullOptions = CommonOptions;
 
 export interface FullParsed extends Parsed, Common {}
 
@@ -21,6 +25,7 @@ export function qkvProblem(inputs: Inputs): Problem {
 export const full: Variant<FullParsed> = {
   name: 'full',
   inputs: { q: 'required', k: 'required' },
+  options: declareOptions<FullOptions>()({ ...commonOptions }),
   parse(inputs, options) {
     const problem = qkvProblem(inputs);
     return { problem, ...parseCommon(options, problem.D, problem.B, problem.Nk) };

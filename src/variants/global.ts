@@ -5,7 +5,8 @@
  * BigBird-ITC) are rows prepended to q, k, v and named in `tokens`.
  */
 import { parsePatternProblem, patternKernel, patternMask, patternPlan, patternReference, patternWeights, readGlobal, type PatternParsed } from '../patterns.js';
-import type { CommonOptions } from '../validate.js';
+import { declareOptions } from '../options.js';
+import { commonOptions, type CommonOptions } from '../validate.js';
 import type { Variant } from './variant.js';
 
 /** Options of `global`. */
@@ -17,6 +18,10 @@ export interface GlobalOptions extends CommonOptions {
 export const global: Variant<PatternParsed> = {
   name: 'global',
   inputs: { q: 'required', k: 'required' },
+  options: declareOptions<GlobalOptions>()({
+    ...commonOptions,
+    tokens: { type: '`number[]`', doc: 'the global positions, in `[0, Nk)` (duplicates ignored)' },
+  }),
   parse(inputs, options) {
     return parsePatternProblem(inputs, options, ({ Nk }) => [readGlobal(options, 'options', Nk)]);
   },

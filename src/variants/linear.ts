@@ -12,7 +12,8 @@ import type { Runtime } from '../runtime/runtime.js';
 import { scratch, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
 import type { WasmTensor } from '../runtime/arena.js';
 import { asTensor, describe, type Heads, type Tensor } from '../tensor.js';
-import { asOptions, headParam, optionalNumber, parseCommon, rejectCausal, requiredNumber, type Common, type CommonOptions, type Options } from '../validate.js';
+import { declareOptions, rejectUndeclared } from '../options.js';
+import { asOptions, commonOptions, headParam, optionalNumber, parseCommon, rejectCausal, requiredNumber, type Common, type CommonOptions, type Options } from '../validate.js';
 import { qkvProblem } from './full.js';
 import type { Parsed, Variant } from './variant.js';
 
@@ -96,9 +97,21 @@ function parseProjection(options: Options, featureMap: 'favor' | 'rfa', H: numbe
   return { data: drawn.data, headStride: 0, M };
 }
 
+/** The declaration of {@link LinearOptions}. */
+export const linearOptions = declareOptions<LinearOptions>()({
+  ...commonOptions,
+  featureMap: { type: "`'elu' | 'relu' | 'favor' | 'rfa' | 'efficient'`", doc: 'the feature map phi; default `\'elu\'`' },
+  eps: { type: '`number`', doc: 'added to every denominator; default `1e-6`' },
+  projection: { type: '`Tensor`', doc: '`[H|1, M, D]` random features of `favor` / `rfa` (or `numFeatures`, `seed`)' },
+  numFeatures: { type: '`number`', doc: 'features M drawn with `seed`' },
+  seed: { type: '`number`', doc: 'seed of the drawn projection' },
+  sigma: { type: '`number`', doc: '`rfa` with `numFeatures`: rows drawn from `N(0, sigma^2 I)`; default 1' },
+});
+
 export const linear: Variant<LinearParsed> = {
   name: 'linear',
   inputs: { q: 'required', k: 'required' },
+  options: linearOptions,
   parse(inputs, options) {
     const problem = qkvProblem(inputs);
     const common = parseCommon(options, problem.D, problem.B, problem.Nk);
@@ -343,6 +356,17 @@ export interface LinearState {
 
 const STATE_SIZES = ['batch', 'heads', 'dim', 'valueDim'] as const;
 
+const { causal: _causal, keyPadding: _keyPadding, ...stepOptions } = linearOptions;
+
+/** The declaration of {@link LinearStateOptions}: linear's options but causal and keyPadding, and the sizes. */
+export const linearStateOptions = declareOptions<LinearStateOptions>()({
+  ...stepOptions,
+  batch: { type: '`number`', doc: 'batch size B; default 1' },
+  heads: { type: '`number`', doc: 'heads H; default 1' },
+  dim: { type: '`number`', doc: 'query and key size D' },
+  valueDim: { type: '`number`', doc: 'value size Dv; default `dim`' },
+});
+
 /**
  * A recurrent state for causal `linear` attention, wired as
  * `attn.linearState(options)`: WebAssembly-backed when `runtime` is given
@@ -358,6 +382,7 @@ export function createLinearState(runtime: Runtime | null, options: LinearStateO
   for (const key of ['causal', 'keyPadding'] as const) {
     if (o[key] !== undefined) throw new RangeError(`options.${key}: a recurrent state is causal and takes keyPadding per step, received ${key} = ${describe(o[key])}`);
   }
+  rejectUndeclared(o, linearStateOptions, 'linearState', 'options');
   if (parseFeatureMap(o.featureMap) === 'efficient') {
     throw new RangeError(`options.featureMap: 'efficient' normalises keys over the whole sequence and has no recurrent form, received 'efficient'`);
   }

@@ -7,7 +7,8 @@
 import { linformerAttention, linformerWeights, type LinformerMath } from '../reference/linformer.js';
 import { Rng, seedOf } from '../prng.js';
 import { asTensor, type Heads, type Tensor } from '../tensor.js';
-import { headParam, parseCommon, rejectCausal, requiredNumber, type CommonOptions } from '../validate.js';
+import { declareOptions } from '../options.js';
+import { commonOptions, headParam, parseCommon, rejectCausal, requiredNumber, type CommonOptions } from '../validate.js';
 import { qkvProblem } from './full.js';
 import type { Parsed, Variant } from './variant.js';
 import { forRowChunks, type Runtime } from '../runtime/runtime.js';
@@ -56,6 +57,11 @@ function projectedRows(value: unknown, name: string): number {
 export const linformer: Variant<LinformerParsed> = {
   name: 'linformer',
   inputs: { q: 'required', k: 'required' },
+  options: declareOptions<LinformerOptions>()({
+    ...commonOptions,
+    e: { type: '`Tensor`', doc: '`[H|1, P, Nk]` key projection, `K\' = e k`' },
+    f: { type: '`Tensor`', doc: '`[H|1, P, Nk]` value projection, `V\' = f v`; default `e`' },
+  }),
   parse(inputs, options) {
     const problem = qkvProblem(inputs);
     const { H, Nk } = problem;

@@ -4,7 +4,8 @@
  * runs over those keys only.
  */
 import { parsePatternProblem, patternKernel, patternMask, patternPlan, patternReference, patternWeights, readLocal, type PatternParsed } from '../patterns.js';
-import type { CommonOptions } from '../validate.js';
+import { declareOptions } from '../options.js';
+import { commonOptions, type CommonOptions } from '../validate.js';
 import type { Variant } from './variant.js';
 
 /**
@@ -27,6 +28,12 @@ export interface LocalOptions extends CommonOptions {
 export const local: Variant<PatternParsed> = {
   name: 'local',
   inputs: { q: 'required', k: 'required' },
+  options: declareOptions<LocalOptions>()({
+    ...commonOptions,
+    window: { type: '`number`', doc: 'keys on each side of the query position, `before = after = window`' },
+    before: { type: '`number`', doc: 'keys before the query position (0 when only `after` is given)' },
+    after: { type: '`number`', doc: 'keys after the query position (0 when only `before` is given)' },
+  }),
   parse(inputs, options) {
     return parsePatternProblem(inputs, options, () => [readLocal(options, 'options')]);
   },

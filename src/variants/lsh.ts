@@ -8,7 +8,8 @@
 import { lshAttention, lshWeights, type LshRotations } from '../reference/lsh.js';
 import { Rng, seedOf } from '../prng.js';
 import { asTensor, describe, type Heads, type Tensor } from '../tensor.js';
-import { checkQKV, headParam, parseCommon, requiredNumber, type Common, type CommonOptions, type Options } from '../validate.js';
+import { declareOptions } from '../options.js';
+import { checkQKV, commonOptions, headParam, parseCommon, requiredNumber, type Common, type CommonOptions, type Options } from '../validate.js';
 import type { Parsed, Variant } from './variant.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { Exports } from '../runtime/exports.js';
@@ -191,6 +192,14 @@ export function lshKernel(runtime: Runtime, x: Heads, v: Heads, p: LshParsed, ph
 export const lsh: Variant<LshParsed> = {
   name: 'lsh',
   inputs: { q: 'required', k: 'shared' },
+  options: declareOptions<LshOptions>()({
+    ...commonOptions,
+    bucketSize: { type: '`number`', doc: 'chunk length c the bucket-sorted positions are cut into' },
+    rotations: { type: '`Tensor`', doc: '`[H|1, R, D, nb/2]`: R hash rounds into nb buckets (or `rounds`, `buckets`, `seed`)' },
+    rounds: { type: '`number`', doc: 'hash rounds R, with `seed`' },
+    buckets: { type: '`number`', doc: 'buckets nb (even), with `seed`' },
+    seed: { type: '`number`', doc: 'seed of the drawn rotations' },
+  }),
   parse(inputs, options) {
     const x = inputs.q as Heads;
     checkQKV(x, x, inputs.v);

@@ -5,7 +5,8 @@
  * `mask()` is per pattern variant, so `mixed` has none.
  */
 import { describe, type Heads } from '../tensor.js';
-import type { CommonOptions, Options } from '../validate.js';
+import { declareOptions, rejectUnknown } from '../options.js';
+import { commonOptions, type CommonOptions, type Options } from '../validate.js';
 import { qkvProblem } from './full.js';
 import type { Dense, Inputs, Lookup, Parsed, Variant } from './variant.js';
 import { combinePlans } from '../runtime/jobs.js';
@@ -92,6 +93,7 @@ function readHead(inputs: Inputs, options: Options, spec: unknown, h: number, lo
   if (kind === undefined) throw new TypeError(`${name}.kind: required option is missing`);
   if (typeof kind !== 'string') throw new TypeError(`${name}.kind: expected a variant name, received ${describe(kind)}`);
   const variant = lookup(kind, `${name}.kind`);
+  rejectUnknown(own, ['kind', ...Object.keys(variant.options)], `a '${kind}' head`, name);
   const headOptions: Record<string, unknown> = {};
   for (const key of inherited) if (options[key] !== undefined) headOptions[key] = options[key];
   Object.assign(headOptions, own);
@@ -113,6 +115,10 @@ function stackHeads(inputs: Inputs, { problem, heads }: MixedParsed, run: (varia
 export const mixed: Variant<MixedParsed> = {
   name: 'mixed',
   inputs: { q: 'required', k: 'required' },
+  options: declareOptions<MixedOptions>()({
+    ...commonOptions,
+    heads: { type: '`HeadSpec[]`', doc: 'one `{ kind, ...options }` per head, `kind` any variant; the common options here apply to heads that do not set their own' },
+  }),
   parse(inputs, options, lookup) {
     const problem = qkvProblem(inputs);
     const specs = options.heads;

@@ -8,7 +8,8 @@
 import { fitCentroids, nearestCentroid, routingAttention, routingWeights, type RoutingCentroids, type RoutingSettings } from '../reference/routing.js';
 import { Rng, seedOf } from '../prng.js';
 import { asHeads, asTensor, describe, type Heads, type Tensor } from '../tensor.js';
-import { asOptions, checkQKV, headParam, optionalNumber, parseCommon, requiredNumber, type Common, type CommonOptions, type Options } from '../validate.js';
+import { declareOptions, rejectUndeclared } from '../options.js';
+import { asOptions, checkQKV, commonOptions, headParam, optionalNumber, parseCommon, requiredNumber, type Common, type CommonOptions, type Options } from '../validate.js';
 import { qkvProblem } from './full.js';
 import type { Inputs, Parsed, Variant } from './variant.js';
 import type { Runtime } from '../runtime/runtime.js';
@@ -24,6 +25,13 @@ export interface RoutingFitOptions {
   /** Integer seed of the `Rng` that picks the initial centroids among the rows. */
   seed: number;
 }
+
+/** The declaration of {@link RoutingFitOptions}, shared with `routing`'s own. */
+export const routingFitOptions = declareOptions<RoutingFitOptions>()({
+  clusters: { type: '`number`', doc: 'clusters C fitted by spherical k-means, with `seed`' },
+  iterations: { type: '`number`', doc: 'k-means steps; default 10, at most 1000' },
+  seed: { type: '`number`', doc: 'seed of the initial centroid picks' },
+});
 
 /**
  * Options of `routing`. Give the centroids either as `centroids` or as
@@ -95,7 +103,9 @@ export function fitRoutingCentroidsOn(runtime: Runtime | null, q: Tensor, k: Ten
   const qh = asHeads(q, 'q');
   const kh = asHeads(k, 'k');
   checkQKV(qh, kh, null);
-  const fit = parseFit(asOptions(options), qh.B * (qh.N + kh.N), 'options');
+  const checked = asOptions(options);
+  rejectUndeclared(checked, routingFitOptions, 'fitRoutingCentroids', 'options');
+  const fit = parseFit(checked, qh.B * (qh.N + kh.N), 'options');
   const data = runtime
     ? fitCentroidsKernel(runtime, qh, kh, fit.clusters, fit.iterations, fit.seed)
     : fitCentroids(qh, kh, fit.clusters, fit.iterations, fit.seed);
@@ -375,6 +385,12 @@ export function routingKernel(runtime: Runtime, q: Heads, k: Heads, v: Heads, p:
 export const routing: Variant<RoutingParsed> = {
   name: 'routing',
   inputs: { q: 'required', k: 'required' },
+  options: declareOptions<RoutingOptions>()({
+    ...commonOptions,
+    window: { type: '`number`', doc: 'members w per cluster (queries and, separately, keys)' },
+    centroids: { type: '`Tensor`', doc: '`[H|1, C, D]` cluster centroids (or `clusters`, `iterations`, `seed`)' },
+    ...routingFitOptions,
+  }),
   parse(inputs, options) {
     const problem = qkvProblem(inputs);
     const common = parseCommon(options, problem.D, problem.B, problem.Nk);

@@ -5,7 +5,8 @@
  */
 import { sinkhornAttention, sinkhornWeights, sortMatrices, type SinkhornSettings, type SortLogits } from '../reference/sinkhorn.js';
 import { asTensor, type Tensor } from '../tensor.js';
-import { optionalNumber, parseCommon, requiredNumber, type Common, type CommonOptions } from '../validate.js';
+import { declareOptions } from '../options.js';
+import { commonOptions, optionalNumber, parseCommon, requiredNumber, type Common, type CommonOptions } from '../validate.js';
 import { qkvProblem } from './full.js';
 import { runJob, scratch, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
 import type { Runtime } from '../runtime/runtime.js';
@@ -197,6 +198,13 @@ export function sinkhornKernelSortMatrices(runtime: Runtime, inputs: Inputs, p: 
 export const sinkhorn: Variant<SinkhornParsed> = {
   name: 'sinkhorn',
   inputs: { q: 'required', k: 'required' },
+  options: declareOptions<SinkhornOptions>()({
+    ...commonOptions,
+    blockSize: { type: '`number`', doc: 'block length b; N must be a multiple of it' },
+    temperature: { type: '`number`', doc: 'divides the sort logits; default 0.75' },
+    iterations: { type: '`number`', doc: 'Sinkhorn balancing steps when not causal; default 7, at most 1000' },
+    sortLogits: { type: '`Tensor`', doc: '`[B|1, H|1, nb, nb]`: the sort network\'s output; default from block means of q and k' },
+  }),
   parse(inputs, options) {
     const problem = qkvProblem(inputs);
     const { B, H, Nq, Nk, D } = problem;

@@ -5,7 +5,8 @@
  * (Child et al. 2019).
  */
 import { parsePatternProblem, patternKernel, patternMask, patternPlan, patternReference, patternWeights, readPatterns, type Pattern, type PatternParsed } from '../patterns.js';
-import type { CommonOptions } from '../validate.js';
+import { declareOptions } from '../options.js';
+import { commonOptions, type CommonOptions } from '../validate.js';
 import type { Variant } from './variant.js';
 
 /** Options of `sparse`. */
@@ -17,6 +18,10 @@ export interface SparseOptions extends CommonOptions {
 export const sparse: Variant<PatternParsed> = {
   name: 'sparse',
   inputs: { q: 'required', k: 'required' },
+  options: declareOptions<SparseOptions>()({
+    ...commonOptions,
+    patterns: { type: '`Pattern[]`', doc: 'the patterns whose union is visible: `local`, `strided`, `global`, `random` (tables below)' },
+  }),
   parse(inputs, options) {
     return parsePatternProblem(inputs, options, ({ Nq, Nk }) => readPatterns(options.patterns, 'options.patterns', Nq, Nk));
   },

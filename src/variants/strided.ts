@@ -4,7 +4,8 @@
  * `|p - j| <= window * stride`; `stride: 1` is a `local` window.
  */
 import { parsePatternProblem, patternKernel, patternMask, patternPlan, patternReference, patternWeights, readStrided, type PatternParsed } from '../patterns.js';
-import type { CommonOptions } from '../validate.js';
+import { declareOptions } from '../options.js';
+import { commonOptions, type CommonOptions } from '../validate.js';
 import type { Variant } from './variant.js';
 
 /** Options of `strided`. */
@@ -18,6 +19,11 @@ export interface StridedOptions extends CommonOptions {
 export const strided: Variant<PatternParsed> = {
   name: 'strided',
   inputs: { q: 'required', k: 'required' },
+  options: declareOptions<StridedOptions>()({
+    ...commonOptions,
+    stride: { type: '`number`', doc: 'step between visible keys (1 is a `local` window)' },
+    window: { type: '`number`', doc: 'visible keys on each side, counted in strides; default unbounded' },
+  }),
   parse(inputs, options) {
     return parsePatternProblem(inputs, options, () => [readStrided(options, 'options')]);
   },

@@ -8,7 +8,8 @@
 import { synthesizerAttention, synthesizerWeights, type SynthesizerLogits, type SynthesizerMath } from '../reference/synthesizer.js';
 import { Rng, seedOf } from '../prng.js';
 import { asTensor, describe, type Heads, type Tensor } from '../tensor.js';
-import { asOptions, headParam, parseCommon, requiredNumber, type CommonOptions, type Options, type Param } from '../validate.js';
+import { declareOptions, rejectUnknown } from '../options.js';
+import { asOptions, commonOptions, headParam, parseCommon, requiredNumber, type CommonOptions, type Options, type Param } from '../validate.js';
 import type { Parsed, Problem, Variant } from './variant.js';
 import { forRowChunks, rowJobs, type Runtime } from '../runtime/runtime.js';
 import { scratch, type Arg, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
@@ -115,14 +116,24 @@ function checked(p: Shaped, H: number, inner: readonly number[]): Param {
   return headParam(p.value, p.name, H, inner, p.innerNames);
 }
 
-function group(value: unknown, name: string, fields: string): Options {
-  if (typeof value !== 'object' || Array.isArray(value)) throw new TypeError(`${name}: expected { ${fields} }, received ${describe(value)}`);
-  return asOptions(value, name);
+/** A nested option object `{ ...fields }`, refusing names it does not have. */
+function group(value: unknown, name: string, fields: readonly string[]): Options {
+  if (typeof value !== 'object' || Array.isArray(value)) throw new TypeError(`${name}: expected { ${fields.join(', ')} }, received ${describe(value)}`);
+  const options = asOptions(value, name);
+  rejectUnknown(options, fields, name.slice('options.'.length), name);
+  return options;
 }
 
 export const synthesizer: Variant<SynthesizerParsed> = {
   name: 'synthesizer',
   inputs: { q: 'ignored', k: 'ignored' },
+  options: declareOptions<SynthesizerOptions>()({
+    ...commonOptions,
+    scale: { type: '`number`', doc: 'does not apply: the logits are used as they are (accepted so that `mixed` can pass its common scale)' },
+    logits: { type: '`Tensor`', doc: 'random: the logits `[H|1, Nq, Nk]`' },
+    factors: { type: '`{ a, b }`', doc: 'factorized: `a [H|1, Nq, R]`, `b [H|1, Nk, R]`, logits `a b^T`' },
+    dense: { type: '`{ x, w1, b1, w2, b2 }`', doc: 'dense: logits `relu(x w1 + b1) w2 + b2` from each token alone' },
+  }),
   parse({ v }, options) {
     const forms = FORMS.filter((form) => given(options[form]));
     if (forms.length === 0) throw new TypeError('options.logits: required option is missing (synthesizer takes exactly one of options.logits, options.factors, options.dense)');
@@ -141,7 +152,7 @@ export const synthesizer: Variant<SynthesizerParsed> = {
       heads = [logits];
       build = (_B, H, Nk) => ({ kind: 'random', logits: checked(logits, H, [Nq, Nk]) });
     } else if (forms[0] === 'factors') {
-      const factors = group(options.factors, 'options.factors', 'a, b');
+      const factors = group(options.factors, 'options.factors', ['a', 'b']);
       const a = shaped(factors.a, 'options.factors.a', ['Nq', 'R']);
       const b = shaped(factors.b, 'options.factors.b', ['Nk', 'R']);
       const R = a.inner[1];
@@ -150,7 +161,7 @@ export const synthesizer: Variant<SynthesizerParsed> = {
       heads = [a, b];
       build = (_B, H, Nk) => ({ kind: 'factorized', a: checked(a, H, [Nq, R]), b: checked(b, H, [Nk, R]), R });
     } else {
-      const dense = group(options.dense, 'options.dense', 'x, w1, b1, w2, b2');
+      const dense = group(options.dense, 'options.dense', ['x', 'w1', 'b1', 'w2', 'b2']);
       if (!given(dense.x)) throw new TypeError('options.dense.x: required option is missing ([B, Nq, Dm])');
       const x = asTensor(dense.x, 'options.dense.x');
       if (x.dims.length !== 3) throw new RangeError(`options.dense.x.dims: expected [B, Nq, Dm], received [${x.dims.join(', ')}]`);
@@ -306,6 +317,12 @@ export interface DenseSizes {
   Nmax: number;
 }
 
+const sizeNames = {
+  random: ['H', 'Nq', 'Nk'],
+  factorized: ['H', 'Nq', 'Nk', 'R'],
+  dense: ['H', 'x', 'Dh', 'Nmax'],
+} as const satisfies { random: readonly (keyof RandomSizes)[]; factorized: readonly (keyof FactorizedSizes)[]; dense: readonly (keyof DenseSizes)[] };
+
 /**
  * Seeded Synthesizer parameters, ready to pass as options. Every matrix is
  * Xavier (Glorot) normal: `N(0, 2 / (rows + columns))` with rows x columns
@@ -323,7 +340,11 @@ export function synthesizerParams(
   seed: number,
 ): { logits: Tensor } | { factors: SynthesizerFactors } | { dense: SynthesizerDense } {
   const prefix = 'synthesizerParams.sizes';
+  if (!Object.hasOwn(sizeNames, kind)) {
+    throw new RangeError(`synthesizerParams.kind: expected "random", "factorized" or "dense", received ${describe(kind)}`);
+  }
   const opts = asOptions(sizes, prefix);
+  rejectUnknown(opts, sizeNames[kind], `synthesizerParams('${kind}')`, prefix);
   const size = (key: string): number => requiredNumber(opts, key, { integer: true, min: 1 }, prefix);
   const H = opts.H === undefined ? 1 : size('H');
   const rng = new Rng(seedOf(seed, 'synthesizerParams.seed'));
@@ -349,7 +370,5 @@ export function synthesizerParams(
       const w1 = xavier(Dm, Dh);
       return { dense: { x, w1, b1: zeros(Dh), w2: xavier(Dh, Nmax), b2: zeros(Nmax) } };
     }
-    default:
-      throw new RangeError(`synthesizerParams.kind: expected "random", "factorized" or "dense", received ${describe(kind)}`);
   }
 }

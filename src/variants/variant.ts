@@ -4,6 +4,7 @@
  * float64 math in `src/reference/<name>.ts`, its SIMD kernel in
  * `assembly/variants/<name>.ts`.
  */
+import type { OptionTable } from '../options.js';
 import type { Heads } from '../tensor.js';
 import type { Options } from '../validate.js';
 import type { Runtime } from '../runtime/runtime.js';
@@ -45,6 +46,8 @@ export interface Variant<P extends Parsed = Parsed> {
   readonly name: string;
   /** Which inputs the variant reads: `k: 'shared'` means k must be null or q itself. */
   readonly inputs: { readonly q: 'required' | 'ignored'; readonly k: 'required' | 'shared' | 'ignored' };
+  /** Every option the variant accepts (an unknown name is a TypeError before `parse` runs). */
+  readonly options: OptionTable;
   /**
    * Validates options against the inputs' shapes (never their data) and
    * throws a TypeError / RangeError naming the argument. `inputs.v` is null
