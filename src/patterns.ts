@@ -20,6 +20,7 @@ import { qkvProblem } from './variants/full.js';
 import type { Dense, Inputs, Parsed, Problem } from './variants/variant.js';
 import { forRowChunks, type Runtime } from './runtime/runtime.js';
 import { scratch, type JobPlan, type KernelCall } from './runtime/jobs.js';
+import { hasTerms, headAt, kvHead, termsOf, termsParts, writeTermsCall, type ModelTerms } from './engine.js';
 
 /**
  * A sliding window: query position p sees keys `p - before ..= p + after`.
@@ -412,7 +413,7 @@ export function rowSpans(set: PatternSet, i: number, causal: boolean): KeySpan[]
 // ------------------------------------------------------ variant plumbing
 
 /** Parsed options of a pattern variant (`local`, `strided`, `global`, `sparse`). */
-export interface PatternParsed extends Parsed, Common {
+export interface PatternParsed extends Parsed, Common, Partial<ModelTerms> {
   readonly patterns: PatternSet;
 }
 
@@ -446,21 +447,21 @@ export function patternMask(parsed: PatternParsed): Uint8Array {
 interface PatternKernels {
   patternStateBytes(Nq: number, Dv: number): number;
   patternStart(rows: number, Nq: number, Dv: number): void;
-  patternFinish(rows: number, Nq: number, Dv: number, out: number): void;
+  patternFinish(rows: number, Nq: number, Dv: number, out: number, oLd: number): void;
   patternWindowRows(
-    q: number, Nq: number, Nk: number, D: number, Dv: number, scale: number, causal: number,
+    q: number, Nq: number, Nk: number, D: number, Dv: number, qLd: number, scale: number, causal: number, terms: number,
     A: number, B: number, isToken: number, pack: number, tile: number, rows: number, rowStart: number, rowEnd: number,
   ): void;
   residuePackBytes(Nk: number, D: number, Dv: number, s: number): number;
-  packResidues(k: number, v: number, Nk: number, D: number, Dv: number, s: number, keyPadding: number, pack: number): void;
+  packResidues(k: number, v: number, Nk: number, D: number, Dv: number, kLd: number, vLd: number, s: number, keyPadding: number, pack: number): void;
   patternStrideRows(
-    q: number, Nq: number, Nk: number, D: number, Dv: number, scale: number, causal: number,
+    q: number, Nq: number, Nk: number, D: number, Dv: number, qLd: number, scale: number, causal: number, terms: number,
     s: number, reach: number, A: number, B: number, isToken: number, pack: number, tile: number, rows: number,
     residueStart: number, residueEnd: number,
   ): void;
   extraBytes(D: number, Dv: number): number;
   patternExtraRows(
-    q: number, k: number, v: number, Nq: number, Nk: number, D: number, Dv: number, scale: number,
+    q: number, k: number, v: number, Nq: number, Nk: number, D: number, Dv: number, qLd: number, kLd: number, vLd: number, scale: number, terms: number,
     offsets: number, keys: number, bits: number, pack: number, gathered: number, tile: number, rows: number,
     tileStart: number, tileEnd: number,
   ): void;
@@ -544,25 +545,33 @@ export function kernelPlan(set: PatternSet, causal: boolean): KernelPlan {
   return { A, B, isToken, stride, extra: { offsets, keys: Int32Array.from(keys), bits: Uint8Array.from(bits) } };
 }
 
-/** The SIMD kernel of every pattern variant as a plan: the passes of {@link kernelPlan}, one job per head. */
+/**
+ * The SIMD kernel of every pattern variant as a plan: the passes of
+ * {@link kernelPlan}, one job per query head, reading the kv head it shares
+ * (grouped-query attention) and every tensor in place in either layout, with
+ * the head's model terms (mask, bias, softcap).
+ */
 export function patternPlan(runtime: Runtime, inputs: Inputs, parsed: PatternParsed): JobPlan {
   const q = inputs.q as Heads;
   const k = inputs.k as Heads;
   const v = inputs.v as Heads;
   const { B, H, Nq, Nk, D, Dv } = parsed.problem;
+  const Hkv = k.H;
   const plan = kernelPlan(parsed.patterns, parsed.causal);
   const x = runtime.exports as unknown as PatternKernels & Runtime['exports'];
   const { keyPadding, scale } = parsed;
+  const terms = termsOf(parsed);
   const causal = parsed.causal ? 1 : 0;
+  const out = { H, N: Nq, D: Dv, layout: q.layout };
   // the window pass has work when there is a local rule or a global row
   const windowPass = plan.A >= 0 || plan.isToken !== null;
   // each thread's own buffers
-  const [pack, residues, tile, rows, gathered] = [0, 1, 2, 3, 4].map(scratch);
+  const [pack, residues, tile, rows, gathered, record] = [0, 1, 2, 3, 4, 5].map(scratch);
   return {
     what: parsed.patterns.rules.map((r) => r.type).join('+'),
     parts: [
       q.data, k.data, v.data, B * H * Nq * Dv * 4, keyPadding ?? 0, plan.isToken ?? 0,
-      plan.extra?.offsets ?? 0, plan.extra?.keys ?? 0, plan.extra?.bits ?? 0,
+      plan.extra?.offsets ?? 0, plan.extra?.keys ?? 0, plan.extra?.bits ?? 0, ...termsParts(terms),
     ],
     output: 3,
     length: B * H * Nq * Dv,
@@ -572,31 +581,36 @@ export function patternPlan(runtime: Runtime, inputs: Inputs, parsed: PatternPar
       x.groupBytes(D, Dv),
       x.patternStateBytes(Nq, Dv),
       plan.extra ? x.extraBytes(D, Dv) : 0,
+      x.termsBytes(),
     ],
-    jobs: ([qp, kp, vp, out, padp, tokens, offsets, keys, bits]) =>
+    jobs: ([qp, kp, vp, op, padp, tokens, offsets, keys, bits, maskp, biasp]) =>
       Array.from({ length: B * H }, (_, bh) => {
+        const [b, h] = [Math.floor(bh / H), bh % H];
         const isToken = plan.isToken ? tokens : 0;
-        const pad = keyPadding ? padp + Math.floor(bh / H) * Nk : 0;
-        const qHead = qp + bh * Nq * D * 4;
-        const kHead = kp + bh * Nk * D * 4;
-        const vHead = vp + bh * Nk * Dv * 4;
+        const pad = keyPadding ? padp + b * Nk : 0;
+        const [qh, kh, vh, oh] = [headAt(q, b, h), headAt(k, b, kvHead(h, H, Hkv)), headAt(v, b, kvHead(h, H, Hkv)), headAt(out, b, h)];
+        const [qHead, kHead, vHead] = [qp + qh.offset, kp + kh.offset, vp + vh.offset];
         const job: KernelCall[] = [['patternStart', rows, Nq, Dv]];
-        if (windowPass || plan.extra) job.push(['packHead', kHead, vHead, Nk, D, Dv, pad, pack]);
+        if (hasTerms(terms)) job.push(writeTermsCall(terms, maskp, biasp, b, h, record));
+        const termsArg = hasTerms(terms) ? record : 0;
+        if (windowPass || plan.extra) job.push(['packHead', kHead, vHead, Nk, D, Dv, kh.ld, vh.ld, pad, pack]);
         if (windowPass) {
           const window = Math.max(1, Math.min(Nk, plan.A + plan.B + 9));
           forRowChunks(Nq, window, D + Dv, (start, end) =>
-            job.push(['patternWindowRows', qHead, Nq, Nk, D, Dv, scale, causal, plan.A, plan.B, isToken, pack, tile, rows, start, end]),
+            job.push(['patternWindowRows', qHead, Nq, Nk, D, Dv, qh.ld, scale, causal, termsArg, plan.A, plan.B, isToken, pack, tile, rows, start, end]),
           );
         }
         if (plan.stride) {
           const { s, reach } = plan.stride;
-          job.push(['packResidues', kHead, vHead, Nk, D, Dv, s, pad, residues]);
+          job.push(['packResidues', kHead, vHead, Nk, D, Dv, kh.ld, vh.ld, s, pad, residues]);
           for (let r = 0; r < Math.min(s, Nk); r++) {
-            job.push(['patternStrideRows', qHead, Nq, Nk, D, Dv, scale, causal, s, reach, plan.A, plan.B, isToken, residues, tile, rows, r, r + 1]);
+            job.push(['patternStrideRows', qHead, Nq, Nk, D, Dv, qh.ld, scale, causal, termsArg, s, reach, plan.A, plan.B, isToken, residues, tile, rows, r, r + 1]);
           }
         }
-        if (plan.extra) job.push(['patternExtraRows', qHead, kHead, vHead, Nq, Nk, D, Dv, scale, offsets, keys, bits, pack, gathered, tile, rows, 0, Math.ceil(Nq / 8)]);
-        job.push(['patternFinish', rows, Nq, Dv, out + bh * Nq * Dv * 4]);
+        if (plan.extra) {
+          job.push(['patternExtraRows', qHead, kHead, vHead, Nq, Nk, D, Dv, qh.ld, kh.ld, vh.ld, scale, termsArg, offsets, keys, bits, pack, gathered, tile, rows, 0, Math.ceil(Nq / 8)]);
+        }
+        job.push(['patternFinish', rows, Nq, Dv, op + oh.offset, oh.ld]);
         return job;
       }),
   };

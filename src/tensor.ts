@@ -21,6 +21,8 @@ export interface Heads {
   readonly D: number;
   /** The rank the caller used, so that outputs can be given back in the same form. */
   readonly rank: 2 | 3 | 4;
+  /** How the data is laid out: `[B, H, N, D]` (`'bhnd'`, the default when absent) or `[B, N, H, D]`. */
+  readonly layout?: 'bhnd' | 'bnhd';
 }
 
 /** `TypeError` / `RangeError` message naming the argument and what was expected vs received. */

@@ -31,22 +31,25 @@ const NEG_INF: f32 = -Infinity;
   return roundUp(Dv, 8);
 }
 
-/** Packs rows [0, N) of one head of k ([N][D]) into key tiles of 4. */
-export function packKeys(k: usize, N: i32, D: i32, kp: usize): void {
-  if (N > 0) packKeysStrided(k, 0, 1, N, D, kp);
+// Rows of q, k, v and the output are ld floats apart: D (or Dv) for [N][D]
+// heads, H D for the [B, N, H, D] layout read in place.
+
+/** Packs rows [0, N) of one head of k (D features, rows ld apart) into key tiles of 4. */
+export function packKeys(k: usize, N: i32, D: i32, ld: i32, kp: usize): void {
+  if (N > 0) packKeysStrided(k, 0, 1, N, D, ld, kp);
 }
 
-/** Copies one head of v ([N][Dv]) into rows of dvPad floats, zero padded to a multiple of 4 rows. */
-export function packValues(v: usize, N: i32, Dv: i32, vp: usize): void {
+/** Copies one head of v (Dv features, rows ld apart) into rows of dvPad floats, zero padded to a multiple of 4 rows. */
+export function packValues(v: usize, N: i32, Dv: i32, ld: i32, vp: usize): void {
   const dvPad = valueWidthPadded(Dv);
   const rowBytes = <usize>dvPad << 2;
   memory.fill(vp, 0, <usize>keyCountPadded(N) * rowBytes);
-  for (let j = 0; j < N; j++) memory.copy(vp + <usize>j * rowBytes, v + (<usize>(j * Dv) << 2), <usize>Dv << 2);
+  for (let j = 0; j < N; j++) memory.copy(vp + <usize>j * rowBytes, v + <usize>j * (<usize>ld << 2), <usize>Dv << 2);
 }
 
-/** Packs query rows i0 .. i0+8 (those below N) of one head of q, times scale, as qt[d][8]. */
-export function packQueryTile(q: usize, i0: i32, N: i32, D: i32, scale: f32, qt: usize): void {
-  packQueryStrided(q, i0, 1, min(ROWS, N - i0), D, scale, qt);
+/** Packs query rows i0 .. i0+8 (those below N) of one head of q (rows ld apart), times scale, as qt[d][8]. */
+export function packQueryTile(q: usize, i0: i32, N: i32, D: i32, ld: i32, scale: f32, qt: usize): void {
+  packQueryStrided(q, i0, 1, min(ROWS, N - i0), D, ld, scale, qt);
 }
 
 /** Starts a query tile: m = -inf, l = 0, o = 0. */
@@ -233,15 +236,15 @@ export function accumulateValues(st: usize, count: i32, vp: usize, dvPad: i32, o
   }
 }
 
-/** Writes rows i0 .. i0+8 (below N) of the output head: o / l, or 0 where l = 0 (nothing visible). */
-export function finishRows(o: usize, state: usize, dvPad: i32, out: usize, i0: i32, N: i32, Dv: i32): void {
+/** Writes rows i0 .. i0+8 (below N) of the output head (rows ld apart): o / l, or 0 where l = 0 (nothing visible). */
+export function finishRows(o: usize, state: usize, dvPad: i32, out: usize, i0: i32, N: i32, Dv: i32, ld: i32): void {
   for (let r = 0; r < ROWS; r++) {
     const i = i0 + r;
     if (i >= N) break;
     const l = load<f32>(state + 32 + (<usize>r << 2));
     const inv: f32 = l > 0 ? 1 / l : 0;
     const src = o + (<usize>(r * dvPad) << 2);
-    const dst = out + (<usize>(i * Dv) << 2);
+    const dst = out + <usize>i * (<usize>ld << 2);
     for (let c = 0; c < Dv; c++) store<f32>(dst + (<usize>c << 2), load<f32>(src + (<usize>c << 2)) * inv);
   }
 }
@@ -271,14 +274,14 @@ export function packBytes(Nk: i32, D: i32, Dv: i32): f64 {
 }
 
 /**
- * Packs one head's keys and values, and the key bias (-inf for padding and
- * for the zero keys that fill the last tile). keyPadding: this batch's
- * u8 [Nk] row, or 0.
+ * Packs one head's keys and values (rows kLd and vLd floats apart), and the
+ * key bias (-inf for padding and for the zero keys that fill the last tile).
+ * keyPadding: this batch's u8 [Nk] row, or 0.
  */
-export function packHead(k: usize, v: usize, Nk: i32, D: i32, Dv: i32, keyPadding: usize, pack: usize): void {
+export function packHead(k: usize, v: usize, Nk: i32, D: i32, Dv: i32, kLd: i32, vLd: i32, keyPadding: usize, pack: usize): void {
   const nPad = keyCountPadded(Nk);
-  packKeys(k, Nk, D, packedKeys(pack));
-  packValues(v, Nk, Dv, packedValues(pack, Nk, D));
+  packKeys(k, Nk, D, kLd, packedKeys(pack));
+  packValues(v, Nk, Dv, vLd, packedValues(pack, Nk, D));
   const bias = packedBias(pack, Nk, D, Dv);
   let hidden = false;
   for (let j = 0; j < nPad; j++) {

@@ -112,15 +112,15 @@ export function gatherValues(v: usize, pos: usize, count: i32, Dv: i32, vp: usiz
 
 /**
  * The query tile qt[d][8] of rows first, first + step, ... (count <= 8 of
- * them) of x [.][D], times scale; rows past count are 0.
+ * them) of x (D features, rows ld floats apart), times scale; rows past count are 0.
  */
-export function packQueryStrided(x: usize, first: i32, step: i32, count: i32, D: i32, scale: f32, qt: usize): void {
+export function packQueryStrided(x: usize, first: i32, step: i32, count: i32, D: i32, ld: i32, scale: f32, qt: usize): void {
   const s = f32x4.splat(scale);
-  const rowBytes = <usize>(step * D) << 2;
-  const last = x + <usize>(first + (count - 1) * step) * (<usize>D << 2);
+  const rowBytes = <usize>step * (<usize>ld << 2);
+  const last = x + <usize>(first + (count - 1) * step) * (<usize>ld << 2);
   for (let half = 0; half < 8; half += 4) {
     // rows past count read the last row (always in bounds) and are masked to 0
-    const p0 = half < count ? x + <usize>(first + half * step) * (<usize>D << 2) : last;
+    const p0 = half < count ? x + <usize>(first + half * step) * (<usize>ld << 2) : last;
     transposeRows(
       p0, half + 1 < count ? p0 + rowBytes : last, half + 2 < count ? p0 + 2 * rowBytes : last, half + 3 < count ? p0 + 3 * rowBytes : last,
       s, s, s, s,
@@ -132,14 +132,14 @@ export function packQueryStrided(x: usize, first: i32, step: i32, count: i32, D:
 
 /**
  * Key tiles kp[t/4][d][4] of rows first, first + step, ... (count of them)
- * of x [.][D]; the rest of the last tile is 0.
+ * of x (D features, rows ld floats apart); the rest of the last tile is 0.
  */
-export function packKeysStrided(x: usize, first: i32, step: i32, count: i32, D: i32, kp: usize): void {
+export function packKeysStrided(x: usize, first: i32, step: i32, count: i32, D: i32, ld: i32, kp: usize): void {
   const one = f32x4.splat(1);
-  const rowBytes = <usize>(step * D) << 2;
-  const last = x + <usize>(first + (count - 1) * step) * (<usize>D << 2);
+  const rowBytes = <usize>step * (<usize>ld << 2);
+  const last = x + <usize>(first + (count - 1) * step) * (<usize>ld << 2);
   for (let t = 0; t < count; t += 4) {
-    const p0 = x + <usize>(first + t * step) * (<usize>D << 2);
+    const p0 = x + <usize>(first + t * step) * (<usize>ld << 2);
     transposeRows(
       p0, t + 1 < count ? p0 + rowBytes : last, t + 2 < count ? p0 + 2 * rowBytes : last, t + 3 < count ? p0 + 3 * rowBytes : last,
       one, one, one, one,

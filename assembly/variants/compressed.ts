@@ -159,7 +159,7 @@ export function compressedRows(
     const count = min(TILE_GROUP, (rowEnd - g0 + ROWS - 1) / ROWS);
     for (let t = 0; t < count; t++) {
       const tile = tiles + <usize>t * stride;
-      packQueryTile(q, g0 + t * ROWS, rowEnd, D, scale, tile);
+      packQueryTile(q, g0 + t * ROWS, rowEnd, D, D, scale, tile);
       startRows(tileState(tile, D), tileOutput(tile, D), dvPad);
     }
     // causal: the group's last row sees the most slots
@@ -196,7 +196,7 @@ export function compressedRows(
     }
     for (let t = 0; t < count; t++) {
       const tile = tiles + <usize>t * stride;
-      finishRows(tileOutput(tile, D), tileState(tile, D), dvPad, out, g0 + t * ROWS, rowEnd, Dv);
+      finishRows(tileOutput(tile, D), tileState(tile, D), dvPad, out, g0 + t * ROWS, rowEnd, Dv, Dv);
     }
   }
 }

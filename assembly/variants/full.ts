@@ -6,17 +6,19 @@ import {
   packedValues, scoreBlock, softmaxBlock, startRows, tileOutput, tileScores, tileState, valueWidthPadded,
 } from '../core/flash';
 import { roundUp } from '../core/simd';
+import { applyTerms, termsHideBlock } from '../core/terms';
 
 /**
  * Rows [rowStart, rowEnd) of one head: out = softmax(scale q k^T + mask) v,
- * with k and v packed by packHead. q: [Nq][D], out: [Nq][Dv]; causal is
- * bottom-right aligned (key j visible to row i iff j <= i + Nk - Nq).
- * Row ranges let the caller split a head across calls and threads.
- * tiles: TILE_GROUP query tiles' working buffers (groupBytes).
+ * with k and v packed by packHead. q: Nq rows of D (qLd floats apart), out:
+ * Nq rows of Dv (oLd apart); causal is bottom-right aligned (key j visible to
+ * row i iff j <= i + Nk - Nq); terms: the head's mask, bias and cap
+ * (writeTerms), or 0. Row ranges let the caller split a head across calls
+ * and threads. tiles: TILE_GROUP query tiles' working buffers (groupBytes).
  */
 export function fullAttentionRows(
-  q: usize, out: usize, Nq: i32, Nk: i32, D: i32, Dv: i32,
-  scale: f32, causal: bool, pack: usize, tiles: usize, rowStart: i32, rowEnd: i32,
+  q: usize, out: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, qLd: i32, oLd: i32,
+  scale: f32, causal: bool, terms: usize, pack: usize, tiles: usize, rowStart: i32, rowEnd: i32,
 ): void {
   const dvPad = valueWidthPadded(Dv);
   const kp = packedKeys(pack);
@@ -29,7 +31,7 @@ export function fullAttentionRows(
     const count = min(TILE_GROUP, (rowEnd - g0 + ROWS - 1) / ROWS);
     for (let t = 0; t < count; t++) {
       const tile = tiles + <usize>t * stride;
-      packQueryTile(q, g0 + t * ROWS, rowEnd, D, scale, tile);
+      packQueryTile(q, g0 + t * ROWS, rowEnd, D, qLd, scale, tile);
       startRows(tileState(tile, D), tileOutput(tile, D), dvPad);
     }
     // causal: no row of the group sees past its last row's position
@@ -40,12 +42,15 @@ export function fullAttentionRows(
     for (let j0 = 0; j0 < keyEndPad; j0 += KEY_BLOCK) {
       const keys = min(KEY_BLOCK, keyEndPad - j0);
       for (let t = 0; t < count; t++) {
-        const p0 = g0 + t * ROWS + shift; // position of the tile's first row
+        const i0 = g0 + t * ROWS;
+        const p0 = i0 + shift; // position of the tile's first row
         if (causal && j0 > p0 + ROWS - 1) continue; // the tile sees no key of the block
+        if (terms != 0 && termsHideBlock(terms, keys, i0, 1, rowEnd, j0, 1, 0, Nk)) continue;
         const tile = tiles + <usize>t * stride;
         const st = tileScores(tile, D);
         const state = tileState(tile, D);
         scoreBlock(kp, j0 >> 2, keys >> 2, tile, D, st);
+        if (terms != 0) applyTerms(terms, st, keys, i0, 1, rowEnd, j0, 1, 0, Nk);
         if (hidden) addKeyBias(st, keys, bias + (<usize>j0 << 2));
         if (causal && j0 + keys - 1 > p0) maskCausal(st, keys, j0, p0);
         softmaxBlock(st, keys, state);
@@ -54,7 +59,7 @@ export function fullAttentionRows(
     }
     for (let t = 0; t < count; t++) {
       const tile = tiles + <usize>t * stride;
-      finishRows(tileOutput(tile, D), tileState(tile, D), dvPad, out, g0 + t * ROWS, rowEnd, Dv);
+      finishRows(tileOutput(tile, D), tileState(tile, D), dvPad, out, g0 + t * ROWS, rowEnd, Dv, oLd);
     }
   }
 }

@@ -21,6 +21,7 @@ import {
 } from '../core/flash';
 import { packKeysStrided, packQueryStrided } from '../core/gather';
 import { roundUp } from '../core/simd';
+import { applyTerms, termsHideBlock } from '../core/terms';
 
 const NEG_INF: f32 = -Infinity;
 const LANES_0123 = v128(0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0);
@@ -40,8 +41,8 @@ export function patternStart(rows: usize, Nq: i32, Dv: i32): void {
   memory.fill(rows + (<usize>nqPad << 2), 0, <usize>(nqPad * (1 + valueWidthPadded(Dv))) << 2);
 }
 
-/** out[i] = o[i] / l[i] (0 for a row that saw no key) for every row of one head. */
-export function patternFinish(rows: usize, Nq: i32, Dv: i32, out: usize): void {
+/** out[i] = o[i] / l[i] (0 for a row that saw no key) for every row of one head (output rows oLd floats apart). */
+export function patternFinish(rows: usize, Nq: i32, Dv: i32, out: usize, oLd: i32): void {
   const nqPad = roundUp(Nq, ROWS);
   const dvPad = valueWidthPadded(Dv);
   const sums = rows + (<usize>nqPad << 2);
@@ -50,7 +51,7 @@ export function patternFinish(rows: usize, Nq: i32, Dv: i32, out: usize): void {
     const l = load<f32>(sums + (<usize>i << 2));
     const inv: f32 = l > 0 ? 1 / l : 0;
     const src = acc + (<usize>(i * dvPad) << 2);
-    const dst = out + (<usize>(i * Dv) << 2);
+    const dst = out + <usize>i * (<usize>oLd << 2);
     for (let c = 0; c < Dv; c++) store<f32>(dst + (<usize>c << 2), load<f32>(src + (<usize>c << 2)) * inv);
   }
 }
@@ -91,9 +92,9 @@ function moveRows(rows: usize, Nq: i32, Dv: i32, tile: usize, D: i32, first: i32
   }
 }
 
-/** Packs rows first, first + step, ... below limit of q (times scale) as the tile's qt[d][8]; the others are 0. */
-function packQueryRows(q: usize, limit: i32, D: i32, scale: f32, first: i32, step: i32, qt: usize): void {
-  packQueryStrided(q, first, step, min(ROWS, (limit - first + step - 1) / step), D, scale, qt);
+/** Packs rows first, first + step, ... below limit of q (rows qLd apart, times scale) as the tile's qt[d][8]; the others are 0. */
+function packQueryRows(q: usize, limit: i32, D: i32, qLd: i32, scale: f32, first: i32, step: i32, qt: usize): void {
+  packQueryStrided(q, first, step, min(ROWS, (limit - first + step - 1) / step), D, qLd, scale, qt);
 }
 
 /** -1 when position p is a global token, else 0. */
@@ -113,11 +114,19 @@ function globalRows(isToken: usize, Nk: i32, p0: i32, step: i32, half: i32): v12
 
 // ------------------------------------------------------------- the passes
 
-/** Scores of one block of packed keys [x0, x0 + count) for one tile, with the key bias (padding). */
+/**
+ * Scores of one block of packed keys [x0, x0 + count) for one tile, with the
+ * model terms (rows and keys as applyTerms takes them; terms 0: none) and then
+ * the key bias (padding).
+ */
 // @ts-ignore: decorator
-@inline function scoreKeys(kp: usize, bias: usize, hidden: bool, x0: i32, count: i32, tile: usize, D: i32): void {
+@inline function scoreKeys(
+  kp: usize, bias: usize, hidden: bool, x0: i32, count: i32, tile: usize, D: i32,
+  terms: usize, i0: i32, rowStep: i32, rowEnd: i32, jFirst: i32, jStep: i32, keyList: usize, keyCount: i32, Nk: i32,
+): void {
   const st = tileScores(tile, D);
   scoreBlock(kp, x0 >> 2, count >> 2, tile, D, st);
+  if (terms != 0) applyTerms(terms, st, keyCount, i0, rowStep, rowEnd, jFirst, jStep, keyList, Nk);
   if (hidden) addKeyBias(st, count, bias + (<usize>x0 << 2));
 }
 
@@ -135,7 +144,7 @@ function globalRows(isToken: usize, Nk: i32, p0: i32, step: i32, half: i32): v12
  * no local rule), all keys when p is a global token, and never j > p when causal.
  */
 export function patternWindowRows(
-  q: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, scale: f32, causal: bool,
+  q: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, qLd: i32, scale: f32, causal: bool, terms: usize,
   A: i32, B: i32, isToken: usize, pack: usize, tile: usize, rows: usize, rowStart: i32, rowEnd: i32,
 ): void {
   const dvPad = valueWidthPadded(Dv);
@@ -157,7 +166,7 @@ export function patternWindowRows(
     const lo = anyGlobal ? 0 : max(0, p0 - A);
     const hi = anyGlobal ? end : min(end, pLast + B + 1);
     if (lo >= hi) continue;
-    packQueryRows(q, rowEnd, D, scale, i0, 1, tile);
+    packQueryRows(q, rowEnd, D, qLd, scale, i0, 1, tile);
     moveRows(rows, Nq, Dv, tile, D, i0, 1, rowEnd, true);
     const pos0 = i32x4.add(i32x4.splat(p0), LANES_0123);
     const pos1 = i32x4.add(pos0, i32x4.splat(4));
@@ -168,7 +177,8 @@ export function patternWindowRows(
     const xEnd = roundUp(hi, 4);
     for (let x0 = lo & ~3; x0 < xEnd; x0 += KEY_BLOCK) {
       const count = min(KEY_BLOCK, xEnd - x0);
-      scoreKeys(kp, bias, hidden, x0, count, tile, D);
+      if (terms != 0 && termsHideBlock(terms, count, i0, 1, rowEnd, x0, 1, 0, Nk)) continue;
+      scoreKeys(kp, bias, hidden, x0, count, tile, D, terms, i0, 1, rowEnd, x0, 1, 0, count, Nk);
       for (let t = 0; t < count; t++) {
         const j = i32x4.splat(x0 + t);
         let see0 = v128.or(g0, v128.and(i32x4.ge_s(j, lo0), i32x4.le_s(j, hi0)));
@@ -201,11 +211,12 @@ export function residuePackBytes(Nk: i32, D: i32, Dv: i32, s: i32): f64 {
 }
 
 /**
- * Packs one head's keys and values grouped by position modulo s: residue 0's
- * keys in order, then residue 1's, ..., each padded to a multiple of 4, with
- * the key bias (-inf for padding). Same layout as packHead otherwise.
+ * Packs one head's keys and values (rows kLd and vLd floats apart) grouped by
+ * position modulo s: residue 0's keys in order, then residue 1's, ..., each
+ * padded to a multiple of 4, with the key bias (-inf for padding). Same
+ * layout as packHead otherwise.
  */
-export function packResidues(k: usize, v: usize, Nk: i32, D: i32, Dv: i32, s: i32, keyPadding: usize, pack: usize): void {
+export function packResidues(k: usize, v: usize, Nk: i32, D: i32, Dv: i32, kLd: i32, vLd: i32, s: i32, keyPadding: usize, pack: usize): void {
   const dvPad = valueWidthPadded(Dv);
   let total = 0;
   for (let r = 0; r < min(s, Nk); r++) total += keyCountPadded(residueCount(Nk, s, r));
@@ -218,13 +229,13 @@ export function packResidues(k: usize, v: usize, Nk: i32, D: i32, Dv: i32, s: i3
   for (let r = 0; r < min(s, Nk); r++) {
     const n = residueCount(Nk, s, r);
     const padded = keyCountPadded(n);
-    packKeysStrided(k, r, s, n, D, kp + (<usize>(x * D) << 2));
+    packKeysStrided(k, r, s, n, D, kLd, kp + (<usize>(x * D) << 2));
     for (let t = 0; t < padded; t++, x++) {
       const j = r + t * s;
       const real = t < n && (keyPadding == 0 || load<u8>(keyPadding + j) != 0);
       if (!real) hidden = true;
       store<f32>(bias + (<usize>x << 2), real ? 0 : NEG_INF);
-      if (t < n) memory.copy(vp + (<usize>(x * dvPad) << 2), v + (<usize>(j * Dv) << 2), <usize>Dv << 2);
+      if (t < n) memory.copy(vp + (<usize>(x * dvPad) << 2), v + <usize>j * (<usize>vLd << 2), <usize>Dv << 2);
     }
   }
   store<i32>(pack, hidden ? 1 : 0);
@@ -238,7 +249,7 @@ export function packResidues(k: usize, v: usize, Nk: i32, D: i32, Dv: i32, s: i3
  * the window pass took (the window [p - A, p + B] and global rows).
  */
 export function patternStrideRows(
-  q: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, scale: f32, causal: bool,
+  q: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, qLd: i32, scale: f32, causal: bool, terms: usize,
   s: i32, reach: i32, A: i32, B: i32, isToken: usize, pack: usize, tile: usize, rows: usize,
   residueStart: i32, residueEnd: i32,
 ): void {
@@ -269,7 +280,7 @@ export function patternStrideRows(
       const tLo = jLo <= r ? 0 : (jLo - r + s - 1) / s;
       const tHi = jHi < r ? -1 : min(n - 1, (jHi - r) / s);
       if (tLo > tHi) continue;
-      packQueryRows(q, Nq, D, scale, i0, s, tile);
+      packQueryRows(q, Nq, D, qLd, scale, i0, s, tile);
       moveRows(rows, Nq, Dv, tile, D, i0, s, Nq, true);
       const stepPos = i32x4.splat(s);
       const pos0 = i32x4.add(i32x4.splat(p0), i32x4.mul(LANES_0123, stepPos));
@@ -279,7 +290,9 @@ export function patternStrideRows(
       const xEnd = base + roundUp(tHi + 1, 4);
       for (let x0 = base + (tLo & ~3); x0 < xEnd; x0 += KEY_BLOCK) {
         const count = min(KEY_BLOCK, xEnd - x0);
-        scoreKeys(kp, bias, hidden, x0, count, tile, D);
+        const jFirst = r + (x0 - base) * s;
+        if (terms != 0 && termsHideBlock(terms, count, i0, s, Nq, jFirst, s, 0, Nk)) continue;
+        scoreKeys(kp, bias, hidden, x0, count, tile, D, terms, i0, s, Nq, jFirst, s, 0, count, Nk);
         for (let t = 0; t < count; t++) {
           const jPos = r + (x0 - base + t) * s;
           const j = i32x4.splat(jPos);
@@ -317,7 +330,7 @@ export function extraBytes(D: i32, Dv: i32): i32 {
  * key padding comes from the head's bias in `pack` (packHead).
  */
 export function patternExtraRows(
-  q: usize, k: usize, v: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, scale: f32,
+  q: usize, k: usize, v: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, qLd: i32, kLd: i32, vLd: i32, scale: f32, terms: usize,
   offsets: usize, keys: usize, bits: usize, pack: usize, gathered: usize, tile: usize, rows: usize,
   tileStart: i32, tileEnd: i32,
 ): void {
@@ -335,27 +348,29 @@ export function patternExtraRows(
     const to = load<i32>(offsets + (<usize>(t + 1) << 2));
     if (from >= to) continue;
     const i0 = t * ROWS;
-    packQueryRows(q, Nq, D, scale, i0, 1, tile);
+    packQueryRows(q, Nq, D, qLd, scale, i0, 1, tile);
     moveRows(rows, Nq, Dv, tile, D, i0, 1, Nq, true);
     for (let e0 = from; e0 < to; e0 += KEY_BLOCK) {
       const count = min(KEY_BLOCK, to - e0);
       const padded = roundUp(count, 4);
+      const keyList = keys + (<usize>e0 << 2);
+      if (terms != 0 && termsHideBlock(terms, count, i0, 1, Nq, 0, 0, keyList, Nk)) continue;
       // gather the block's keys (as key tiles of 4), values and bias
       memory.fill(gv, 0, <usize>(padded * dvPad) << 2);
       for (let x = 0; x < padded; x++) {
         const dst = gk + (<usize>((x >> 2) * D * 4 + (x & 3)) << 2);
         if (x < count) {
           const j = load<i32>(keys + (<usize>(e0 + x) << 2));
-          const src = k + (<usize>(j * D) << 2);
+          const src = k + <usize>j * (<usize>kLd << 2);
           for (let d = 0; d < D; d++) store<f32>(dst + (<usize>d << 4), load<f32>(src + (<usize>d << 2)));
-          memory.copy(gv + (<usize>(x * dvPad) << 2), v + (<usize>(j * Dv) << 2), <usize>Dv << 2);
+          memory.copy(gv + (<usize>(x * dvPad) << 2), v + <usize>j * (<usize>vLd << 2), <usize>Dv << 2);
           store<f32>(gb + (<usize>x << 2), load<f32>(headBias + (<usize>j << 2)));
         } else {
           for (let d = 0; d < D; d++) store<f32>(dst + (<usize>d << 4), 0);
           store<f32>(gb + (<usize>x << 2), NEG_INF);
         }
       }
-      scoreKeys(gk, gb, true, 0, padded, tile, D);
+      scoreKeys(gk, gb, true, 0, padded, tile, D, terms, i0, 1, Nq, 0, 0, keyList, count, Nk);
       for (let x = 0; x < count; x++) {
         const b = i32x4.splat(load<u8>(bits + <usize>(e0 + x)));
         const row = st + (<usize>x << 5);

@@ -346,6 +346,6 @@ export function sinkhornAttendBlocks(
     packBlock(k, v, ks, vs, u, b, D, Dv, keyPadding, load<i32>(main + (<usize>u << 2)), pack);
     const qBlock = q + (<usize>(u * b * D) << 2);
     const outBlock = out + (<usize>(u * b * Dv) << 2);
-    fullAttentionRows(qBlock, outBlock, b, 2 * b, D, Dv, scale, causal, pack, tiles, 0, b);
+    fullAttentionRows(qBlock, outBlock, b, 2 * b, D, Dv, D, Dv, scale, causal, 0, pack, tiles, 0, b);
   }
 }

@@ -42,7 +42,7 @@ export function synthesizerPackHead(
 ): void {
   const nPad = keyCountPadded(Nk);
   const kp = packedKeys(pack);
-  if (form == SYNTH_FACTORIZED) packKeys(keys, Nk, Dk, kp);
+  if (form == SYNTH_FACTORIZED) packKeys(keys, Nk, Dk, Dk, kp);
   else if (form == SYNTH_DENSE) {
     // tile t, feature u: w2[u][4t .. 4t+4), four adjacent floats of one row
     for (let t = 0; t < nPad >> 2; t++) {
@@ -55,7 +55,7 @@ export function synthesizerPackHead(
       }
     }
   }
-  packValues(v, Nk, Dv, packedValues(pack, Nk, Dk));
+  packValues(v, Nk, Dv, Dv, packedValues(pack, Nk, Dk));
   const bias = packedBias(pack, Nk, Dk, Dv);
   let any = keyBias != 0;
   for (let j = 0; j < nPad; j++) {
@@ -160,7 +160,7 @@ export function synthesizerRows(
     for (let t = 0; t < count; t++) {
       const tile = tiles + <usize>t * stride;
       // a's (or h's) rows transposed, as the engine's query tile
-      if (!random) packQueryTile(src, g0 + t * ROWS, rowEnd, Dk, 1, tile);
+      if (!random) packQueryTile(src, g0 + t * ROWS, rowEnd, Dk, Dk, 1, tile);
       startRows(tileState(tile, Dk), tileOutput(tile, Dk), dvPad);
     }
     const keyEnd = causal ? min(Nk, max(0, g0 + count * ROWS + shift)) : Nk;
@@ -184,7 +184,7 @@ export function synthesizerRows(
     }
     for (let t = 0; t < count; t++) {
       const tile = tiles + <usize>t * stride;
-      finishRows(tileOutput(tile, Dk), tileState(tile, Dk), dvPad, out, g0 + t * ROWS, rowEnd, Dv);
+      finishRows(tileOutput(tile, Dk), tileState(tile, Dk), dvPad, out, g0 + t * ROWS, rowEnd, Dv, Dv);
     }
   }
 }

@@ -6,11 +6,9 @@
  */
 import { Arena, MAX_PAGES, type FramePart } from './arena.js';
 import type { Exports } from './exports.js';
-import { runJob, scratch, type Job, type JobPlan, type KernelCall } from './jobs.js';
+import { runJob, type JobPlan } from './jobs.js';
 import { instantiateModule, type WasmSource } from './load.js';
 import { Pool } from './pool.js';
-import type { Heads } from '../tensor.js';
-import type { Common } from '../validate.js';
 
 export class Runtime {
   private pool: Promise<Pool> | null = null;
@@ -109,32 +107,6 @@ export class Runtime {
     this.pool = null;
   }
 
-  /** Exact softmax attention of q over k, v with the common options (causal, key padding), as a plan of one job per head. */
-  fullPlan(q: Heads, k: Heads, v: Heads, common: Common): JobPlan {
-    const { B, H, N: Nq, D } = q;
-    const { N: Nk } = k;
-    const Dv = v.D;
-    const x = this.exports;
-    const pad = common.keyPadding;
-    const [pack, tiles] = [scratch(0), scratch(1)];
-    return {
-      what: 'full',
-      parts: [q.data, k.data, v.data, B * H * Nq * Dv * 4, pad ?? 0],
-      output: 3,
-      length: B * H * Nq * Dv,
-      scratch: [x.packBytes(Nk, D, Dv), x.groupBytes(D, Dv)],
-      jobs: ([qp, kp, vp, out, padp]) =>
-        Array.from({ length: B * H }, (_, bh) => {
-          const b = Math.floor(bh / H);
-          const pack0: KernelCall = ['packHead', kp + bh * Nk * D * 4, vp + bh * Nk * Dv * 4, Nk, D, Dv, pad ? padp + b * Nk : 0, pack];
-          // each job packs its head again: N (D + Dv) work against its rows' N (D + Dv) per row
-          return rowJobs(Nq, Nk, D + Dv).map(([start, end]): Job => [
-            pack0,
-            ['fullAttentionRows', qp + bh * Nq * D * 4, out + bh * Nq * Dv * 4, Nq, Nk, D, Dv, common.scale, common.causal ? 1 : 0, pack, tiles, start, end],
-          ]);
-        }).flat(),
-    };
-  }
 }
 
 /** Rows that one job takes at least: re-packing a head per job then costs under 0.2%. */

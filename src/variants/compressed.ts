@@ -214,7 +214,7 @@ function compressedPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: Compr
           ['compressedSlots', vp + bh * Nk * Dv * 4, Nk, Dv, s, padRow, at(wtV, convV?.weight ?? null, h), at(biasV, convV?.bias ?? null, h), at(nullV, nullValue, h), masked, slotV],
         ];
         if (pad) prepare.push(['compressedSlotPadding', padRow, Nk, s, first, real]);
-        prepare.push(['packHead', slotK, slotV, S, D, Dv, pad ? real : 0, pack]);
+        prepare.push(['packHead', slotK, slotV, S, D, Dv, D, Dv, pad ? real : 0, pack]);
         const qHead = qp + bh * Nq * D * 4;
         const outHead = out + bh * Nq * Dv * 4;
         return ranges.map(([from, to]): Job => {

@@ -8,11 +8,14 @@ import { declareOptions } from '../options.js';
 import { checkQKV, commonOptions, parseCommon, type Common, type CommonOptions } from '../validate.js';
 import type { Inputs, Parsed, Problem, Variant } from './variant.js';
 import type { Heads } from '../tensor.js';
+import { hasTerms, headAt, kvHead, termsOf, termsParts, writeTermsCall, type ModelTerms } from '../engine.js';
+import { rowJobs, type Runtime } from '../runtime/runtime.js';
+import { scratch, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
 
 /** Options of `full`: only the common ones. */
 export type FullOptions = CommonOptions;
 
-export interface FullParsed extends Parsed, Common {}
+export interface FullParsed extends Parsed, Common, Partial<ModelTerms> {}
 
 /** Shapes of a q/k/v problem; v is optional (weights()). */
 export function qkvProblem(inputs: Inputs): Problem {
@@ -38,9 +41,45 @@ export const full: Variant<FullParsed> = {
     return { data: softmaxWeights(q!, k!, p.scale, commonVisible(p, Nq, Nk)), dims: [B, H, Nq, Nk] };
   },
   plan(runtime, { q, k, v }, p) {
-    return runtime.fullPlan(q!, k!, v!, p);
+    return fullPlan(runtime, q!, k!, v!, p, termsOf(p));
   },
   kernel(runtime, { q, k, v }, p) {
-    return runtime.execute(runtime.fullPlan(q!, k!, v!, p));
+    return runtime.execute(fullPlan(runtime, q!, k!, v!, p, termsOf(p)));
   },
 };
+
+/**
+ * The SIMD kernel of `full` as a plan: jobs of row chunks of one query head,
+ * each packing the kv head it reads (grouped-query heads share it in place)
+ * and writing its head's model terms record; q, k, v and the output are
+ * read and written in place in either layout.
+ */
+export function fullPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, common: Common, terms: ModelTerms): JobPlan {
+  const { B, H, N: Nq, D } = q;
+  const { H: Hkv, N: Nk } = k;
+  const Dv = v.D;
+  const x = runtime.exports;
+  const pad = common.keyPadding;
+  const out = { H, N: Nq, D: Dv, layout: q.layout };
+  const [pack, tiles, record] = [scratch(0), scratch(1), scratch(2)];
+  return {
+    what: 'full',
+    parts: [q.data, k.data, v.data, B * H * Nq * Dv * 4, pad ?? 0, ...termsParts(terms)],
+    output: 3,
+    length: B * H * Nq * Dv,
+    scratch: [x.packBytes(Nk, D, Dv), x.groupBytes(D, Dv), x.termsBytes()],
+    jobs: ([qp, kp, vp, op, padp, maskp, biasp]) =>
+      Array.from({ length: B * H }, (_, bh) => {
+        const [b, h] = [Math.floor(bh / H), bh % H];
+        const [qh, kh, vh, oh] = [headAt(q, b, h), headAt(k, b, kvHead(h, H, Hkv)), headAt(v, b, kvHead(h, H, Hkv)), headAt(out, b, h)];
+        const prepare: KernelCall[] = [['packHead', kp + kh.offset, vp + vh.offset, Nk, D, Dv, kh.ld, vh.ld, pad ? padp + b * Nk : 0, pack]];
+        if (hasTerms(terms)) prepare.push(writeTermsCall(terms, maskp, biasp, b, h, record));
+        const termsArg = hasTerms(terms) ? record : 0;
+        // each job packs its head again: N (D + Dv) work against its rows' N (D + Dv) per row
+        return rowJobs(Nq, Nk, D + Dv).map(([start, end]): Job => [
+          ...prepare,
+          ['fullAttentionRows', qp + qh.offset, op + oh.offset, Nq, Nk, D, Dv, qh.ld, oh.ld, common.scale, common.causal ? 1 : 0, termsArg, pack, tiles, start, end],
+        ]);
+      }).flat(),
+  };
+}

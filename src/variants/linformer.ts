@@ -129,10 +129,10 @@ function linformerPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: Linfor
         project(job, ep + h * e.headStride * 4, kp + bh * Nk * D * 4, D, kProj, b);
         project(job, fp + h * f.headStride * 4, vp + bh * Nk * Dv * 4, Dv, vProj, b);
         // every projected row is visible: no key padding, not causal
-        job.push(['packHead', kProj, vProj, P, D, Dv, 0, pack]);
+        job.push(['packHead', kProj, vProj, P, D, Dv, D, Dv, 0, pack]);
         const qHead = qp + bh * Nq * D * 4;
         const outHead = out + bh * Nq * Dv * 4;
-        forRowChunks(Nq, P, D + Dv, (start, end) => job.push(['fullAttentionRows', qHead, outHead, Nq, P, D, Dv, p.scale, 0, pack, tiles, start, end]));
+        forRowChunks(Nq, P, D + Dv, (start, end) => job.push(['fullAttentionRows', qHead, outHead, Nq, P, D, Dv, D, Dv, p.scale, 0, 0, pack, tiles, start, end]));
         return job;
       });
     },
