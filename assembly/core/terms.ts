@@ -6,8 +6,9 @@
 //                                          ONNX Attention's order)
 //   2. bias          s <- s + bias(i, j)  (-inf hides the key)
 //   3. mask          s <- -inf where mask(i, j) = 0
-// and termsHideBlock tells a kernel that a key block is hidden from every row
-// of its tile, so it skips the block (a block-sparse mask costs nothing there).
+// and termsCover tells a kernel that a key block is hidden from every row of
+// its tile, so it skips the block (a block-sparse mask costs nothing there),
+// or that the mask hides nothing there, so it is not applied.
 //
 // A head's terms are a 32-byte record written by writeTerms: the u8 mask and
 // f32 bias at that head's [Nq, Nk] slice, with row and key strides in
@@ -53,19 +54,102 @@ export function writeTerms(terms: usize, mask: usize, maskRow: i32, maskKey: i32
   return v128.or(f32x4.div(f32x4.sub(one, e), f32x4.add(one, e)), v128.and(x, SIGN));
 }
 
+// The columns of the last transpose4 (module globals: AssemblyScript returns one value).
+let column0: v128 = i32x4.splat(0);
+let column1: v128 = i32x4.splat(0);
+let column2: v128 = i32x4.splat(0);
+let column3: v128 = i32x4.splat(0);
+
+/** Transposes four rows of four lanes: column c holds lane c of rows a, b, c, d. */
+// @ts-ignore: decorator
+@inline function transpose4(a: v128, b: v128, c: v128, d: v128): void {
+  const ab01 = f32x4.shuffle(a, b, 0, 4, 1, 5);
+  const cd01 = f32x4.shuffle(c, d, 0, 4, 1, 5);
+  const ab23 = f32x4.shuffle(a, b, 2, 6, 3, 7);
+  const cd23 = f32x4.shuffle(c, d, 2, 6, 3, 7);
+  column0 = f32x4.shuffle(ab01, cd01, 0, 1, 4, 5);
+  column1 = f32x4.shuffle(ab01, cd01, 2, 3, 6, 7);
+  column2 = f32x4.shuffle(ab23, cd23, 0, 1, 4, 5);
+  column3 = f32x4.shuffle(ab23, cd23, 2, 3, 6, 7);
+}
+
+/** The four bytes of a word as four i32 lanes (0 stays 0, anything else is nonzero). */
+// @ts-ignore: decorator
+@inline function bytesToLanes(w: u32): v128 {
+  return i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(i32x4.splat(w)));
+}
+
 /** Key t of a block: `first + t step`, or `keyList[t]` when a list of positions is given. */
 // @ts-ignore: decorator
 @inline function keyAt(first: i32, step: i32, keyList: usize, t: i32): i32 {
   return keyList != 0 ? load<i32>(keyList + (<usize>t << 2)) : first + t * step;
 }
 
+/** What a head's mask and bias do to a block of the tile (termsCover). */
+export const BLOCK_HIDDEN: i32 = 0; // every pair hidden: skip the block
+export const BLOCK_SEEN: i32 = 1; // the mask hides no pair: only bias and cap apply
+export const BLOCK_MIXED: i32 = 2; // the mask hides some pairs
+
+/** Whether any byte of a word is 0 (the classic bit trick). */
+// @ts-ignore: decorator
+@inline function hasZeroByte(w: u32): bool {
+  return ((w - 0x01010101) & ~w & 0x80808080) != 0;
+}
+
+/**
+ * How the mask (and a bias of -inf) covers a block of count keys (as in
+ * applyTerms) for the tile's rows: BLOCK_HIDDEN, BLOCK_SEEN or BLOCK_MIXED.
+ * Contiguous mask rows are read four bytes at a time.
+ */
+export function termsCover(terms: usize, count: i32, i0: i32, rowStep: i32, rowEnd: i32, jFirst: i32, jStep: i32, keyList: usize, Nk: i32): i32 {
+  const bias = <usize>load<u32>(terms + BIAS);
+  const mask = <usize>load<u32>(terms + MASK);
+  if (mask == 0 && bias == 0) return BLOCK_SEEN;
+  const biasRow = <usize>load<i32>(terms + BIAS_ROW);
+  const biasKey = <usize>load<i32>(terms + BIAS_KEY);
+  const maskRow = <usize>load<i32>(terms + MASK_ROW);
+  const maskKey = <usize>load<i32>(terms + MASK_KEY);
+  const real = keyList != 0 ? count : min(count, jStep > 0 ? (Nk - jFirst + jStep - 1) / jStep : count);
+  // the mask's bytes of a row are contiguous: a word test per 4 keys
+  const words = mask != 0 && keyList == 0 && jStep == 1 && maskKey == 1 ? real & ~3 : 0;
+  let anyHidden = false;
+  let anySeen = false;
+  for (let r = 0; r < 8; r++) {
+    const i = i0 + r * rowStep;
+    if (i >= rowEnd) break;
+    const biasAt = bias + ((<usize>i * biasRow) << 2);
+    const maskAt = mask + <usize>i * maskRow;
+    let t = 0;
+    for (; t < words; t += 4) {
+      const w = load<u32>(maskAt + <usize>(jFirst + t));
+      if (hasZeroByte(w)) anyHidden = true;
+      if (w != 0) anySeen = anySeen || bias == 0 || !allMinusInf(biasAt, biasKey, jFirst + t, 4);
+    }
+    for (; t < real; t++) {
+      const j = keyAt(jFirst, jStep, keyList, t);
+      if (j >= Nk) continue;
+      if (mask != 0 && load<u8>(maskAt + <usize>j * maskKey) == 0) anyHidden = true;
+      else if (bias == 0 || load<f32>(biasAt + ((<usize>j * biasKey) << 2)) != NEG_INF) anySeen = true;
+    }
+    if (anyHidden && anySeen) return BLOCK_MIXED;
+  }
+  return anySeen ? (anyHidden ? BLOCK_MIXED : BLOCK_SEEN) : BLOCK_HIDDEN;
+}
+
+/** Whether bias values j .. j + n - 1 of a row (key stride biasKey) are all -inf. */
+function allMinusInf(biasAt: usize, biasKey: usize, j: i32, n: i32): bool {
+  for (let t = 0; t < n; t++) if (load<f32>(biasAt + ((<usize>(j + t) * biasKey) << 2)) != NEG_INF) return false;
+  return true;
+}
+
 /**
  * Applies a head's terms to a block of count scores: the tile's rows are
  * i0 + r rowStep (r < 8; those from rowEnd on are not output and left
  * alone), its keys keyAt(jFirst, jStep, keyList, t); keys from Nk on are the
- * padding of the last key tile, hidden already.
+ * padding of the last key tile, hidden already. The mask is applied only
+ * where termsCover found it BLOCK_MIXED.
  */
-export function applyTerms(terms: usize, st: usize, count: i32, i0: i32, rowStep: i32, rowEnd: i32, jFirst: i32, jStep: i32, keyList: usize, Nk: i32): void {
+export function applyTerms(terms: usize, st: usize, count: i32, i0: i32, rowStep: i32, rowEnd: i32, jFirst: i32, jStep: i32, keyList: usize, Nk: i32, cover: i32): void {
   const cap = load<f32>(terms + CAP);
   if (cap > 0) {
     const c = f32x4.splat(cap);
@@ -77,12 +161,55 @@ export function applyTerms(terms: usize, st: usize, count: i32, i0: i32, rowStep
     }
   }
   const bias = <usize>load<u32>(terms + BIAS);
-  const mask = <usize>load<u32>(terms + MASK);
+  const mask = cover == BLOCK_MIXED ? <usize>load<u32>(terms + MASK) : 0;
   if (bias == 0 && mask == 0) return;
   const biasRow = <usize>load<i32>(terms + BIAS_ROW);
   const biasKey = <usize>load<i32>(terms + BIAS_KEY);
   const maskRow = <usize>load<i32>(terms + MASK_ROW);
   const maskKey = <usize>load<i32>(terms + MASK_KEY);
+  // keys contiguous in memory and all real: four rows by four keys at a time
+  if (keyList == 0 && jStep == 1 && jFirst + count <= Nk && (bias == 0 || biasKey == 1) && (mask == 0 || maskKey == 1)) {
+    for (let r0 = 0; r0 < 8; r0 += 4) {
+      const first = i0 + r0 * rowStep;
+      if (first >= rowEnd) break;
+      // rows past rowEnd are not output: they read the last one, never past the tensor
+      const last = rowEnd - 1;
+      const i1 = min(first + rowStep, last), i2 = min(first + 2 * rowStep, last), i3 = min(first + 3 * rowStep, last);
+      for (let t = 0; t < count; t += 4) {
+        const j = <usize>(jFirst + t);
+        const at = st + (<usize>t << 5) + (<usize>r0 << 2);
+        let s0 = v128.load(at), s1 = v128.load(at, 32), s2 = v128.load(at, 64), s3 = v128.load(at, 96);
+        if (bias != 0) {
+          const b = bias + (j << 2);
+          transpose4(
+            v128.load(b + ((<usize>first * biasRow) << 2)), v128.load(b + ((<usize>i1 * biasRow) << 2)),
+            v128.load(b + ((<usize>i2 * biasRow) << 2)), v128.load(b + ((<usize>i3 * biasRow) << 2)),
+          );
+          s0 = f32x4.add(s0, column0);
+          s1 = f32x4.add(s1, column1);
+          s2 = f32x4.add(s2, column2);
+          s3 = f32x4.add(s3, column3);
+        }
+        if (mask != 0) {
+          const m = mask + j;
+          transpose4(
+            bytesToLanes(load<u32>(m + <usize>first * maskRow)), bytesToLanes(load<u32>(m + <usize>i1 * maskRow)),
+            bytesToLanes(load<u32>(m + <usize>i2 * maskRow)), bytesToLanes(load<u32>(m + <usize>i3 * maskRow)),
+          );
+          const minusInf = f32x4.splat(NEG_INF);
+          s0 = v128.bitselect(minusInf, s0, i32x4.eq(column0, f32x4.splat(0)));
+          s1 = v128.bitselect(minusInf, s1, i32x4.eq(column1, f32x4.splat(0)));
+          s2 = v128.bitselect(minusInf, s2, i32x4.eq(column2, f32x4.splat(0)));
+          s3 = v128.bitselect(minusInf, s3, i32x4.eq(column3, f32x4.splat(0)));
+        }
+        v128.store(at, s0);
+        v128.store(at, s1, 32);
+        v128.store(at, s2, 64);
+        v128.store(at, s3, 96);
+      }
+    }
+    return;
+  }
   for (let r = 0; r < 8; r++) {
     const i = i0 + r * rowStep;
     if (i >= rowEnd) break;
@@ -97,32 +224,4 @@ export function applyTerms(terms: usize, st: usize, count: i32, i0: i32, rowStep
       if (mask != 0 && load<u8>(maskAt + <usize>j * maskKey) == 0) store<f32>(s, NEG_INF);
     }
   }
-}
-
-/**
- * Whether the mask or a -inf bias hides every key of the block (keys as in
- * applyTerms, those below Nk) from every row of the tile (below rowEnd).
- */
-export function termsHideBlock(terms: usize, count: i32, i0: i32, rowStep: i32, rowEnd: i32, jFirst: i32, jStep: i32, keyList: usize, Nk: i32): bool {
-  const bias = <usize>load<u32>(terms + BIAS);
-  const mask = <usize>load<u32>(terms + MASK);
-  if (bias == 0 && mask == 0) return false;
-  const biasRow = <usize>load<i32>(terms + BIAS_ROW);
-  const biasKey = <usize>load<i32>(terms + BIAS_KEY);
-  const maskRow = <usize>load<i32>(terms + MASK_ROW);
-  const maskKey = <usize>load<i32>(terms + MASK_KEY);
-  for (let r = 0; r < 8; r++) {
-    const i = i0 + r * rowStep;
-    if (i >= rowEnd) break;
-    const biasAt = bias + ((<usize>i * biasRow) << 2);
-    const maskAt = mask + <usize>i * maskRow;
-    for (let t = 0; t < count; t++) {
-      const j = keyAt(jFirst, jStep, keyList, t);
-      if (j >= Nk) continue;
-      if (mask != 0 && load<u8>(maskAt + <usize>j * maskKey) == 0) continue;
-      if (bias != 0 && load<f32>(biasAt + ((<usize>j * biasKey) << 2)) == NEG_INF) continue;
-      return false;
-    }
-  }
-  return true;
 }

@@ -6,7 +6,7 @@ import {
   packedValues, scoreBlock, softmaxBlock, startRows, tileOutput, tileScores, tileState, valueWidthPadded,
 } from '../core/flash';
 import { roundUp } from '../core/simd';
-import { applyTerms, termsHideBlock } from '../core/terms';
+import { BLOCK_HIDDEN, applyTerms, termsCover } from '../core/terms';
 
 /**
  * Rows [rowStart, rowEnd) of one head: out = softmax(scale q k^T + mask) v,
@@ -45,12 +45,13 @@ export function fullAttentionRows(
         const i0 = g0 + t * ROWS;
         const p0 = i0 + shift; // position of the tile's first row
         if (causal && j0 > p0 + ROWS - 1) continue; // the tile sees no key of the block
-        if (terms != 0 && termsHideBlock(terms, keys, i0, 1, rowEnd, j0, 1, 0, Nk)) continue;
+        const cover = terms != 0 ? termsCover(terms, keys, i0, 1, rowEnd, j0, 1, 0, Nk) : 0;
+        if (terms != 0 && cover == BLOCK_HIDDEN) continue;
         const tile = tiles + <usize>t * stride;
         const st = tileScores(tile, D);
         const state = tileState(tile, D);
         scoreBlock(kp, j0 >> 2, keys >> 2, tile, D, st);
-        if (terms != 0) applyTerms(terms, st, keys, i0, 1, rowEnd, j0, 1, 0, Nk);
+        if (terms != 0) applyTerms(terms, st, keys, i0, 1, rowEnd, j0, 1, 0, Nk, cover);
         if (hidden) addKeyBias(st, keys, bias + (<usize>j0 << 2));
         if (causal && j0 + keys - 1 > p0) maskCausal(st, keys, j0, p0);
         softmaxBlock(st, keys, state);

@@ -21,7 +21,7 @@ import {
 } from '../core/flash';
 import { packKeysStrided, packQueryStrided } from '../core/gather';
 import { roundUp } from '../core/simd';
-import { applyTerms, termsHideBlock } from '../core/terms';
+import { BLOCK_HIDDEN, applyTerms, termsCover } from '../core/terms';
 
 const NEG_INF: f32 = -Infinity;
 const LANES_0123 = v128(0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0);
@@ -122,11 +122,11 @@ function globalRows(isToken: usize, Nk: i32, p0: i32, step: i32, half: i32): v12
 // @ts-ignore: decorator
 @inline function scoreKeys(
   kp: usize, bias: usize, hidden: bool, x0: i32, count: i32, tile: usize, D: i32,
-  terms: usize, i0: i32, rowStep: i32, rowEnd: i32, jFirst: i32, jStep: i32, keyList: usize, keyCount: i32, Nk: i32,
+  terms: usize, i0: i32, rowStep: i32, rowEnd: i32, jFirst: i32, jStep: i32, keyList: usize, keyCount: i32, Nk: i32, cover: i32,
 ): void {
   const st = tileScores(tile, D);
   scoreBlock(kp, x0 >> 2, count >> 2, tile, D, st);
-  if (terms != 0) applyTerms(terms, st, keyCount, i0, rowStep, rowEnd, jFirst, jStep, keyList, Nk);
+  if (terms != 0) applyTerms(terms, st, keyCount, i0, rowStep, rowEnd, jFirst, jStep, keyList, Nk, cover);
   if (hidden) addKeyBias(st, count, bias + (<usize>x0 << 2));
 }
 
@@ -177,8 +177,9 @@ export function patternWindowRows(
     const xEnd = roundUp(hi, 4);
     for (let x0 = lo & ~3; x0 < xEnd; x0 += KEY_BLOCK) {
       const count = min(KEY_BLOCK, xEnd - x0);
-      if (terms != 0 && termsHideBlock(terms, count, i0, 1, rowEnd, x0, 1, 0, Nk)) continue;
-      scoreKeys(kp, bias, hidden, x0, count, tile, D, terms, i0, 1, rowEnd, x0, 1, 0, count, Nk);
+      const cover = terms != 0 ? termsCover(terms, count, i0, 1, rowEnd, x0, 1, 0, Nk) : 0;
+      if (terms != 0 && cover == BLOCK_HIDDEN) continue;
+      scoreKeys(kp, bias, hidden, x0, count, tile, D, terms, i0, 1, rowEnd, x0, 1, 0, count, Nk, cover);
       for (let t = 0; t < count; t++) {
         const j = i32x4.splat(x0 + t);
         let see0 = v128.or(g0, v128.and(i32x4.ge_s(j, lo0), i32x4.le_s(j, hi0)));
@@ -291,8 +292,9 @@ export function patternStrideRows(
       for (let x0 = base + (tLo & ~3); x0 < xEnd; x0 += KEY_BLOCK) {
         const count = min(KEY_BLOCK, xEnd - x0);
         const jFirst = r + (x0 - base) * s;
-        if (terms != 0 && termsHideBlock(terms, count, i0, s, Nq, jFirst, s, 0, Nk)) continue;
-        scoreKeys(kp, bias, hidden, x0, count, tile, D, terms, i0, s, Nq, jFirst, s, 0, count, Nk);
+        const cover = terms != 0 ? termsCover(terms, count, i0, s, Nq, jFirst, s, 0, Nk) : 0;
+        if (terms != 0 && cover == BLOCK_HIDDEN) continue;
+        scoreKeys(kp, bias, hidden, x0, count, tile, D, terms, i0, s, Nq, jFirst, s, 0, count, Nk, cover);
         for (let t = 0; t < count; t++) {
           const jPos = r + (x0 - base + t) * s;
           const j = i32x4.splat(jPos);
@@ -354,7 +356,8 @@ export function patternExtraRows(
       const count = min(KEY_BLOCK, to - e0);
       const padded = roundUp(count, 4);
       const keyList = keys + (<usize>e0 << 2);
-      if (terms != 0 && termsHideBlock(terms, count, i0, 1, Nq, 0, 0, keyList, Nk)) continue;
+      const cover = terms != 0 ? termsCover(terms, count, i0, 1, Nq, 0, 0, keyList, Nk) : 0;
+      if (terms != 0 && cover == BLOCK_HIDDEN) continue;
       // gather the block's keys (as key tiles of 4), values and bias
       memory.fill(gv, 0, <usize>(padded * dvPad) << 2);
       for (let x = 0; x < padded; x++) {
@@ -370,7 +373,7 @@ export function patternExtraRows(
           store<f32>(gb + (<usize>x << 2), NEG_INF);
         }
       }
-      scoreKeys(gk, gb, true, 0, padded, tile, D, terms, i0, 1, Nq, 0, 0, keyList, count, Nk);
+      scoreKeys(gk, gb, true, 0, padded, tile, D, terms, i0, 1, Nq, 0, 0, keyList, count, Nk, cover);
       for (let x = 0; x < count; x++) {
         const b = i32x4.splat(load<u8>(bits + <usize>(e0 + x)));
         const row = st + (<usize>x << 5);
