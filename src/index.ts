@@ -9,6 +9,8 @@
  * @packageDocumentation
  */
 import { readInputs } from './inputs.js';
+import { inBhnd, outputInLayout, readLayout } from './layout.js';
+import { hasLogitOptions, type LogitOptions, type ScoringOptions } from './model.js';
 import { lookup, variantNames, type VariantName } from './registry.js';
 import type { WasmTensor } from './runtime/arena.js';
 import { hasRelaxedSimd, hasSimd, type WasmSource } from './runtime/load.js';
@@ -19,7 +21,7 @@ import type { LocalOptions } from './variants/local.js';
 import type { StridedOptions } from './variants/strided.js';
 import type { GlobalOptions } from './variants/global.js';
 import type { SparseOptions } from './variants/sparse.js';
-import type { MixedOptions } from './variants/mixed.js';
+import type { MixedOptions, MixedParsed } from './variants/mixed.js';
 import type { LshOptions } from './variants/lsh.js';
 import { fitRoutingCentroidsOn, type RoutingFitOptions, type RoutingOptions } from './variants/routing.js';
 import type { SinkhornOptions } from './variants/sinkhorn.js';
@@ -27,8 +29,10 @@ import type { LinformerOptions } from './variants/linformer.js';
 import type { CompressedOptions } from './variants/compressed.js';
 import { createLinearState, type LinearOptions, type LinearState, type LinearStateOptions } from './variants/linear.js';
 import type { SynthesizerOptions } from './variants/synthesizer.js';
+import type { Parsed } from './variants/variant.js';
 
-export type { Tensor } from './tensor.js';
+export type { Tensor, Layout } from './tensor.js';
+export type { ScoringOptions, MaskTensor } from './model.js';
 export type { WasmTensor } from './runtime/arena.js';
 export type { WasmSource } from './runtime/load.js';
 export type { CommonOptions } from './validate.js';
@@ -54,8 +58,8 @@ export { drawLshRotations as lshRotations } from './variants/lsh.js';
 export { fitRoutingCentroids } from './variants/routing.js';
 export { synthesizerParams } from './variants/synthesizer.js';
 
-/** Options of `full`: only the common ones. */
-export type FullOptions = CommonOptions;
+/** Options of `full`: the common ones, and `mask`, `bias`, `softcap`. */
+export interface FullOptions extends CommonOptions, ScoringOptions {}
 
 /** How `createAttention` loads. */
 export interface AttentionInit {
@@ -188,7 +192,8 @@ export interface Attention {
   /**
    * The dense matrix a variant applies, `P: [B, H, Nq, Nk]` with `out = P v`
    * (for `compressed`, the probabilities over its slots). For tests and pictures:
-   * O(Nq * Nk) memory, computed by the float64 reference.
+   * O(Nq * Nk) memory, computed by the float64 reference. `P` is `[B, H, Nq, Nk]`
+   * whatever `options.layout` says of q and k.
    */
   weights(name: VariantName, q: Tensor | null, k: Tensor | null, options?: object): Tensor;
 
@@ -285,16 +290,23 @@ class Instance implements Attention {
     return { inUse: this.runtime.arena.inUse, size: this.runtime.arena.memory.buffer.byteLength };
   }
 
-  /** Validates a call: its variant, inputs and parsed options. */
-  private prepare(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, options?: object) {
+  /**
+   * Validates a call: its variant, inputs (read in `options.layout`, given
+   * to the variant as 'bhnd') and parsed options; `output` gives a result
+   * back in the caller's rank and layout.
+   */
+  private prepare(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor | null, options?: object) {
     const variant = lookup(name, 'name');
-    const inputs = readInputs(variant, q, k, v, true);
-    const parsed = variant.parse(inputs, asOptions(options), lookup);
+    const given = asOptions(options);
+    const layout = readLayout(given);
+    const inputs = inBhnd(readInputs(variant, q, k, v, v !== null, layout));
+    const parsed = variant.parse(inputs, given, lookup);
     const { B, H, Nq, Dv } = parsed.problem;
-    const output = (data: Float32Array) => toTensor(data, B, H, Nq, Dv, (inputs.q ?? inputs.v!).rank);
-    // on this thread: the SIMD kernel, or the float64 reference on the JS backend
-    const here = () => (this.runtime && variant.kernel ? variant.kernel(this.runtime, inputs, parsed) : variant.reference(inputs, parsed));
-    return { variant, inputs, parsed, output, here };
+    const output = (data: Float32Array) => toTensor(outputInLayout(data, B, H, Nq, Dv, layout), B, H, Nq, Dv, (inputs.q ?? inputs.v!).rank, layout);
+    // the SIMD kernel, unless it cannot take these options yet; else (and on the JS backend) the float64 reference
+    const runtime = this.runtime && !awaitsEngine(parsed) ? this.runtime : null;
+    const here = () => (runtime && variant.kernel ? variant.kernel(runtime, inputs, parsed) : variant.reference(inputs, parsed));
+    return { variant, inputs, parsed, output, here, runtime };
   }
 
   apply(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, options?: object): Tensor {
@@ -303,20 +315,26 @@ class Instance implements Attention {
   }
 
   async run(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, options?: object): Promise<Tensor> {
-    const { variant, inputs, parsed, output, here } = this.prepare(name, q, k, v, options);
-    if (!this.runtime || this.runtime.threads === 1 || !variant.plan) return output(here());
-    return output(await this.runtime.executeParallel(variant.plan(this.runtime, inputs, parsed)));
+    const { variant, inputs, parsed, output, here, runtime } = this.prepare(name, q, k, v, options);
+    if (!runtime || runtime.threads === 1 || !variant.plan) return output(here());
+    return output(await runtime.executeParallel(variant.plan(runtime, inputs, parsed)));
   }
 
   dispose(): void {
     this.runtime?.dispose();
   }
 
-  weights(name: VariantName, q: Tensor | null, k: Tensor | null, options?: object): Tensor {
-    const variant = lookup(name, 'name');
-    const inputs = readInputs(variant, q, k, null, false);
-    const dense = variant.weights(inputs, variant.parse(inputs, asOptions(options), lookup));
+  /** A dense `[B, H, Nq, Nk]` matrix of the variant's float64 reference math. */
+  private dense(kind: 'weights' | 'logits', name: VariantName, q: Tensor | null, k: Tensor | null, options?: object): Tensor {
+    const { variant, inputs, parsed } = this.prepare(name, q, k, null, options);
+    const read = variant[kind];
+    if (!read) throw new TypeError(`name: ${kind}() is defined for full and the pattern-based variants, received '${name}'`);
+    const dense = read.call(variant, inputs, parsed);
     return { data: dense.data, dims: [...dense.dims] };
+  }
+
+  weights(name: VariantName, q: Tensor | null, k: Tensor | null, options?: object): Tensor {
+    return this.dense('weights', name, q, k, options);
   }
 
   mask(name: VariantName, nq: number, nk: number, options?: object): Uint8Array {
@@ -326,7 +344,7 @@ class Instance implements Attention {
       if (!Number.isInteger(n) || n < 0) throw new RangeError(`${arg}: expected an integer >= 0, received ${describe(n)}`);
     }
     // the pattern needs only the sizes: shape-only inputs of one batch and head
-    const shape = (N: number) => ({ data: new Float32Array(0), B: 1, H: 1, N, D: 1, rank: 2 as const });
+    const shape = (N: number) => ({ data: new Float32Array(0), B: 1, H: 1, N, D: 1, rank: 2 as const, layout: 'bhnd' as const });
     const inputs = { q: shape(nq), k: shape(nk), v: null };
     return variant.mask(variant.parse(inputs, asOptions(options), lookup));
   }
@@ -353,4 +371,16 @@ class Instance implements Attention {
     }
     return this.runtime.arena.tensor(dims, values);
   }
+}
+
+/**
+ * TEMPORARY, until the flash engine of full and the pattern family takes
+ * them: their kernels do not yet read `mask`, `bias`, `softcap` or
+ * grouped-query k and v, so such calls (and `mixed` calls with such a head)
+ * run on the float64 reference instead of silently ignoring them.
+ */
+function awaitsEngine(parsed: Parsed): boolean {
+  if ('heads' in parsed) return (parsed as MixedParsed).heads.some((head) => awaitsEngine(head.parsed));
+  if (!('softcap' in parsed)) return false;
+  return hasLogitOptions(parsed as Parsed & LogitOptions) || parsed.problem.Hkv !== parsed.problem.H;
 }

@@ -12,7 +12,8 @@
  * sees the same keys as the last row of the square problem.
  */
 import { Rng, seedOf } from './prng.js';
-import { commonVisible, softmaxAttention, softmaxWeights, type Visible } from './reference/softmax.js';
+import { parseLogitOptions, type LogitOptions, type MaskView } from './model.js';
+import { commonVisible, softmaxAttention, softmaxLogits, softmaxWeights, type Visible } from './reference/softmax.js';
 import { describe, type Heads } from './tensor.js';
 import { parseCommon, positions, requiredNumber, optionalNumber, type Common, type Options } from './validate.js';
 import { qkvProblem } from './variants/full.js';
@@ -288,14 +289,14 @@ export function patternSees(set: PatternSet, i: number, j: number): boolean {
   return set.rules.some((rule) => ruleSees(rule, i, p, j));
 }
 
-/** The full visibility rule: the patterns' union intersected with `causal` and `keyPadding`. */
-export function patternVisibility(set: PatternSet, common: Common): Visible {
+/** The full visibility rule: the patterns' union intersected with `causal`, `keyPadding` and `mask`. */
+export function patternVisibility(set: PatternSet, common: Common & { readonly mask?: MaskView | null }): Visible {
   const allowed = commonVisible(common, set.Nq, set.Nk);
   return (b, h, i, j) => allowed(b, h, i, j) && patternSees(set, i, j);
 }
 
-/** The `[Nq, Nk]` visibility pattern (1 = visible) of batch `b` (keyPadding is per batch). */
-export function buildMask(set: PatternSet, common: Common, b = 0): Uint8Array {
+/** The `[Nq, Nk]` visibility pattern (1 = visible) of batch `b`, head 0 (keyPadding and mask may vary by batch). */
+export function buildMask(set: PatternSet, common: Common & { readonly mask?: MaskView | null }, b = 0): Uint8Array {
   const { Nq, Nk } = set;
   const visible = patternVisibility(set, common);
   const mask = new Uint8Array(Nq * Nk);
@@ -394,31 +395,42 @@ export function rowSpans(set: PatternSet, i: number, causal: boolean): KeySpan[]
 
 // ------------------------------------------------------ variant plumbing
 
-/** Parsed options of a pattern variant (`local`, `strided`, `global`, `sparse`). */
-export interface PatternParsed extends Parsed, Common {
+/**
+ * Parsed options of a pattern variant (`local`, `strided`, `global`,
+ * `sparse`): the common ones, `mask`, `bias`, `softcap` ({@link LogitOptions})
+ * and the pattern.
+ */
+export interface PatternParsed extends Parsed, Common, LogitOptions {
   readonly patterns: PatternSet;
 }
 
-/** `parse` of a pattern variant: shapes, common options, then the variant's own rules. */
+/** `parse` of a pattern variant: shapes, common options, mask / bias / softcap, then the variant's own rules. */
 export function parsePatternProblem(inputs: Inputs, options: Options, readRules: (problem: Problem) => PatternRule[]): PatternParsed {
   const problem = qkvProblem(inputs);
   const common = parseCommon(options, problem.D, problem.B, problem.Nk);
-  return { problem, ...common, patterns: { Nq: problem.Nq, Nk: problem.Nk, rules: readRules(problem) } };
+  return { problem, ...common, ...parseLogitOptions(options, problem), patterns: { Nq: problem.Nq, Nk: problem.Nk, rules: readRules(problem) } };
 }
 
-/** Softmax attention over the visible keys: the SPEC formula `out_i = sum_j softmax_j(scale q_i . k_j) v_j`. */
+/** Softmax attention over the visible keys: the SPEC formula `out_i = sum_j softmax_j(softcap(scale q_i . k_j) + bias_ij) v_j`. */
 export function patternReference(inputs: Inputs, parsed: PatternParsed): Float32Array {
-  return softmaxAttention(inputs.q as Heads, inputs.k as Heads, inputs.v as Heads, parsed.scale, patternVisibility(parsed.patterns, parsed));
+  return softmaxAttention(inputs.q as Heads, inputs.k as Heads, inputs.v as Heads, parsed, patternVisibility(parsed.patterns, parsed));
 }
 
 /** `P: [B, H, Nq, Nk]`, the softmax over the visible keys (zero elsewhere). */
 export function patternWeights(inputs: Inputs, parsed: PatternParsed): Dense {
   const { B, H, Nq, Nk } = parsed.problem;
-  const data = softmaxWeights(inputs.q as Heads, inputs.k as Heads, parsed.scale, patternVisibility(parsed.patterns, parsed));
+  const data = softmaxWeights(inputs.q as Heads, inputs.k as Heads, parsed, patternVisibility(parsed.patterns, parsed));
   return { data, dims: [B, H, Nq, Nk] };
 }
 
-/** `mask()`: the `[Nq, Nk]` pattern of batch 0 (causal and keyPadding included). */
+/** The logits `[B, H, Nq, Nk]` of the visible keys, -Infinity elsewhere. */
+export function patternLogits(inputs: Inputs, parsed: PatternParsed): Dense {
+  const { B, H, Nq, Nk } = parsed.problem;
+  const data = softmaxLogits(inputs.q as Heads, inputs.k as Heads, parsed, patternVisibility(parsed.patterns, parsed));
+  return { data, dims: [B, H, Nq, Nk] };
+}
+
+/** `mask()`: the `[Nq, Nk]` pattern of batch 0, head 0 (causal, keyPadding and mask included). */
 export function patternMask(parsed: PatternParsed): Uint8Array {
   return buildMask(parsed.patterns, parsed);
 }

@@ -6,7 +6,11 @@ import { createAttention } from '../dist/index.js';
 const revive = (value) => {
   if (Array.isArray(value)) return value.map(revive);
   if (value === null || typeof value !== 'object') return value;
-  if (Array.isArray(value.dims) && Array.isArray(value.data)) return { dims: value.dims, data: Float32Array.from(value.data) };
+  if (Array.isArray(value.dims) && Array.isArray(value.data)) {
+    const data = Float32Array.from(value.data);
+    for (const at of value.neginf ?? []) data[at] = -Infinity;
+    return { dims: value.dims, data };
+  }
   if (Array.isArray(value.u8)) return Uint8Array.from(value.u8);
   return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, revive(v)]));
 };
@@ -14,7 +18,8 @@ const revive = (value) => {
 const attn = await createAttention({ backend: 'wasm', relaxedSimd: true });
 const dir = new URL('./golden/', import.meta.url);
 const errors = {};
-for (const file of readdirSync(dir).filter((f) => f.endsWith('.json'))) {
+// the variant files (the ONNX operator files have cases of another form)
+for (const file of readdirSync(dir).filter((f) => f.endsWith('.json') && !f.startsWith('onnx-'))) {
   for (const [index, c] of revive(JSON.parse(readFileSync(new URL(file, dir), 'utf8'))).entries()) {
     const out = attn.apply(c.variant, c.q, c.k, c.v, c.options);
     let worst = out.data.length === c.expected.data.length ? 0 : Infinity;

@@ -4,12 +4,13 @@
  * positions see only the global tokens. Added global tokens (ETC /
  * BigBird-ITC) are rows prepended to q, k, v and named in `tokens`.
  */
-import { parsePatternProblem, patternKernel, patternMask, patternPlan, patternReference, patternWeights, readGlobal, type PatternParsed } from '../patterns.js';
+import { parsePatternProblem, patternKernel, patternLogits, patternMask, patternPlan, patternReference, patternWeights, readGlobal, type PatternParsed } from '../patterns.js';
+import type { ScoringOptions } from '../model.js';
 import type { CommonOptions } from '../validate.js';
 import type { Variant } from './variant.js';
 
 /** Options of `global`. */
-export interface GlobalOptions extends CommonOptions {
+export interface GlobalOptions extends CommonOptions, ScoringOptions {
   /** The global positions: integers in `[0, Nk)`, duplicates ignored. */
   tokens: readonly number[];
 }
@@ -22,6 +23,7 @@ export const global: Variant<PatternParsed> = {
   },
   reference: patternReference,
   weights: patternWeights,
+  logits: patternLogits,
   mask: patternMask,
   plan: patternPlan,
   kernel: patternKernel,

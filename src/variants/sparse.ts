@@ -4,12 +4,13 @@
  * + random (Zaheer et al. 2020), the Sparse Transformer local + strided
  * (Child et al. 2019).
  */
-import { parsePatternProblem, patternKernel, patternMask, patternPlan, patternReference, patternWeights, readPatterns, type Pattern, type PatternParsed } from '../patterns.js';
+import { parsePatternProblem, patternKernel, patternLogits, patternMask, patternPlan, patternReference, patternWeights, readPatterns, type Pattern, type PatternParsed } from '../patterns.js';
+import type { ScoringOptions } from '../model.js';
 import type { CommonOptions } from '../validate.js';
 import type { Variant } from './variant.js';
 
 /** Options of `sparse`. */
-export interface SparseOptions extends CommonOptions {
+export interface SparseOptions extends CommonOptions, ScoringOptions {
   /** The patterns whose union is visible (at least one). */
   patterns: readonly Pattern[];
 }
@@ -22,6 +23,7 @@ export const sparse: Variant<PatternParsed> = {
   },
   reference: patternReference,
   weights: patternWeights,
+  logits: patternLogits,
   mask: patternMask,
   plan: patternPlan,
   kernel: patternKernel,

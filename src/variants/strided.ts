@@ -3,12 +3,13 @@
  * position p sees key j when `p - j` is a multiple of `stride` and
  * `|p - j| <= window * stride`; `stride: 1` is a `local` window.
  */
-import { parsePatternProblem, patternKernel, patternMask, patternPlan, patternReference, patternWeights, readStrided, type PatternParsed } from '../patterns.js';
+import { parsePatternProblem, patternKernel, patternLogits, patternMask, patternPlan, patternReference, patternWeights, readStrided, type PatternParsed } from '../patterns.js';
+import type { ScoringOptions } from '../model.js';
 import type { CommonOptions } from '../validate.js';
 import type { Variant } from './variant.js';
 
 /** Options of `strided`. */
-export interface StridedOptions extends CommonOptions {
+export interface StridedOptions extends CommonOptions, ScoringOptions {
   /** Step between visible keys (integer >= 1). */
   stride: number;
   /** Visible keys on each side, counted in strides (integer >= 0); default unbounded. */
@@ -23,6 +24,7 @@ export const strided: Variant<PatternParsed> = {
   },
   reference: patternReference,
   weights: patternWeights,
+  logits: patternLogits,
   mask: patternMask,
   plan: patternPlan,
   kernel: patternKernel,
