@@ -11,6 +11,7 @@
 import { readInputs } from './inputs.js';
 import { inBhnd, outputInLayout, readLayout } from './layout.js';
 import { hasLogitOptions, type LogitOptions, type ScoringOptions } from './model.js';
+import { onnxAttention, type OnnxAttentionAttributes, type OnnxAttentionInputs, type OnnxAttentionOutputs } from './onnx/attention.js';
 import { lookup, variantNames, type VariantName } from './registry.js';
 import type { WasmTensor } from './runtime/arena.js';
 import { hasRelaxedSimd, hasSimd, type WasmSource } from './runtime/load.js';
@@ -33,6 +34,8 @@ import type { Parsed } from './variants/variant.js';
 
 export type { Tensor, Layout } from './tensor.js';
 export type { ScoringOptions, MaskTensor } from './model.js';
+export type { OnnxAttentionInputs, OnnxAttentionAttributes, OnnxAttentionOutputs } from './onnx/attention.js';
+export type { OnnxTensor } from './onnx/tensors.js';
 export type { WasmTensor } from './runtime/arena.js';
 export type { WasmSource } from './runtime/load.js';
 export type { CommonOptions } from './validate.js';
@@ -201,6 +204,22 @@ export interface Attention {
   mask(name: VariantName, nq: number, nk: number, options?: object): Uint8Array;
 
   /**
+   * The ONNX `Attention` operator (opsets 23 to 25; opset 26 keeps
+   * Attention-25), as the onnx reference implementation computes it, on this
+   * instance's kernels: `inputs` by ONNX name (`Q`, `K`, `V`, and optional
+   * `attn_mask`, `past_key`, `past_value`, `nonpad_kv_seqlen`), tensors as
+   * onnxruntime-web makes them (`{ type, data, dims }`: float32
+   * `Float32Array`, bool `Uint8Array` with `type: 'bool'`, int64
+   * `BigInt64Array` or `Int32Array`); `attributes` by ONNX name, absent ones
+   * taking the ONNX defaults. Returns `{ Y, present_key, present_value }`
+   * and, when `qk_matmul_output_mode` is given, `qk_matmul_output`.
+   * Synchronous (awaiting the result also works). Inputs the operator
+   * rejects, and unknown input or attribute names, throw a TypeError /
+   * RangeError naming them.
+   */
+  onnxAttention(inputs: OnnxAttentionInputs, attributes?: OnnxAttentionAttributes): OnnxAttentionOutputs;
+
+  /**
    * A tensor allocated inside WebAssembly memory: calls read it without a copy.
    * Read `data` afresh after calls (memory growth detaches old views) and `free()` it when done.
    */
@@ -335,6 +354,20 @@ class Instance implements Attention {
 
   weights(name: VariantName, q: Tensor | null, k: Tensor | null, options?: object): Tensor {
     return this.dense('weights', name, q, k, options);
+  }
+
+  /**
+   * The logits `[B, H, Nq, Nk]` that full and the pattern variants take the
+   * softmax of (-Infinity at hidden pairs), from the float64 reference: the
+   * ONNX operator's `qk_matmul_output`.
+   * @internal
+   */
+  logits(name: VariantName, q: Tensor, k: Tensor, options?: object): Tensor {
+    return this.dense('logits', name, q, k, options);
+  }
+
+  onnxAttention(inputs: OnnxAttentionInputs, attributes?: OnnxAttentionAttributes): OnnxAttentionOutputs {
+    return onnxAttention(this, inputs, attributes);
   }
 
   mask(name: VariantName, nq: number, nk: number, options?: object): Uint8Array {
