@@ -79,7 +79,7 @@ function given(value: unknown): boolean {
 
 /** Checks a `{ data, dims }` mask or bias and views it as the broadcast `[B, H, Nq, Nk]`. */
 function broadcastView<T extends Uint8Array | Float32Array>(value: unknown, name: string, dataType: 'Uint8Array' | 'Float32Array', shape: LogitShape): BroadcastView<T> {
-  if (value === null || typeof value !== 'object') {
+  if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value)) {
     throw new TypeError(`${name}: expected a tensor { data: ${dataType}, dims: number[] }, received ${describe(value)}`);
   }
   const { data, dims: givenDims } = value as { data?: unknown; dims?: unknown };
