@@ -6,21 +6,8 @@
  * apply (assembly/core/terms.ts).
  */
 import type { Arg, KernelCall } from './runtime/jobs.js';
+import type { BroadcastView, LogitOptions } from './model.js';
 import type { Heads } from './tensor.js';
-
-/** A `[B, H, Nq, Nk]` broadcast view: element (b, h, i, j) at `b sb + h sh + i si + j sj`. */
-export interface BroadcastView<T extends Uint8Array | Float32Array> {
-  readonly data: T;
-  readonly strides: readonly [number, number, number, number];
-}
-
-/** The model terms of a call (SPEC "Masks, bias and soft-capping"). */
-export interface ModelTerms {
-  readonly mask: BroadcastView<Uint8Array> | null;
-  readonly bias: BroadcastView<Float32Array> | null;
-  /** The cap c > 0, or null. */
-  readonly softcap: number | null;
-}
 
 /** Head (b, h) of x: its byte offset in x's data and the distance between its rows, in floats. */
 export function headAt(x: Pick<Heads, 'H' | 'N' | 'D' | 'layout'>, b: number, h: number): { readonly offset: number; readonly ld: number } {
@@ -34,18 +21,8 @@ export function kvHead(h: number, H: number, Hkv: number): number {
   return Math.floor(h / (H / Hkv));
 }
 
-/** The model terms of parsed options (absent fields: none). */
-export function termsOf(parsed: Partial<ModelTerms>): ModelTerms {
-  return { mask: parsed.mask ?? null, bias: parsed.bias ?? null, softcap: parsed.softcap ?? null };
-}
-
-/** Whether a call has any model term. */
-export function hasTerms(terms: ModelTerms): boolean {
-  return terms.mask !== null || terms.bias !== null || terms.softcap !== null;
-}
-
 /** The frame parts of the terms: the mask and the bias data (0 where absent). */
-export function termsParts(terms: ModelTerms): [Uint8Array | 0, Float32Array | 0] {
+export function termsParts(terms: LogitOptions): [Uint8Array | 0, Float32Array | 0] {
   return [terms.mask?.data ?? 0, terms.bias?.data ?? 0];
 }
 
@@ -53,7 +30,7 @@ export function termsParts(terms: ModelTerms): [Uint8Array | 0, Float32Array | 0
  * The call that writes head (b, h)'s terms record into `record` (a scratch
  * buffer of `termsBytes()`), given the pointers of the mask and bias parts.
  */
-export function writeTermsCall(terms: ModelTerms, maskPointer: number, biasPointer: number, b: number, h: number, record: Arg): KernelCall {
+export function writeTermsCall(terms: LogitOptions, maskPointer: number, biasPointer: number, b: number, h: number, record: Arg): KernelCall {
   const { mask, bias } = terms;
   const at = (view: BroadcastView<Uint8Array | Float32Array>) => b * view.strides[0] + h * view.strides[1];
   return [

@@ -9,6 +9,8 @@
  * @packageDocumentation
  */
 import { readInputs } from './inputs.js';
+import { inBhnd, outputInLayout, readLayout } from './layout.js';
+import { onnxAttention, type OnnxAttentionAttributes, type OnnxAttentionInputs, type OnnxAttentionOutputs } from './onnx/attention.js';
 import { lookup, parseOptions, variantNames, type VariantName } from './registry.js';
 import type { WasmTensor } from './runtime/arena.js';
 import { hasRelaxedSimd, hasSimd, type WasmSource } from './runtime/load.js';
@@ -30,7 +32,10 @@ import type { CompressedOptions } from './variants/compressed.js';
 import { createLinearState, type LinearOptions, type LinearState, type LinearStateOptions } from './variants/linear.js';
 import type { SynthesizerOptions } from './variants/synthesizer.js';
 
-export type { Tensor } from './tensor.js';
+export type { Tensor, Layout } from './tensor.js';
+export type { ScoringOptions, MaskTensor } from './model.js';
+export type { OnnxAttentionInputs, OnnxAttentionAttributes, OnnxAttentionOutputs } from './onnx/attention.js';
+export type { OnnxTensor } from './onnx/tensors.js';
 export type { WasmTensor } from './runtime/arena.js';
 export type { WasmSource } from './runtime/load.js';
 export type { CommonOptions } from './validate.js';
@@ -206,12 +211,29 @@ export interface Attention {
   /**
    * The dense matrix a variant applies, `P: [B, H, Nq, Nk]` with `out = P v`
    * (for `compressed`, the probabilities over its slots). For tests and pictures:
-   * O(Nq * Nk) memory, computed by the float64 reference.
+   * O(Nq * Nk) memory, computed by the float64 reference. `P` is `[B, H, Nq, Nk]`
+   * whatever `options.layout` says of q and k.
    */
   weights(name: VariantName, q: Tensor | null, k: Tensor | null, options?: object): Tensor;
 
   /** The `[Nq, Nk]` visibility pattern (1 = visible) of a pattern-based variant. */
   mask(name: VariantName, nq: number, nk: number, options?: object): Uint8Array;
+
+  /**
+   * The ONNX `Attention` operator (opsets 23 to 25; opset 26 keeps
+   * Attention-25), as the onnx reference implementation computes it, on this
+   * instance's kernels: `inputs` by ONNX name (`Q`, `K`, `V`, and optional
+   * `attn_mask`, `past_key`, `past_value`, `nonpad_kv_seqlen`), tensors as
+   * onnxruntime-web makes them (`{ type, data, dims }`: float32
+   * `Float32Array`, bool `Uint8Array` with `type: 'bool'`, int64
+   * `BigInt64Array` or `Int32Array`); `attributes` by ONNX name, absent ones
+   * taking the ONNX defaults. Returns `{ Y, present_key, present_value }`
+   * and, when `qk_matmul_output_mode` is given, `qk_matmul_output`.
+   * Synchronous (awaiting the result also works). Inputs the operator
+   * rejects, and unknown input or attribute names, throw a TypeError /
+   * RangeError naming them.
+   */
+  onnxAttention(inputs: OnnxAttentionInputs, attributes?: OnnxAttentionAttributes): OnnxAttentionOutputs;
 
   /**
    * A tensor allocated inside WebAssembly memory: calls read it without a copy.
@@ -305,16 +327,27 @@ class Instance implements Attention {
     return { inUse: this.runtime.arena.inUse, size: this.runtime.arena.memory.buffer.byteLength };
   }
 
-  /** Validates a call: its variant, inputs and parsed options. */
-  private prepare(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, options?: object) {
+  /**
+   * Validates a call: its variant, inputs (read in `options.layout`, given
+   * to the variant as 'bhnd' unless its SIMD kernel runs and reads the
+   * layout in place) and parsed options; `output` gives a result back in the
+   * caller's rank and layout.
+   */
+  private prepare(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor | null, options?: object) {
     const variant = lookup(name, 'name');
-    const inputs = readInputs(variant, q, k, v, true);
-    const parsed = parseOptions(variant, inputs, options);
+    const given = asOptions(options);
+    const layout = readLayout(given);
+    const read = readInputs(variant, q, k, v, v !== null, layout);
+    const parsed = parseOptions(variant, read, given);
+    const { runtime } = this;
+    const inPlace = runtime !== null && v !== null && variant.layoutInPlace === true;
+    const inputs = inPlace ? read : inBhnd(read);
     const { B, H, Nq, Dv } = parsed.problem;
-    const output = (data: Float32Array) => toTensor(data, B, H, Nq, Dv, (inputs.q ?? inputs.v!).rank);
-    // on this thread: the SIMD kernel, or the float64 reference on the JS backend
-    const here = () => (this.runtime && variant.kernel ? variant.kernel(this.runtime, inputs, parsed) : variant.reference(inputs, parsed));
-    return { variant, inputs, parsed, output, here };
+    const output = (data: Float32Array) =>
+      toTensor(inPlace ? data : outputInLayout(data, B, H, Nq, Dv, layout), B, H, Nq, Dv, (inputs.q ?? inputs.v!).rank, layout);
+    // the SIMD kernel, or the float64 reference on the JS backend
+    const here = () => (runtime && variant.kernel ? variant.kernel(runtime, inputs, parsed) : variant.reference(inputs, parsed));
+    return { variant, inputs, parsed, output, here, runtime };
   }
 
   apply(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, options?: object): Tensor {
@@ -323,20 +356,40 @@ class Instance implements Attention {
   }
 
   async run(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, options?: object): Promise<Tensor> {
-    const { variant, inputs, parsed, output, here } = this.prepare(name, q, k, v, options);
-    if (!this.runtime || this.runtime.threads === 1 || !variant.plan) return output(here());
-    return output(await this.runtime.executeParallel(variant.plan(this.runtime, inputs, parsed)));
+    const { variant, inputs, parsed, output, here, runtime } = this.prepare(name, q, k, v, options);
+    if (!runtime || runtime.threads === 1 || !variant.plan) return output(here());
+    return output(await runtime.executeParallel(variant.plan(runtime, inputs, parsed)));
   }
 
   dispose(): void {
     this.runtime?.dispose();
   }
 
-  weights(name: VariantName, q: Tensor | null, k: Tensor | null, options?: object): Tensor {
-    const variant = lookup(name, 'name');
-    const inputs = readInputs(variant, q, k, null, false);
-    const dense = variant.weights(inputs, parseOptions(variant, inputs, options));
+  /** A dense `[B, H, Nq, Nk]` matrix of the variant's float64 reference math. */
+  private dense(kind: 'weights' | 'logits', name: VariantName, q: Tensor | null, k: Tensor | null, options?: object): Tensor {
+    const { variant, inputs, parsed } = this.prepare(name, q, k, null, options);
+    const read = variant[kind];
+    if (!read) throw new TypeError(`name: ${kind}() is defined for full and the pattern-based variants, received '${name}'`);
+    const dense = read.call(variant, inputs, parsed);
     return { data: dense.data, dims: [...dense.dims] };
+  }
+
+  weights(name: VariantName, q: Tensor | null, k: Tensor | null, options?: object): Tensor {
+    return this.dense('weights', name, q, k, options);
+  }
+
+  /**
+   * The logits `[B, H, Nq, Nk]` that full and the pattern variants take the
+   * softmax of (-Infinity at hidden pairs), from the float64 reference: the
+   * ONNX operator's `qk_matmul_output`.
+   * @internal
+   */
+  logits(name: VariantName, q: Tensor, k: Tensor, options?: object): Tensor {
+    return this.dense('logits', name, q, k, options);
+  }
+
+  onnxAttention(inputs: OnnxAttentionInputs, attributes?: OnnxAttentionAttributes): OnnxAttentionOutputs {
+    return onnxAttention(this, inputs, attributes);
   }
 
   mask(name: VariantName, nq: number, nk: number, options?: object): Uint8Array {
@@ -346,7 +399,7 @@ class Instance implements Attention {
       if (!Number.isInteger(n) || n < 0) throw new RangeError(`${arg}: expected an integer >= 0, received ${describe(n)}`);
     }
     // the pattern needs only the sizes: shape-only inputs of one batch and head
-    const shape = (N: number) => ({ data: new Float32Array(0), B: 1, H: 1, N, D: 1, rank: 2 as const });
+    const shape = (N: number) => ({ data: new Float32Array(0), B: 1, H: 1, N, D: 1, rank: 2 as const, layout: 'bhnd' as const });
     const inputs = { q: shape(nq), k: shape(nk), v: null };
     return variant.mask(parseOptions(variant, inputs, options));
   }

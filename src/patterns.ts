@@ -13,14 +13,15 @@
  */
 import { declareOptions, rejectUndeclared, type OptionTable } from './options.js';
 import { Rng, seedOf } from './prng.js';
-import { commonVisible, softmaxAttention, softmaxWeights, type Visible } from './reference/softmax.js';
+import { hasLogitOptions, parseLogitOptions, type LogitOptions, type MaskView } from './model.js';
+import { commonVisible, softmaxAttention, softmaxLogits, softmaxWeights, type Visible } from './reference/softmax.js';
 import { describe, type Heads } from './tensor.js';
 import { parseCommon, positions, requiredNumber, optionalNumber, type Common, type Options } from './validate.js';
 import { qkvProblem } from './variants/full.js';
 import type { Dense, Inputs, Parsed, Problem } from './variants/variant.js';
 import { forRowChunks, type Runtime } from './runtime/runtime.js';
 import { scratch, type JobPlan, type KernelCall } from './runtime/jobs.js';
-import { hasTerms, headAt, kvHead, termsOf, termsParts, writeTermsCall, type ModelTerms } from './engine.js';
+import { headAt, kvHead, termsParts, writeTermsCall } from './engine.js';
 
 /**
  * A sliding window: query position p sees keys `p - before ..= p + after`.
@@ -306,14 +307,14 @@ export function patternSees(set: PatternSet, i: number, j: number): boolean {
   return set.rules.some((rule) => ruleSees(rule, i, p, j));
 }
 
-/** The full visibility rule: the patterns' union intersected with `causal` and `keyPadding`. */
-export function patternVisibility(set: PatternSet, common: Common): Visible {
+/** The full visibility rule: the patterns' union intersected with `causal`, `keyPadding` and `mask`. */
+export function patternVisibility(set: PatternSet, common: Common & { readonly mask?: MaskView | null }): Visible {
   const allowed = commonVisible(common, set.Nq, set.Nk);
   return (b, h, i, j) => allowed(b, h, i, j) && patternSees(set, i, j);
 }
 
-/** The `[Nq, Nk]` visibility pattern (1 = visible) of batch `b` (keyPadding is per batch). */
-export function buildMask(set: PatternSet, common: Common, b = 0): Uint8Array {
+/** The `[Nq, Nk]` visibility pattern (1 = visible) of batch `b`, head 0 (keyPadding and mask may vary by batch). */
+export function buildMask(set: PatternSet, common: Common & { readonly mask?: MaskView | null }, b = 0): Uint8Array {
   const { Nq, Nk } = set;
   const visible = patternVisibility(set, common);
   const mask = new Uint8Array(Nq * Nk);
@@ -412,31 +413,42 @@ export function rowSpans(set: PatternSet, i: number, causal: boolean): KeySpan[]
 
 // ------------------------------------------------------ variant plumbing
 
-/** Parsed options of a pattern variant (`local`, `strided`, `global`, `sparse`). */
-export interface PatternParsed extends Parsed, Common, Partial<ModelTerms> {
+/**
+ * Parsed options of a pattern variant (`local`, `strided`, `global`,
+ * `sparse`): the common ones, `mask`, `bias`, `softcap` ({@link LogitOptions})
+ * and the pattern.
+ */
+export interface PatternParsed extends Parsed, Common, LogitOptions {
   readonly patterns: PatternSet;
 }
 
-/** `parse` of a pattern variant: shapes, common options, then the variant's own rules. */
+/** `parse` of a pattern variant: shapes, common options, mask / bias / softcap, then the variant's own rules. */
 export function parsePatternProblem(inputs: Inputs, options: Options, readRules: (problem: Problem) => PatternRule[]): PatternParsed {
   const problem = qkvProblem(inputs);
   const common = parseCommon(options, problem.D, problem.B, problem.Nk);
-  return { problem, ...common, patterns: { Nq: problem.Nq, Nk: problem.Nk, rules: readRules(problem) } };
+  return { problem, ...common, ...parseLogitOptions(options, problem), patterns: { Nq: problem.Nq, Nk: problem.Nk, rules: readRules(problem) } };
 }
 
-/** Softmax attention over the visible keys: the SPEC formula `out_i = sum_j softmax_j(scale q_i . k_j) v_j`. */
+/** Softmax attention over the visible keys: the SPEC formula `out_i = sum_j softmax_j(softcap(scale q_i . k_j) + bias_ij) v_j`. */
 export function patternReference(inputs: Inputs, parsed: PatternParsed): Float32Array {
-  return softmaxAttention(inputs.q as Heads, inputs.k as Heads, inputs.v as Heads, parsed.scale, patternVisibility(parsed.patterns, parsed));
+  return softmaxAttention(inputs.q as Heads, inputs.k as Heads, inputs.v as Heads, parsed, patternVisibility(parsed.patterns, parsed));
 }
 
 /** `P: [B, H, Nq, Nk]`, the softmax over the visible keys (zero elsewhere). */
 export function patternWeights(inputs: Inputs, parsed: PatternParsed): Dense {
   const { B, H, Nq, Nk } = parsed.problem;
-  const data = softmaxWeights(inputs.q as Heads, inputs.k as Heads, parsed.scale, patternVisibility(parsed.patterns, parsed));
+  const data = softmaxWeights(inputs.q as Heads, inputs.k as Heads, parsed, patternVisibility(parsed.patterns, parsed));
   return { data, dims: [B, H, Nq, Nk] };
 }
 
-/** `mask()`: the `[Nq, Nk]` pattern of batch 0 (causal and keyPadding included). */
+/** The logits `[B, H, Nq, Nk]` of the visible keys, -Infinity elsewhere. */
+export function patternLogits(inputs: Inputs, parsed: PatternParsed): Dense {
+  const { B, H, Nq, Nk } = parsed.problem;
+  const data = softmaxLogits(inputs.q as Heads, inputs.k as Heads, parsed, patternVisibility(parsed.patterns, parsed));
+  return { data, dims: [B, H, Nq, Nk] };
+}
+
+/** `mask()`: the `[Nq, Nk]` pattern of batch 0, head 0 (causal, keyPadding and mask included). */
 export function patternMask(parsed: PatternParsed): Uint8Array {
   return buildMask(parsed.patterns, parsed);
 }
@@ -560,7 +572,7 @@ export function patternPlan(runtime: Runtime, inputs: Inputs, parsed: PatternPar
   const plan = kernelPlan(parsed.patterns, parsed.causal);
   const x = runtime.exports as unknown as PatternKernels & Runtime['exports'];
   const { keyPadding, scale } = parsed;
-  const terms = termsOf(parsed);
+  const terms = parsed;
   const causal = parsed.causal ? 1 : 0;
   const out = { H, N: Nq, D: Dv, layout: q.layout };
   // the window pass has work when there is a local rule or a global row
@@ -591,8 +603,8 @@ export function patternPlan(runtime: Runtime, inputs: Inputs, parsed: PatternPar
         const [qh, kh, vh, oh] = [headAt(q, b, h), headAt(k, b, kvHead(h, H, Hkv)), headAt(v, b, kvHead(h, H, Hkv)), headAt(out, b, h)];
         const [qHead, kHead, vHead] = [qp + qh.offset, kp + kh.offset, vp + vh.offset];
         const job: KernelCall[] = [['patternStart', rows, Nq, Dv]];
-        if (hasTerms(terms)) job.push(writeTermsCall(terms, maskp, biasp, b, h, record));
-        const termsArg = hasTerms(terms) ? record : 0;
+        if (hasLogitOptions(terms)) job.push(writeTermsCall(terms, maskp, biasp, b, h, record));
+        const termsArg = hasLogitOptions(terms) ? record : 0;
         if (windowPass || plan.extra) job.push(['packHead', kHead, vHead, Nk, D, Dv, kh.ld, vh.ld, pad, pack]);
         if (windowPass) {
           const window = Math.max(1, Math.min(Nk, plan.A + plan.B + 9));

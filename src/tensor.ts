@@ -10,6 +10,13 @@ export interface Tensor {
 }
 
 /**
+ * How a rank-4 input orders its axes (SPEC "Layout"): `'bhnd'` is
+ * `[B, H, N, D]`, `'bnhd'` is `[B, N, H, D]` (a projection's output reshaped,
+ * onnxruntime's BSNH).
+ */
+export type Layout = 'bhnd' | 'bnhd';
+
+/**
  * A validated attention input seen as `[B, H, N, D]`. Rank 2 (`[N, D]`) and
  * rank 3 (`[H, N, D]`) inputs mean `B = 1` (and `H = 1`).
  */
@@ -21,8 +28,22 @@ export interface Heads {
   readonly D: number;
   /** The rank the caller used, so that outputs can be given back in the same form. */
   readonly rank: 2 | 3 | 4;
-  /** How the data is laid out: `[B, H, N, D]` (`'bhnd'`, the default when absent) or `[B, N, H, D]`. */
-  readonly layout?: 'bhnd' | 'bnhd';
+  /**
+   * The order of `data`: `'bhnd'` (element (b, h, n, d) at `((b H + h) N + n) D + d`)
+   * or `'bnhd'` (at `((b N + n) H + h) D + d`). Variants see `'bhnd'` unless
+   * their kernel reads `'bnhd'` in place (src/layout.ts).
+   */
+  readonly layout: Layout;
+}
+
+/**
+ * Where, in `x.data` (`'bhnd'`), the `[N, D]` rows start that query head h
+ * of batch b reads, for a problem of H query heads: x's own head h when x
+ * has H heads, else (grouped-query attention, `H mod x.H == 0`) the shared
+ * head `floor(h / (H / x.H))`, read in place.
+ */
+export function headOffset(x: Heads, b: number, h: number, H: number): number {
+  return (b * x.H + Math.floor(h / (H / x.H))) * x.N * x.D;
 }
 
 /** `TypeError` / `RangeError` message naming the argument and what was expected vs received. */
@@ -50,30 +71,43 @@ export function asTensor(value: unknown, name: string): Tensor {
   if (!(data instanceof Float32Array)) {
     throw new TypeError(`${name}.data: expected a Float32Array, received ${describe(data)}`);
   }
+  return { data, dims: checkDims(dims, data.length, name) };
+}
+
+/** Checks that `dims` is an array of non-negative integers holding `length` values (the data of `name`). */
+export function checkDims(dims: unknown, length: number, name: string): readonly number[] {
   if (!Array.isArray(dims) || !dims.every(isDim)) {
     throw new TypeError(`${name}.dims: expected an array of non-negative integers, received ${describe(dims)}`);
   }
   const size = dims.reduce((a: number, b: number) => a * b, 1);
-  if (size !== data.length) {
-    throw new RangeError(`${name}: dims [${dims.join(', ')}] hold ${size} values, but data has ${data.length}`);
+  if (size !== length) {
+    throw new RangeError(`${name}: dims [${dims.join(', ')}] hold ${size} values, but data has ${length}`);
   }
-  return { data, dims };
+  return dims;
 }
 
-/** Validates an attention input (`[N, D]`, `[H, N, D]` or `[B, H, N, D]`) and views it as heads. */
-export function asHeads(value: unknown, name: string): Heads {
+/**
+ * Validates an attention input (`[N, D]`, `[H, N, D]` or `[B, H, N, D]`; with
+ * `layout: 'bnhd'`, `[B, N, H, D]` only) and views it as heads.
+ */
+export function asHeads(value: unknown, name: string, layout: Layout = 'bhnd'): Heads {
   const t = asTensor(value, name);
   const r = t.dims.length;
+  if (layout === 'bnhd' && r !== 4) {
+    throw new RangeError(`options.layout: 'bnhd' needs rank-4 inputs [B, N, H, D], received ${name}.dims [${t.dims.join(', ')}]`);
+  }
   if (r < 2 || r > 4) {
     throw new RangeError(`${name}.dims: expected rank 2 [N, D], 3 [H, N, D] or 4 [B, H, N, D], received [${t.dims.join(', ')}]`);
   }
-  const [B, H, N, D] = [1, 1, 1, 1, ...t.dims].slice(-4) as [number, number, number, number];
+  const [B, second, third, D] = [1, 1, 1, 1, ...t.dims].slice(-4) as [number, number, number, number];
+  const [H, N] = layout === 'bnhd' ? [third, second] : [second, third];
   if (D === 0) throw new RangeError(`${name}.dims: the feature size D must be at least 1, received [${t.dims.join(', ')}]`);
-  return { data: t.data, B, H, N, D, rank: r as 2 | 3 | 4 };
+  return { data: t.data, B, H, N, D, rank: r as 2 | 3 | 4, layout };
 }
 
-/** The output tensor `[B, H, N, D]`, given back in the caller's rank. */
-export function toTensor(data: Float32Array, B: number, H: number, N: number, D: number, rank: 2 | 3 | 4): Tensor {
+/** The output tensor `[B, H, N, D]` (`[B, N, H, D]` for `'bnhd'`), given back in the caller's rank. */
+export function toTensor(data: Float32Array, B: number, H: number, N: number, D: number, rank: 2 | 3 | 4, layout: Layout = 'bhnd'): Tensor {
+  if (layout === 'bnhd') return { data, dims: [B, N, H, D] };
   const dims = rank === 4 ? [B, H, N, D] : rank === 3 ? [H, N, D] : [N, D];
   return { data, dims };
 }

@@ -14,6 +14,12 @@ export interface CommonOptions {
   causal?: boolean;
   /** `[B, Nk]`, 1 = real key, 0 = padding that is never attended. */
   keyPadding?: Uint8Array;
+  /**
+   * The axis order of rank-4 inputs and of the output: `'bhnd'` (default,
+   * `[B, H, N, D]`) or `'bnhd'` (`[B, N, H, D]`, a projection's output
+   * reshaped). `'bnhd'` with rank-2 or rank-3 inputs is a RangeError.
+   */
+  layout?: 'bhnd' | 'bnhd';
 }
 
 /** The declaration of {@link CommonOptions}, spread into every variant's. */
@@ -21,6 +27,7 @@ export const commonOptions = {
   scale: { type: '`number`', doc: 'logit scale; default `1 / sqrt(D)`' },
   causal: { type: '`boolean`', doc: 'key j visible to query i only if `j <= i + (Nk - Nq)` (bottom-right aligned)' },
   keyPadding: { type: '`Uint8Array` `[B, Nk]`', doc: '1 = real key, 0 = padding never attended' },
+  layout: { type: "`'bhnd' | 'bnhd'`", doc: "rank-4 inputs as `[B, H, N, D]` (default) or `[B, N, H, D]`; the output in the same layout" },
 } as const satisfies OptionTable;
 
 export type Options = Readonly<Record<string, unknown>>;
@@ -144,14 +151,20 @@ export function sameSize(a: number, b: number, what: string, received: string): 
   if (a !== b) throw new RangeError(`${what}: expected ${a}, received ${b} (${received})`);
 }
 
-/** Checks that q, k, v agree on B and H, k and v on N, and q and k on D. */
+/**
+ * Checks that q, k, v agree on B, k and v on N and on their heads, q and k
+ * on D, and that q's H heads share k's Hkv heads evenly (grouped-query
+ * attention: `H mod Hkv == 0`; Hkv = H is ordinary multi-head attention).
+ */
 export function checkQKV(q: Heads, k: Heads, v: Heads | null): void {
   sameSize(q.B, k.B, 'k.dims: batch size B must match q', `q B = ${q.B}, k B = ${k.B}`);
-  sameSize(q.H, k.H, 'k.dims: head count H must match q', `q H = ${q.H}, k H = ${k.H}`);
+  if (k.H === 0 ? q.H !== 0 : q.H % k.H !== 0) {
+    throw new RangeError(`k.dims: q's head count H must be a multiple of k's head count Hkv (grouped-query attention), received H = ${q.H}, Hkv = ${k.H}`);
+  }
   sameSize(q.D, k.D, 'k.dims: feature size D must match q', `q D = ${q.D}, k D = ${k.D}`);
   if (v) {
     sameSize(k.B, v.B, 'v.dims: batch size B must match k', `k B = ${k.B}, v B = ${v.B}`);
-    sameSize(k.H, v.H, 'v.dims: head count H must match k', `k H = ${k.H}, v H = ${v.H}`);
+    sameSize(k.H, v.H, 'v.dims: head count must match k', `k heads = ${k.H}, v heads = ${v.H}`);
     sameSize(k.N, v.N, 'v.dims: key count Nk must match k', `k Nk = ${k.N}, v Nk = ${v.N}`);
   }
 }

@@ -1,10 +1,13 @@
 // Every golden case of test/golden/*.json through the public facade, on both backends.
+// (Until the flash engine reads mask, bias, softcap and grouped-query heads, the wasm
+// backend runs full and pattern calls with them on the float64 reference.)
 import { readdirSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createAttention, variantNames, type Attention, type VariantName } from '../dist/index.js';
-import { loadGolden, maxAbsDiff } from './golden.js';
+import { isOnnxFile, loadGolden, maxAbsDiff } from './golden.js';
 
-const files = readdirSync(new URL('./golden/', import.meta.url)).filter((f) => f.endsWith('.json'));
+// the ONNX operator files have their own test (onnx-attention.test.ts)
+const files = readdirSync(new URL('./golden/', import.meta.url)).filter((f) => f.endsWith('.json') && !isOnnxFile(f));
 const backends: Record<string, Attention> = {};
 beforeAll(async () => {
   backends.wasm = await createAttention({ backend: 'wasm' });

@@ -88,14 +88,14 @@ describe('lsh: wasm kernel vs JS reference', () => {
     const x = randn([2, 2, N, 12], 6);
     const v = randn([2, 2, N, 5], 7);
     const keyPadding = padding(2, N, 8);
-    const expected = softmaxAttention(asHeads(x, 'q'), asHeads(normalised(x), 'k'), asHeads(v, 'v'), 1 / Math.sqrt(12), (b, _h, i, j) => j !== i && keyPadding[b * N + j] === 1);
+    const expected = softmaxAttention(asHeads(x, 'q'), asHeads(normalised(x), 'k'), asHeads(v, 'v'), { scale: 1 / Math.sqrt(12) }, (b, _h, i, j) => j !== i && keyPadding[b * N + j] === 1);
     for (const [bucketSize, rounds] of [[N, 1], [N, 2], [N + 9, 3]]) {
       const out = wasm.lsh(x, null, v, { bucketSize, rounds, buckets: 4, seed: 9, keyPadding });
       expect(maxAbsDiff(out.data, expected)).toBeLessThanOrEqual(1e-4);
     }
     // causal: query 0 sees only itself (weight 1 through the fixed self logit), the others their past
     const out = wasm.lsh(x, null, v, { bucketSize: N, rounds: 2, buckets: 2, seed: 9, causal: true });
-    const past = softmaxAttention(asHeads(x, 'q'), asHeads(normalised(x), 'k'), asHeads(v, 'v'), 1 / Math.sqrt(12), (_b, _h, i, j) => j < i);
+    const past = softmaxAttention(asHeads(x, 'q'), asHeads(normalised(x), 'k'), asHeads(v, 'v'), { scale: 1 / Math.sqrt(12) }, (_b, _h, i, j) => j < i);
     for (let bh = 0; bh < 4; bh++) {
       const at = bh * N * 5;
       expect(maxAbsDiff(out.data.subarray(at, at + 5), v.data.subarray(at, at + 5))).toBeLessThanOrEqual(1e-6);

@@ -68,3 +68,28 @@ export function repeatHeads(t: T, times: number, inner: number[] = t.dims.slice(
   for (let h = 0; h < times; h++) data.set(t.data, h * t.data.length);
   return { data, dims: [times, ...inner] };
 }
+
+/** `[B, Hkv, N, D]` with every head repeated `times` times in a row, `[B, Hkv * times, N, D]` (PyTorch `repeat_interleave` on the head axis). */
+export function repeatInterleaveHeads(x: T, times: number): T {
+  const [B, H, N, D] = x.dims as [number, number, number, number];
+  const data = new Float32Array(x.data.length * times);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H * times; h++) {
+      const from = (b * H + Math.floor(h / times)) * N * D;
+      data.set(x.data.subarray(from, from + N * D), (b * H * times + h) * N * D);
+    }
+  }
+  return { data, dims: [B, H * times, N, D] };
+}
+
+/** `[B, X, Y, D]` with its two middle axes swapped: `[B, Y, X, D]` (bhnd <-> bnhd). */
+export function swapHeadsAndPositions(x: T): T {
+  const [B, X, Y, D] = x.dims as [number, number, number, number];
+  const data = new Float32Array(x.data.length);
+  for (let b = 0; b < B; b++) {
+    for (let i = 0; i < X; i++) {
+      for (let j = 0; j < Y; j++) data.set(x.data.subarray(((b * X + i) * Y + j) * D, ((b * X + i) * Y + j + 1) * D), ((b * Y + j) * X + i) * D);
+    }
+  }
+  return { data, dims: [B, Y, X, D] };
+}

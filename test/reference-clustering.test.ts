@@ -133,12 +133,12 @@ describe('lsh', () => {
     for (const [bucketSize, rounds] of [[N, 1], [N + 4, 3]]) {
       const options = { bucketSize, rounds, buckets: 4, seed: 5, keyPadding };
       const { out } = run(lsh, q, null, values, options);
-      const expected = softmaxAttention(qh, kh, vh, 1 / Math.sqrt(8), (b, _h, i, j) => j !== i && keyPadding[b * N + j] === 1);
+      const expected = softmaxAttention(qh, kh, vh, { scale: 1 / Math.sqrt(8) }, (b, _h, i, j) => j !== i && keyPadding[b * N + j] === 1);
       expect(maxAbsDiff(out, expected)).toBeLessThanOrEqual(1e-5);
     }
     // Causal: query 0 sees only itself (weight 1 through the fixed self logit), the others their past.
     const { out } = run(lsh, q, null, values, { bucketSize: N, rounds: 2, buckets: 2, seed: 5, causal: true });
-    const expected = softmaxAttention(qh, kh, vh, 1 / Math.sqrt(8), (_b, _h, i, j) => j < i);
+    const expected = softmaxAttention(qh, kh, vh, { scale: 1 / Math.sqrt(8) }, (_b, _h, i, j) => j < i);
     for (let bh = 0; bh < 2; bh++) {
       const at = bh * N * 4;
       expect(maxAbsDiff(out.subarray(at, at + 4), values.data.subarray(at, at + 4))).toBeLessThanOrEqual(1e-6);

@@ -437,6 +437,6 @@ describe('validation', () => {
 
   test('weights() parses without v (Dv = D)', () => {
     const inputs = readInputs(linear, q, q, null, false);
-    expect(linear.parse(inputs, {}, lookup).problem).toEqual({ B: 1, H: 2, Nq: 6, Nk: 6, D: 8, Dv: 8 });
+    expect(linear.parse(inputs, {}, lookup).problem).toEqual({ B: 1, H: 2, Hkv: 2, Nq: 6, Nk: 6, D: 8, Dv: 8 });
   });
 });

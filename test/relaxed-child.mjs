@@ -1,12 +1,17 @@
 // Run by relaxed.test.ts under `node --experimental-wasm-relaxed-simd`: every
-// golden case on the relaxed-SIMD build; prints the features and each case's max error.
+// golden case on the relaxed-SIMD build; prints the features and each case's
+// max error (for the ONNX operator files, relative above 1 as their README says).
 import { readFileSync, readdirSync } from 'node:fs';
 import { createAttention } from '../dist/index.js';
 
 const revive = (value) => {
   if (Array.isArray(value)) return value.map(revive);
   if (value === null || typeof value !== 'object') return value;
-  if (Array.isArray(value.dims) && Array.isArray(value.data)) return { dims: value.dims, data: Float32Array.from(value.data) };
+  if (Array.isArray(value.dims) && Array.isArray(value.data)) {
+    const data = Float32Array.from(value.data);
+    for (const at of value.neginf ?? []) data[at] = -Infinity;
+    return { dims: value.dims, data };
+  }
   if (Array.isArray(value.u8)) return Uint8Array.from(value.u8);
   return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, revive(v)]));
 };
@@ -14,12 +19,37 @@ const revive = (value) => {
 const attn = await createAttention({ backend: 'wasm', relaxedSimd: true });
 const dir = new URL('./golden/', import.meta.url);
 const errors = {};
-for (const file of readdirSync(dir).filter((f) => f.endsWith('.json'))) {
+// the variant files (the ONNX operator files have cases of another form)
+for (const file of readdirSync(dir).filter((f) => f.endsWith('.json') && !f.startsWith('onnx-'))) {
   for (const [index, c] of revive(JSON.parse(readFileSync(new URL(file, dir), 'utf8'))).entries()) {
     const out = attn.apply(c.variant, c.q, c.k, c.v, c.options);
     let worst = out.data.length === c.expected.data.length ? 0 : Infinity;
     for (let i = 0; i < out.data.length; i++) worst = Math.max(worst, Math.abs(out.data[i] - c.expected.data[i]) || 0, Number.isNaN(out.data[i]) ? Infinity : 0);
     errors[`${file}#${index} ${c.name}`] = worst;
   }
+}
+
+/** An ONNX file's tensor as onnxruntime-web makes it. */
+const onnxTensor = ({ type, dims, data, neginf = [] }) => {
+  if (type === 'bool') return { type, dims, data: Uint8Array.from(data) };
+  if (type === 'int64') return { type, dims, data: BigInt64Array.from(data, BigInt) };
+  const floats = Float32Array.from(data);
+  for (const at of neginf) floats[at] = -Infinity;
+  return { type, dims, data: floats };
+};
+const relative = (got, want) => {
+  let worst = got.length === want.length ? 0 : Infinity;
+  for (let i = 0; i < want.length; i++) {
+    if (want[i] === -Infinity || got[i] === -Infinity) worst = want[i] === got[i] ? worst : Infinity;
+    else worst = Math.max(worst, Math.abs(got[i] - want[i]) / Math.max(1, Math.abs(want[i])) || 0, Number.isNaN(got[i]) ? Infinity : 0);
+  }
+  return worst;
+};
+for (const c of JSON.parse(readFileSync(new URL('onnx-attention.json', dir), 'utf8'))) {
+  const inputs = Object.fromEntries(Object.entries(c.inputs).map(([name, t]) => [name, onnxTensor(t)]));
+  // an expected qk_matmul_output without the attribute means mode 0
+  const attributes = c.expected.qk_matmul_output && c.attributes.qk_matmul_output_mode === undefined ? { ...c.attributes, qk_matmul_output_mode: 0 } : c.attributes;
+  const outputs = attn.onnxAttention(inputs, attributes);
+  errors[`onnx-attention.json ${c.name}`] = Math.max(...Object.entries(c.expected).map(([name, t]) => relative(outputs[name].data, onnxTensor(t).data)));
 }
 console.log(JSON.stringify({ features: attn.features, errors }));

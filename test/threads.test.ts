@@ -38,7 +38,7 @@ describe('threads', () => {
   });
 
   it('gives every golden case the same bits on 2 threads as on 1', async () => {
-    const cases = ['patterns.json', 'linformer.json', 'compressed.json', 'linear.json', 'synthesizer.json', 'lsh.json', 'routing.json', 'sinkhorn.json'].flatMap(loadGolden);
+    const cases = ['patterns.json', 'model.json', 'linformer.json', 'compressed.json', 'linear.json', 'synthesizer.json', 'lsh.json', 'routing.json', 'sinkhorn.json'].flatMap(loadGolden);
     expect(new Set(cases.map((c) => c.variant))).toEqual(new Set(variantNames));
     for (const c of cases) {
       const name = c.variant as VariantName;

@@ -13,7 +13,7 @@
 // A head's terms are a 32-byte record written by writeTerms: the u8 mask and
 // f32 bias at that head's [Nq, Nk] slice, with row and key strides in
 // elements (0 on a broadcast axis), and the cap (0: none).
-import { expNonPositive } from './simd';
+import { expNonPositive, madd } from './simd';
 
 const MASK: usize = 0;
 const MASK_ROW: usize = 4;
@@ -42,16 +42,33 @@ export function writeTerms(terms: usize, mask: usize, maskRow: i32, maskKey: i32
   store<f32>(terms + CAP, softcap);
 }
 
+// tanh's Taylor series at 0, x - x^3/3 + 2x^5/15 - 17x^7/315 + 62x^9/2835 - ...
+// (the coefficients rounded to float32), for |x| < 1/4 where the next term is
+// below 1e-8 of the value.
+const T3: f32 = reinterpret<f32>(0x3EAAAAAB); // 1/3
+const T5: f32 = reinterpret<f32>(0x3E088889); // 2/15
+const T7: f32 = reinterpret<f32>(0x3D5D0DD1); // 17/315
+const T9: f32 = reinterpret<f32>(0x3CB327A4); // 62/2835
+const SERIES_END: f32 = 0.25;
+
 /**
- * tanh of four lanes as sign(x) (1 - e) / (1 + e) with e = exp(-2|x|) from
- * expNonPositive (XNNPACK's rr2_p5 constants, see simd.ts): no constant of
- * its own, absolute error below 3e-7, exactly +-1 for |x| > 44.
+ * tanh of four lanes, to a relative error of about 5e-7 (soft-capping scales
+ * it by the cap, so it must hold near 0 too): the series above for |x| < 1/4,
+ * else sign(x) (1 - e) / (1 + e) with e = exp(-2|x|) from expNonPositive
+ * (XNNPACK's rr2_p5 constants, simd.ts), where 1 - e >= 0.39 keeps it exact.
  */
 // @ts-ignore: decorator
 @inline export function tanh4(x: v128): v128 {
   const one = f32x4.splat(1);
-  const e = expNonPositive(f32x4.mul(f32x4.abs(x), f32x4.splat(-2)));
-  return v128.or(f32x4.div(f32x4.sub(one, e), f32x4.add(one, e)), v128.and(x, SIGN));
+  const a = f32x4.abs(x);
+  const e = expNonPositive(f32x4.mul(a, f32x4.splat(-2)));
+  const far = v128.or(f32x4.div(f32x4.sub(one, e), f32x4.add(one, e)), v128.and(x, SIGN));
+  const x2 = f32x4.mul(x, x);
+  let p = madd(x2, f32x4.splat(T9), f32x4.splat(-T7));
+  p = madd(p, x2, f32x4.splat(T5));
+  p = madd(p, x2, f32x4.splat(-T3));
+  const near = madd(f32x4.mul(p, x2), x, x);
+  return v128.bitselect(near, far, f32x4.lt(a, f32x4.splat(SERIES_END)));
 }
 
 // The columns of the last transpose4 (module globals: AssemblyScript returns one value).

@@ -6,7 +6,7 @@
  * attend the slots with softmax attention: O(Nq * Nk / s * D).
  */
 import { softmaxAttention, softmaxWeights, type Visible } from './softmax.js';
-import type { Heads } from '../tensor.js';
+import { headOffset, type Heads } from '../tensor.js';
 import type { Common, Param } from '../validate.js';
 
 /** A strided Conv1d in PyTorch layout: weight `[Dx, Dx, s]` per head (`[out, in, tap]`), bias `[Dx]` per head. */
@@ -38,14 +38,14 @@ function isReal(keyPadding: Uint8Array | null, b: number, Nk: number, j: number)
   return keyPadding === null || keyPadding[b * Nk + j] !== 0;
 }
 
-/** Mean of the real rows of slot m into `acc` (zeros when it has none: such a slot is hidden anyway). */
-function meanSlot(x: Heads, b: number, h: number, m: number, s: number, keyPadding: Uint8Array | null, acc: Float64Array): void {
-  const { H, N, D } = x;
+/** Mean of the real rows of slot m of the head at `base` into `acc` (zeros when it has none: such a slot is hidden anyway). */
+function meanSlot(x: Heads, base: number, b: number, m: number, s: number, keyPadding: Uint8Array | null, acc: Float64Array): void {
+  const { N, D } = x;
   acc.fill(0);
   let count = 0;
   for (let j = m * s; j < Math.min((m + 1) * s, N); j++) {
     if (!isReal(keyPadding, b, N, j)) continue;
-    const off = ((b * H + h) * N + j) * D;
+    const off = base + j * D;
     for (let d = 0; d < D; d++) acc[d] += x.data[off + d];
     count++;
   }
@@ -53,19 +53,20 @@ function meanSlot(x: Heads, b: number, h: number, m: number, s: number, keyPaddi
 }
 
 /**
- * Output m of a Conv1d with kernel size and stride s (PyTorch cross-correlation):
+ * Output m of a Conv1d with kernel size and stride s (PyTorch cross-correlation)
+ * over the head at `base`, with query head h's weights:
  * `acc[o] = bias[o] + sum_t sum_c weight[o, c, t] * x[m s + t, c]`, where padded
  * rows and the right padding past N count as zeros.
  */
-function convolveSlot(x: Heads, b: number, h: number, m: number, s: number, keyPadding: Uint8Array | null, conv: SlotConv, acc: Float64Array): void {
-  const { H, N, D } = x;
+function convolveSlot(x: Heads, base: number, b: number, h: number, m: number, s: number, keyPadding: Uint8Array | null, conv: SlotConv, acc: Float64Array): void {
+  const { N, D } = x;
   const weight = conv.weight.data;
   const wBase = h * conv.weight.headStride;
   for (let o = 0; o < D; o++) acc[o] = conv.bias ? conv.bias.data[h * conv.bias.headStride + o] : 0;
   for (let t = 0; t < s; t++) {
     const j = m * s + t;
     if (j >= N || !isReal(keyPadding, b, N, j)) continue;
-    const off = ((b * H + h) * N + j) * D;
+    const off = base + j * D;
     for (let o = 0; o < D; o++) {
       let sum = 0;
       for (let c = 0; c < D; c++) sum += weight[wBase + (o * D + c) * s + t] * x.data[off + c];
@@ -75,11 +76,12 @@ function convolveSlot(x: Heads, b: number, h: number, m: number, s: number, keyP
 }
 
 /**
- * The slot rows of x, `[B, H, S, Dx]`: the null row first when given, then
- * one pooled row per slot of s positions.
+ * The slot rows of x for each of the H query heads, `[B, H, S, Dx]` (query
+ * head h pools the kv head it reads with its own parameters): the null row
+ * first when given, then one pooled row per slot of s positions.
  */
-function compressSequence(x: Heads, math: CompressedMath, conv: SlotConv | null, nullRow: Param | null): Heads {
-  const { B, H, N, D } = x;
+function compressSequence(x: Heads, H: number, math: CompressedMath, conv: SlotConv | null, nullRow: Param | null): Heads {
+  const { B, N, D } = x;
   const s = math.factor;
   const slots = slotCount(N, s);
   const first = nullRow ? 1 : 0;
@@ -90,14 +92,15 @@ function compressSequence(x: Heads, math: CompressedMath, conv: SlotConv | null,
     for (let h = 0; h < H; h++) {
       const base = (b * H + h) * S;
       if (nullRow) out.set(nullRow.data.subarray(h * nullRow.headStride, h * nullRow.headStride + D), base * D);
+      const xBase = headOffset(x, b, h, H);
       for (let m = 0; m < slots; m++) {
-        if (conv) convolveSlot(x, b, h, m, s, math.keyPadding, conv, acc);
-        else meanSlot(x, b, h, m, s, math.keyPadding, acc);
+        if (conv) convolveSlot(x, xBase, b, h, m, s, math.keyPadding, conv, acc);
+        else meanSlot(x, xBase, b, m, s, math.keyPadding, acc);
         out.set(acc, (base + first + m) * D);
       }
     }
   }
-  return { data: out, B, H, N: S, D, rank: 4 };
+  return { data: out, B, H, N: S, D, rank: 4, layout: 'bhnd' };
 }
 
 /**
@@ -124,13 +127,13 @@ function slotVisible(math: CompressedMath, B: number, Nq: number, Nk: number): V
 /** `out = softmax over visible slots of (scale · q K_slots^T) · V_slots`: `[B, H, Nq, Dv]`. */
 export function compressedAttention(q: Heads, k: Heads, v: Heads, math: CompressedMath): Float32Array {
   // Liu et al.'s compression: pool every s keys (and values) into one slot
-  const keySlots = compressSequence(k, math, math.convK, math.nullKey);
-  const valueSlots = compressSequence(v, math, math.convV, math.nullValue);
-  return softmaxAttention(q, keySlots, valueSlots, math.scale, slotVisible(math, q.B, q.N, k.N));
+  const keySlots = compressSequence(k, q.H, math, math.convK, math.nullKey);
+  const valueSlots = compressSequence(v, q.H, math, math.convV, math.nullValue);
+  return softmaxAttention(q, keySlots, valueSlots, math, slotVisible(math, q.B, q.N, k.N));
 }
 
 /** The probabilities over slots (null slot first), `[B, H, Nq, S]`: the keys alone decide them. */
 export function compressedWeights(q: Heads, k: Heads, math: CompressedMath): Float32Array {
-  const keySlots = compressSequence(k, math, math.convK, math.nullKey);
-  return softmaxWeights(q, keySlots, math.scale, slotVisible(math, q.B, q.N, k.N));
+  const keySlots = compressSequence(k, q.H, math, math.convK, math.nullKey);
+  return softmaxWeights(q, keySlots, math, slotVisible(math, q.B, q.N, k.N));
 }

@@ -11,7 +11,7 @@
  * running maximum in the recurrent state), with `eps` brought to the same
  * scale so that it still counts at the unstabilised scale.
  */
-import type { Heads } from '../tensor.js';
+import { headOffset, type Heads } from '../tensor.js';
 import type { Common } from '../validate.js';
 
 /** The feature maps `phi` of `linear` (see `LinearOptions.featureMap`). */
@@ -157,16 +157,17 @@ function isReal(keyPadding: Uint8Array | null, b: number, Nk: number, j: number)
  * (SPEC: one constant for all keys of a head cancels exactly). Padded keys
  * get zero features, so they leave both S and z.
  */
-function keyFeatures(config: KernelConfig, k: Heads, b: number, h: number, keyPadding: Uint8Array | null): { phi: Float64Array; offset: number } {
+function keyFeatures(config: KernelConfig, k: Heads, b: number, h: number, H: number, keyPadding: Uint8Array | null): { phi: Float64Array; offset: number } {
   const { N: Nk, D } = k;
   const F = featureCount(config, D);
   const phi = new Float64Array(Nk * F);
   const offsets = new Float64Array(Nk).fill(-Infinity);
   const row = new Float64Array(F);
-  const base = (b * k.H + h) * Nk;
+  // query head h's features (its projection) of the kv head it reads
+  const base = headOffset(k, b, h, H);
   for (let j = 0; j < Nk; j++) {
     if (!isReal(keyPadding, b, Nk, j)) continue;
-    offsets[j] = featureRow(config, h, k.data, (base + j) * D, D, row);
+    offsets[j] = featureRow(config, h, k.data, base + j * D, D, row);
     phi.set(row, j * F);
   }
   let max = -Infinity;
@@ -198,8 +199,8 @@ export function linearAttention(q: Heads, k: Heads, v: Heads, config: LinearConf
   const phiQ = new Float64Array(F);
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
-      const keys = keyFeatures(kernel, k, b, h, config.keyPadding);
-      const vBase = (b * H + h) * Nk;
+      const keys = keyFeatures(kernel, k, b, h, H, config.keyPadding);
+      const vBase = headOffset(v, b, h, H);
       S.fill(0);
       z.fill(0);
       let added = 0; // keys 0 .. added-1 are in S and z
@@ -210,7 +211,7 @@ export function linearAttention(q: Heads, k: Heads, v: Heads, config: LinearConf
           for (let f = 0; f < F; f++) {
             const phiK = keys.phi[added * F + f];
             z[f] += phiK;
-            for (let e = 0; e < Dv; e++) S[f * Dv + e] += phiK * v.data[(vBase + added) * Dv + e];
+            for (let e = 0; e < Dv; e++) S[f * Dv + e] += phiK * v.data[vBase + added * Dv + e];
           }
         }
         const row = (b * H + h) * Nq + i;
@@ -239,7 +240,7 @@ export function linearWeights(q: Heads, k: Heads, config: LinearConfig & Common)
   const z = new Float64Array(F);
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
-      const keys = keyFeatures(kernel, k, b, h, config.keyPadding);
+      const keys = keyFeatures(kernel, k, b, h, H, config.keyPadding);
       for (let i = 0; i < Nq; i++) {
         const last = config.causal ? Math.min(i + Nk - Nq, Nk - 1) : Nk - 1;
         z.fill(0);
@@ -279,7 +280,7 @@ function efficientNormalisers(q: Heads, k: Heads, b: number, h: number, keyPaddi
     for (let d = 0; d < D; d++) rhoQ[i * D + d] /= sum;
   }
   const rhoK = new Float64Array(Nk * D);
-  const kBase = (b * k.H + h) * Nk * D;
+  const kBase = headOffset(k, b, h, q.H);
   for (let d = 0; d < D; d++) {
     let max = -Infinity;
     for (let j = 0; j < Nk; j++) if (isReal(keyPadding, b, Nk, j)) max = Math.max(max, k.data[kBase + j * D + d]);
@@ -305,7 +306,7 @@ function efficientAttention(q: Heads, k: Heads, v: Heads, keyPadding: Uint8Array
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
       const { rhoQ, rhoK } = efficientNormalisers(q, k, b, h, keyPadding);
-      const vBase = (b * H + h) * Nk * Dv;
+      const vBase = headOffset(v, b, h, H);
       // context = rho_k(k)^T v
       context.fill(0);
       for (let j = 0; j < Nk; j++) {

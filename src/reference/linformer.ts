@@ -6,7 +6,7 @@
  * cost is O(Nq * P * D) instead of O(Nq * Nk * D).
  */
 import { softmaxAttention, softmaxWeights, type Visible } from './softmax.js';
-import type { Heads } from '../tensor.js';
+import { headOffset, type Heads } from '../tensor.js';
 import type { Common, Param } from '../validate.js';
 
 /**
@@ -31,39 +31,40 @@ function isPadded(keyPadding: Uint8Array | null, b: number, N: number, j: number
 }
 
 /**
- * `x' = proj · x` along the sequence axis, per batch and head: `[B, H, P, Dx]`.
+ * `x' = proj · x` along the sequence axis, per batch and query head h (the
+ * projection of head h applied to the kv head that h reads): `[B, H, P, Dx]`.
  * Padded rows of x are zeroed first, so they contribute nothing to x'.
  */
-function projectSequence(x: Heads, proj: Param, P: number, keyPadding: Uint8Array | null): Heads {
-  const { B, H, N, D } = x;
+function projectSequence(x: Heads, H: number, proj: Param, P: number, keyPadding: Uint8Array | null): Heads {
+  const { B, N, D } = x;
   const out = new Float32Array(B * H * P * D);
   const acc = new Float64Array(D);
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
-      const xBase = (b * H + h) * N;
+      const xBase = headOffset(x, b, h, H);
       for (let r = 0; r < P; r++) {
         const projRow = h * proj.headStride + r * N;
         acc.fill(0);
         for (let j = 0; j < N; j++) {
           if (isPadded(keyPadding, b, N, j)) continue;
           const w = proj.data[projRow + j];
-          const xOff = (xBase + j) * D;
+          const xOff = xBase + j * D;
           for (let d = 0; d < D; d++) acc[d] += w * x.data[xOff + d];
         }
         out.set(acc, ((b * H + h) * P + r) * D);
       }
     }
   }
-  return { data: out, B, H, N: P, D, rank: 4 };
+  return { data: out, B, H, N: P, D, rank: 4, layout: 'bhnd' };
 }
 
 /** `out = softmax(scale · q K'^T) V'` with `K' = e k`, `V' = f v`: `[B, H, Nq, Dv]`. */
 export function linformerAttention(q: Heads, k: Heads, v: Heads, math: LinformerMath): Float32Array {
   // Linformer's low-rank step: project the Nk keys and values down to P rows
-  const projectedKeys = projectSequence(k, math.e, math.P, math.keyPadding);
-  const projectedValues = projectSequence(v, math.f, math.P, math.keyPadding);
+  const projectedKeys = projectSequence(k, q.H, math.e, math.P, math.keyPadding);
+  const projectedValues = projectSequence(v, q.H, math.f, math.P, math.keyPadding);
   // then ordinary softmax attention of every query over the P projected rows
-  return softmaxAttention(q, projectedKeys, projectedValues, math.scale, everyRow);
+  return softmaxAttention(q, projectedKeys, projectedValues, math, everyRow);
 }
 
 /**
@@ -75,7 +76,7 @@ export function linformerWeights(q: Heads, k: Heads, math: LinformerMath): Float
   const { B, H, N: Nq } = q;
   const Nk = k.N;
   const { P, f } = math;
-  const projected = softmaxWeights(q, projectSequence(k, math.e, P, math.keyPadding), math.scale, everyRow);
+  const projected = softmaxWeights(q, projectSequence(k, H, math.e, P, math.keyPadding), math, everyRow);
   const out = new Float32Array(B * H * Nq * Nk);
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {

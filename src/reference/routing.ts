@@ -6,7 +6,7 @@
  * O(B H C (N log w + w^2 D)) time, no Nq x Nk buffer; the centroids can be
  * fitted by spherical k-means (`fitCentroids`).
  */
-import type { Heads } from '../tensor.js';
+import { headOffset, type Heads } from '../tensor.js';
 import type { Common } from '../validate.js';
 import { Rng } from '../prng.js';
 import { commonVisible, type Visible } from './softmax.js';
@@ -56,7 +56,8 @@ export function nearestCentroid(points: ArrayLike<number>, n: number, centroids:
 }
 
 /**
- * Spherical k-means, one run per head over that head's rows of every batch,
+ * Spherical k-means, one run per query head over that head's rows of every
+ * batch (and those of the kv head it reads, under grouped-query attention),
  * normalised: for each batch in turn its Nq query rows, then its Nk key rows
  * (M = B (Nq + Nk) rows in this order). Initial centroids are C distinct rows
  * picked by a partial Fisher-Yates shuffle of the row indices with one
@@ -77,7 +78,7 @@ export function fitCentroids(q: Heads, k: Heads, clusters: number, iterations: n
     for (let b = 0; b < B; b++) {
       const at = b * (q.N + k.N) * D;
       points.set(unitRows(q.data, (b * H + h) * q.N * D, q.N, D), at);
-      points.set(unitRows(k.data, (b * H + h) * k.N * D, k.N, D), at + q.N * D);
+      points.set(unitRows(k.data, headOffset(k, b, h, H), k.N, D), at + q.N * D);
     }
 
     const order = Int32Array.from({ length: rows }, (_, n) => n);
@@ -154,7 +155,7 @@ function routeHead(q: Heads, k: Heads, s: RoutingSettings, visible: Visible, b: 
   const { D } = q;
   const C = s.centroids.clusters;
   const qBase = (b * q.H + h) * q.N * D;
-  const kBase = (b * k.H + h) * k.N * D;
+  const kBase = headOffset(k, b, h, q.H);
   const queryUnits = unitRows(q.data, qBase, q.N, D);
   const keyUnits = unitRows(k.data, kBase, k.N, D);
   const centroidUnits = unitRows(s.centroids.data, h * s.centroids.headStride, C, D);
@@ -207,7 +208,7 @@ export function routingAttention(q: Heads, k: Heads, v: Heads, s: RoutingSetting
     for (let h = 0; h < H; h++) {
       const sums = new Float64Array(Nq * Dv);
       const joined = new Int32Array(Nq);
-      const vBase = (b * H + h) * k.N * Dv;
+      const vBase = headOffset(v, b, h, H);
       routeHead(q, k, s, visible, b, h, (i, keys, weights, count) => {
         joined[i]++;
         for (let t = 0; t < count; t++) {

@@ -6,7 +6,7 @@
  * attends that sorted block and its own block (2b keys).
  * O(B H (nb^2 D + N nb (D + Dv) + N b (D + Dv))) time, no N x N buffer.
  */
-import type { Heads } from '../tensor.js';
+import { headOffset, type Heads } from '../tensor.js';
 import type { Common } from '../validate.js';
 
 /** The sort network's logits `[B|1, H|1, nb, nb]`. */
@@ -40,11 +40,11 @@ function logSumExp(values: Float64Array, offset: number, count: number, stride: 
   return max + Math.log(sum);
 }
 
-/** `[nb, D]`: row u is the mean of block u of x (batch b, head h), or its first row when `firstRowOnly`. */
-function blockSummaries(x: Heads, b: number, h: number, blockSize: number, firstRowOnly: boolean): Float64Array {
+/** `[nb, D]`: row u is the mean of block u of the head of x that query head h of H reads (batch b), or its first row when `firstRowOnly`. */
+function blockSummaries(x: Heads, b: number, h: number, H: number, blockSize: number, firstRowOnly: boolean): Float64Array {
   const { N, D } = x;
   const nb = N / blockSize;
-  const base = (b * x.H + h) * N * D;
+  const base = headOffset(x, b, h, H);
   const out = new Float64Array(nb * D);
   const rows = firstRowOnly ? 1 : blockSize;
   for (let u = 0; u < nb; u++) {
@@ -64,8 +64,8 @@ function sortLogitsOf(q: Heads, k: Heads, s: SinkhornSettings, b: number, h: num
   }
   // Causal: all queries of block u share S_u, so it may only depend on the block's first query
   // (a later query must not leak into an earlier one's output): qbar_u is that query.
-  const qBar = blockSummaries(q, b, h, s.blockSize, s.causal);
-  const kBar = blockSummaries(k, b, h, s.blockSize, false);
+  const qBar = blockSummaries(q, b, h, q.H, s.blockSize, s.causal);
+  const kBar = blockSummaries(k, b, h, q.H, s.blockSize, false);
   const { D } = q;
   const logits = new Float64Array(nb * nb);
   for (let u = 0; u < nb; u++) {
@@ -118,11 +118,11 @@ export function sortMatrices(q: Heads, k: Heads, s: SinkhornSettings): Float64Ar
   return out;
 }
 
-/** The sorted blocks `x~_(u,r) = sum_t S_ut x_(t*b + r)` of batch b, head h: `[N, D]` in (u, r) order. */
-function sortedRows(x: Heads, S: Float64Array, blockSize: number, b: number, h: number): Float64Array {
+/** The sorted blocks `x~_(u,r) = sum_t S_ut x_(t*b + r)` of batch b, query head h of H: `[N, D]` in (u, r) order. */
+function sortedRows(x: Heads, S: Float64Array, blockSize: number, b: number, h: number, H: number): Float64Array {
   const { N, D } = x;
   const nb = N / blockSize;
-  const base = (b * x.H + h) * N * D;
+  const base = headOffset(x, b, h, H);
   const out = new Float64Array(N * D);
   for (let u = 0; u < nb; u++) {
     for (let t = 0; t < nb; t++) {
@@ -147,8 +147,9 @@ function attendHead(q: Heads, k: Heads, s: SinkhornSettings, S: Float64Array, b:
   const { N, D } = q;
   const bs = s.blockSize;
   const nb = N / bs;
-  const base = (b * q.H + h) * N * D;
-  const sortedKeys = sortedRows(k, S, bs, b, h);
+  const qBase = headOffset(q, b, h, q.H);
+  const kBase = headOffset(k, b, h, q.H);
+  const sortedKeys = sortedRows(k, S, bs, b, h, q.H);
   const hidden = (j: number): boolean => s.keyPadding !== null && s.keyPadding[b * N + j] === 0;
   const weights = new Float64Array(2 * bs);
   const sortedVisible = new Uint8Array(bs);
@@ -162,14 +163,14 @@ function attendHead(q: Heads, k: Heads, s: SinkhornSettings, S: Float64Array, b:
     for (let i = u * bs; i < (u + 1) * bs; i++) {
       const logit = (keys: ArrayLike<number>, offset: number): number => {
         let dot = 0;
-        for (let d = 0; d < D; d++) dot += q.data[base + i * D + d] * keys[offset + d];
+        for (let d = 0; d < D; d++) dot += q.data[qBase + i * D + d] * keys[offset + d];
         return s.scale * dot;
       };
       let max = -Infinity;
       for (let r = 0; r < bs; r++) {
         weights[r] = sortedVisible[r] ? logit(sortedKeys, (u * bs + r) * D) : -Infinity;
         const j = u * bs + r;
-        weights[bs + r] = (s.causal && j > i) || hidden(j) ? -Infinity : logit(k.data, base + j * D);
+        weights[bs + r] = (s.causal && j > i) || hidden(j) ? -Infinity : logit(k.data, kBase + j * D);
         max = Math.max(max, weights[r], weights[bs + r]);
       }
       if (max === -Infinity) {
@@ -197,8 +198,9 @@ export function sinkhornAttention(q: Heads, k: Heads, v: Heads, s: SinkhornSetti
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
       const S = sortMatrix(q, k, s, b, h);
-      const sortedValues = sortedRows(v, S, bs, b, h);
-      const vBase = (b * H + h) * N * Dv;
+      const sortedValues = sortedRows(v, S, bs, b, h, H);
+      const vBase = headOffset(v, b, h, H);
+      const outBase = (b * H + h) * N * Dv;
       attendHead(q, k, s, S, b, h, (i, u, weights) => {
         acc.fill(0);
         for (let r = 0; r < bs; r++) {
@@ -206,7 +208,7 @@ export function sinkhornAttention(q: Heads, k: Heads, v: Heads, s: SinkhornSetti
           const ownOff = vBase + (u * bs + r) * Dv;
           for (let d = 0; d < Dv; d++) acc[d] += weights[r] * sortedValues[sortedOff + d] + weights[bs + r] * v.data[ownOff + d];
         }
-        out.set(acc, vBase + i * Dv);
+        out.set(acc, outBase + i * Dv);
       });
     }
   }

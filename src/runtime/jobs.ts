@@ -46,17 +46,28 @@ export function runJob(exports: Record<string, unknown>, job: Job, scratchPointe
 }
 
 /**
- * Several plans as one (the heads of `mixed`): their parts side by side, each
- * thread with the scratch buffers of them all, their jobs with pointers and
- * scratch references moved to match.
+ * Several plans as one (the heads of `mixed`): their parts side by side (an
+ * input array that several plans share, such as the kv head of a group of
+ * query heads, copied in once), each thread with the scratch buffers of them
+ * all, their jobs with pointers and scratch references moved to match.
  */
 export function combinePlans(what: string, plans: readonly JobPlan[], length: number, gather: (outputs: readonly number[]) => readonly (readonly [number, number])[]): JobPlan {
-  const partStart = plans.map((_, i) => plans.slice(0, i).reduce((n, p) => n + p.parts.length, 0));
+  const parts: FramePart[] = [];
+  const arrayPart = new Map<FramePart, number>();
+  // where each plan's parts sit among the combined ones
+  const partIndex = plans.map((plan) =>
+    plan.parts.map((part) => {
+      if (typeof part !== 'number' && arrayPart.has(part)) return arrayPart.get(part)!;
+      if (typeof part !== 'number') arrayPart.set(part, parts.length);
+      parts.push(part);
+      return parts.length - 1;
+    }),
+  );
   const scratchStart = plans.map((_, i) => plans.slice(0, i).reduce((n, p) => n + p.scratch.length, 0));
-  const slice = (pointers: readonly number[], i: number) => pointers.slice(partStart[i], partStart[i] + plans[i].parts.length);
+  const slice = (pointers: readonly number[], i: number) => partIndex[i].map((at) => pointers[at]);
   return {
     what,
-    parts: plans.flatMap((p) => p.parts),
+    parts,
     output: 0,
     length,
     scratch: plans.flatMap((p) => p.scratch),

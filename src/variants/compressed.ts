@@ -5,8 +5,8 @@
  * optionally preceded by a learned null slot, and queries attend the slots.
  */
 import { compressedAttention, compressedWeights, slotCount, type CompressedMath, type SlotConv } from '../reference/compressed.js';
-import { describe, type Heads, type Tensor } from '../tensor.js';
 import { declareOptions, rejectUnknown } from '../options.js';
+import { describe, headOffset, type Heads, type Tensor } from '../tensor.js';
 import { commonOptions, headParam, parseCommon, requiredNumber, type CommonOptions, type Options } from '../validate.js';
 import { qkvProblem } from './full.js';
 import type { Inputs, Parsed, Variant } from './variant.js';
@@ -122,9 +122,9 @@ export const compressed: Variant<CompressedParsed> = {
     nullValue: { type: '`Tensor`', doc: '`[H|1, Dv]`: the null slot\'s value (with `nullKey`)' },
   }),
   parse(inputs, options) {
-    const { B, H, Nq, Nk, D } = qkvProblem(inputs);
+    const { B, H, Hkv, Nq, Nk, D } = qkvProblem(inputs);
     const Dv = valueFeatures(inputs, options, D);
-    const problem = { B, H, Nq, Nk, D, Dv };
+    const problem = { B, H, Hkv, Nq, Nk, D, Dv };
     const common = parseCommon(options, D, B, Nk);
     const factor = requiredNumber(options, 'factor', { integer: true, min: 1 });
     const convK = parseConv(options.convK, 'options.convK', H, D, 'D', factor);
@@ -210,8 +210,9 @@ function compressedPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: Compr
         const h = bh % H;
         const padRow = pad ? padp + b * Nk : 0;
         const prepare: KernelCall[] = [
-          ['compressedSlots', kp + bh * Nk * D * 4, Nk, D, s, padRow, at(wtK, convK?.weight ?? null, h), at(biasK, convK?.bias ?? null, h), at(nullK, nullKey, h), masked, slotK],
-          ['compressedSlots', vp + bh * Nk * Dv * 4, Nk, Dv, s, padRow, at(wtV, convV?.weight ?? null, h), at(biasV, convV?.bias ?? null, h), at(nullV, nullValue, h), masked, slotV],
+          // the kv head that query head h reads (grouped-query attention: shared, in place), with h's parameters
+          ['compressedSlots', kp + headOffset(k, b, h, H) * 4, Nk, D, s, padRow, at(wtK, convK?.weight ?? null, h), at(biasK, convK?.bias ?? null, h), at(nullK, nullKey, h), masked, slotK],
+          ['compressedSlots', vp + headOffset(v, b, h, H) * 4, Nk, Dv, s, padRow, at(wtV, convV?.weight ?? null, h), at(biasV, convV?.bias ?? null, h), at(nullV, nullValue, h), masked, slotV],
         ];
         if (pad) prepare.push(['compressedSlotPadding', padRow, Nk, s, first, real]);
         prepare.push(['packHead', slotK, slotV, S, D, Dv, D, Dv, pad ? real : 0, pack]);

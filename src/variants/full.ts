@@ -1,50 +1,58 @@
 /**
  * `full`: exact softmax attention, `out_i = sum_j softmax_j(scale q_i . k_j) v_j`
- * over the keys that `causal` and `keyPadding` leave visible. The kernel is
- * tiled with an online softmax (FlashAttention): no Nq x Nk buffer.
+ * over the keys that `causal`, `keyPadding` and `mask` leave visible, with
+ * `softcap` and `bias` on the logits. The kernel is tiled with an online
+ * softmax (FlashAttention): no Nq x Nk buffer.
  */
-import { commonVisible, softmaxAttention, softmaxWeights } from '../reference/softmax.js';
 import { declareOptions } from '../options.js';
+import { hasLogitOptions, parseLogitOptions, scoringOptions, type LogitOptions, type ScoringOptions } from '../model.js';
+import { commonVisible, softmaxAttention, softmaxLogits, softmaxWeights } from '../reference/softmax.js';
 import { checkQKV, commonOptions, parseCommon, type Common, type CommonOptions } from '../validate.js';
 import type { Inputs, Parsed, Problem, Variant } from './variant.js';
 import type { Heads } from '../tensor.js';
-import { hasTerms, headAt, kvHead, termsOf, termsParts, writeTermsCall, type ModelTerms } from '../engine.js';
+import { headAt, kvHead, termsParts, writeTermsCall } from '../engine.js';
 import { rowJobs, type Runtime } from '../runtime/runtime.js';
 import { scratch, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
 
-/** Options of `full`: only the common ones. */
-export type FullOptions = CommonOptions;
+/** Options of `full`: the common ones, and `mask`, `bias`, `softcap`. */
+export interface FullOptions extends CommonOptions, ScoringOptions {}
 
-export interface FullParsed extends Parsed, Common, Partial<ModelTerms> {}
+/** Parsed `full` options: the common ones and `mask`, `bias`, `softcap` ({@link LogitOptions}). */
+export interface FullParsed extends Parsed, Common, LogitOptions {}
 
 /** Shapes of a q/k/v problem; v is optional (weights()). */
 export function qkvProblem(inputs: Inputs): Problem {
   const q = inputs.q as Heads;
   const k = inputs.k as Heads;
   checkQKV(q, k, inputs.v);
-  return { B: q.B, H: q.H, Nq: q.N, Nk: k.N, D: q.D, Dv: inputs.v ? inputs.v.D : q.D };
+  return { B: q.B, H: q.H, Hkv: k.H, Nq: q.N, Nk: k.N, D: q.D, Dv: inputs.v ? inputs.v.D : q.D };
 }
 
 export const full: Variant<FullParsed> = {
   name: 'full',
   inputs: { q: 'required', k: 'required' },
-  options: declareOptions<FullOptions>()({ ...commonOptions }),
+  layoutInPlace: true,
+  options: declareOptions<FullOptions>()({ ...commonOptions, ...scoringOptions }),
   parse(inputs, options) {
     const problem = qkvProblem(inputs);
-    return { problem, ...parseCommon(options, problem.D, problem.B, problem.Nk) };
+    return { problem, ...parseCommon(options, problem.D, problem.B, problem.Nk), ...parseLogitOptions(options, problem) };
   },
   reference({ q, k, v }, p) {
-    return softmaxAttention(q!, k!, v!, p.scale, commonVisible(p, p.problem.Nq, p.problem.Nk));
+    return softmaxAttention(q!, k!, v!, p, commonVisible(p, p.problem.Nq, p.problem.Nk));
   },
   weights({ q, k }, p) {
     const { B, H, Nq, Nk } = p.problem;
-    return { data: softmaxWeights(q!, k!, p.scale, commonVisible(p, Nq, Nk)), dims: [B, H, Nq, Nk] };
+    return { data: softmaxWeights(q!, k!, p, commonVisible(p, Nq, Nk)), dims: [B, H, Nq, Nk] };
+  },
+  logits({ q, k }, p) {
+    const { B, H, Nq, Nk } = p.problem;
+    return { data: softmaxLogits(q!, k!, p, commonVisible(p, Nq, Nk)), dims: [B, H, Nq, Nk] };
   },
   plan(runtime, { q, k, v }, p) {
-    return fullPlan(runtime, q!, k!, v!, p, termsOf(p));
+    return fullPlan(runtime, q!, k!, v!, p, p);
   },
   kernel(runtime, { q, k, v }, p) {
-    return runtime.execute(fullPlan(runtime, q!, k!, v!, p, termsOf(p)));
+    return runtime.execute(fullPlan(runtime, q!, k!, v!, p, p));
   },
 };
 
@@ -54,7 +62,7 @@ export const full: Variant<FullParsed> = {
  * and writing its head's model terms record; q, k, v and the output are
  * read and written in place in either layout.
  */
-export function fullPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, common: Common, terms: ModelTerms): JobPlan {
+export function fullPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, common: Common, terms: LogitOptions): JobPlan {
   const { B, H, N: Nq, D } = q;
   const { H: Hkv, N: Nk } = k;
   const Dv = v.D;
@@ -73,8 +81,8 @@ export function fullPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, common:
         const [b, h] = [Math.floor(bh / H), bh % H];
         const [qh, kh, vh, oh] = [headAt(q, b, h), headAt(k, b, kvHead(h, H, Hkv)), headAt(v, b, kvHead(h, H, Hkv)), headAt(out, b, h)];
         const prepare: KernelCall[] = [['packHead', kp + kh.offset, vp + vh.offset, Nk, D, Dv, kh.ld, vh.ld, pad ? padp + b * Nk : 0, pack]];
-        if (hasTerms(terms)) prepare.push(writeTermsCall(terms, maskp, biasp, b, h, record));
-        const termsArg = hasTerms(terms) ? record : 0;
+        if (hasLogitOptions(terms)) prepare.push(writeTermsCall(terms, maskp, biasp, b, h, record));
+        const termsArg = hasLogitOptions(terms) ? record : 0;
         // each job packs its head again: N (D + Dv) work against its rows' N (D + Dv) per row
         return rowJobs(Nq, Nk, D + Dv).map(([start, end]): Job => [
           ...prepare,

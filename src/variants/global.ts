@@ -4,13 +4,14 @@
  * positions see only the global tokens. Added global tokens (ETC /
  * BigBird-ITC) are rows prepended to q, k, v and named in `tokens`.
  */
-import { parsePatternProblem, patternKernel, patternMask, patternPlan, patternReference, patternWeights, readGlobal, type PatternParsed } from '../patterns.js';
+import { parsePatternProblem, patternKernel, patternLogits, patternMask, patternPlan, patternReference, patternWeights, readGlobal, type PatternParsed } from '../patterns.js';
 import { declareOptions } from '../options.js';
+import { scoringOptions, type ScoringOptions } from '../model.js';
 import { commonOptions, type CommonOptions } from '../validate.js';
 import type { Variant } from './variant.js';
 
 /** Options of `global`. */
-export interface GlobalOptions extends CommonOptions {
+export interface GlobalOptions extends CommonOptions, ScoringOptions {
   /** The global positions: integers in `[0, Nk)`, duplicates ignored. */
   tokens: readonly number[];
 }
@@ -18,8 +19,10 @@ export interface GlobalOptions extends CommonOptions {
 export const global: Variant<PatternParsed> = {
   name: 'global',
   inputs: { q: 'required', k: 'required' },
+  layoutInPlace: true,
   options: declareOptions<GlobalOptions>()({
     ...commonOptions,
+    ...scoringOptions,
     tokens: { type: '`number[]`', doc: 'the global positions, in `[0, Nk)` (duplicates ignored)' },
   }),
   parse(inputs, options) {
@@ -27,6 +30,7 @@ export const global: Variant<PatternParsed> = {
   },
   reference: patternReference,
   weights: patternWeights,
+  logits: patternLogits,
   mask: patternMask,
   plan: patternPlan,
   kernel: patternKernel,

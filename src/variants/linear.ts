@@ -11,9 +11,9 @@ import { Rng, seedOf } from '../prng.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { scratch, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
 import type { WasmTensor } from '../runtime/arena.js';
-import { asTensor, describe, type Heads, type Tensor } from '../tensor.js';
 import { declareOptions, rejectUndeclared } from '../options.js';
-import { asOptions, commonOptions, headParam, optionalNumber, parseCommon, rejectCausal, requiredNumber, type Common, type CommonOptions, type Options } from '../validate.js';
+import { asTensor, describe, headOffset, type Heads, type Tensor } from '../tensor.js';
+import { commonOptions, asOptions, headParam, optionalNumber, parseCommon, rejectCausal, requiredNumber, type Common, type CommonOptions, type Options } from '../validate.js';
 import { qkvProblem } from './full.js';
 import type { Parsed, Variant } from './variant.js';
 
@@ -232,8 +232,9 @@ function linearPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: LinearPar
         const b = Math.floor(bh / H);
         const h = bh % H;
         const qHead = qp + bh * Nq * D * 4;
-        const kHead = kp + bh * Nk * D * 4;
-        const vHead = vp + bh * Nk * Dv * 4;
+        // the kv head that query head h reads (grouped-query attention: shared, in place)
+        const kHead = kp + headOffset(k, b, h, H) * 4;
+        const vHead = vp + headOffset(v, b, h, H) * 4;
         const outHead = out + bh * Nq * Dv * 4;
         const padRow = pad ? padp + b * Nk : 0;
         const job: KernelCall[] = [['linearHead', ctx, kind, D, Dv, F, M, wt.data.length > 0 ? wtp + h * wt.headStride * 4 : 0, p.scale, logEps]];
@@ -388,7 +389,7 @@ export function createLinearState(runtime: Runtime | null, options: LinearStateO
   }
   const rest: Record<string, unknown> = { ...o, causal: true };
   for (const key of STATE_SIZES) delete rest[key];
-  const head = (d: number): Heads => ({ data: new Float32Array(0), B, H, N: 0, D: d, rank: 4 });
+  const head = (d: number): Heads => ({ data: new Float32Array(0), B, H, N: 0, D: d, rank: 4, layout: 'bhnd' });
   const parsed = linear.parse({ q: head(D), k: head(D), v: head(Dv) }, rest, () => {
     throw new Error('linear has no sub-variants');
   });

@@ -6,8 +6,8 @@
  */
 import { linformerAttention, linformerWeights, type LinformerMath } from '../reference/linformer.js';
 import { Rng, seedOf } from '../prng.js';
-import { asTensor, type Heads, type Tensor } from '../tensor.js';
 import { declareOptions } from '../options.js';
+import { asTensor, headOffset, type Heads, type Tensor } from '../tensor.js';
 import { commonOptions, headParam, parseCommon, rejectCausal, requiredNumber, type CommonOptions } from '../validate.js';
 import { qkvProblem } from './full.js';
 import type { Parsed, Variant } from './variant.js';
@@ -91,10 +91,12 @@ export const linformer: Variant<LinformerParsed> = {
 };
 
 /**
- * The SIMD kernel as a plan of one job per batch and head: K' = e k and
+ * The SIMD kernel as a plan of one job per batch and query head: K' = e k and
  * V' = f v by the core GEMM (padded rows zeroed first) into the thread's
  * scratch, then the flash engine over the P projected rows. A head is not
- * split further: its projections cost about as much as its attention.
+ * split further: its projections cost about as much as its attention. The
+ * projections are per query head (e and f have H heads or 1), so under
+ * grouped-query attention each query head projects its shared kv head itself.
  */
 function linformerPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: LinformerParsed): JobPlan {
   const { B, H, Nq, Nk, D, Dv } = p.problem;
@@ -126,8 +128,9 @@ function linformerPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: Linfor
         const b = Math.floor(bh / H);
         const h = bh % H;
         const job: KernelCall[] = [];
-        project(job, ep + h * e.headStride * 4, kp + bh * Nk * D * 4, D, kProj, b);
-        project(job, fp + h * f.headStride * 4, vp + bh * Nk * Dv * 4, Dv, vProj, b);
+        // query head h's projections of the kv head it reads (grouped-query attention: shared, in place)
+        project(job, ep + h * e.headStride * 4, kp + headOffset(k, b, h, H) * 4, D, kProj, b);
+        project(job, fp + h * f.headStride * 4, vp + headOffset(v, b, h, H) * 4, Dv, vProj, b);
         // every projected row is visible: no key padding, not causal
         job.push(['packHead', kProj, vProj, P, D, Dv, D, Dv, 0, pack]);
         const qHead = qp + bh * Nq * D * 4;

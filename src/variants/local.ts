@@ -3,20 +3,24 @@
  * `p - before ..= p + after` (SPEC "Exact and pattern-based"); the softmax
  * runs over those keys only.
  */
-import { parsePatternProblem, patternKernel, patternMask, patternPlan, patternReference, patternWeights, readLocal, type PatternParsed } from '../patterns.js';
+import { parsePatternProblem, patternKernel, patternLogits, patternMask, patternPlan, patternReference, patternWeights, readLocal, type PatternParsed } from '../patterns.js';
 import { declareOptions } from '../options.js';
+import { scoringOptions, type ScoringOptions } from '../model.js';
 import { commonOptions, type CommonOptions } from '../validate.js';
 import type { Variant } from './variant.js';
 
 /**
  * Options of `local`. Give `window`, or `before` and/or `after` (when only
  * one of them is given the other is 0). Other libraries' conventions:
- * Mistral / ONNX `local_window_size = W` is `{ before: W - 1, after: 0,
- * causal: true }`; onnxruntime GroupQueryAttention `W` is `{ before: W,
- * after: 0, causal: true }`; an odd xformers `window_size = W` is
- * `{ window: (W - 1) / 2 }`; Longformer's one-sided `w` is `{ window: w }`.
+ * Mistral's `sliding_window = W` is `{ before: W - 1, after: 0, causal: true }`;
+ * ONNX `Attention` `left_window_size = L`, `right_window_size = R` is
+ * `{ before: L, after: R }` around the operator's causal offset
+ * (`attn.onnxAttention` maps it); onnxruntime GroupQueryAttention
+ * `local_window_size = W` is `{ before: W, after: 0, causal: true }`; an odd
+ * xformers `window_size = W` is `{ window: (W - 1) / 2 }`; Longformer's
+ * one-sided `w` is `{ window: w }`.
  */
-export interface LocalOptions extends CommonOptions {
+export interface LocalOptions extends CommonOptions, ScoringOptions {
   /** Keys on each side of the query position (integer >= 0); `before = after = window`. */
   window?: number;
   /** Keys before the query position (integer >= 0; default 0 when only `after` is given). */
@@ -28,8 +32,10 @@ export interface LocalOptions extends CommonOptions {
 export const local: Variant<PatternParsed> = {
   name: 'local',
   inputs: { q: 'required', k: 'required' },
+  layoutInPlace: true,
   options: declareOptions<LocalOptions>()({
     ...commonOptions,
+    ...scoringOptions,
     window: { type: '`number`', doc: 'keys on each side of the query position, `before = after = window`' },
     before: { type: '`number`', doc: 'keys before the query position (0 when only `after` is given)' },
     after: { type: '`number`', doc: 'keys after the query position (0 when only `before` is given)' },
@@ -39,6 +45,7 @@ export const local: Variant<PatternParsed> = {
   },
   reference: patternReference,
   weights: patternWeights,
+  logits: patternLogits,
   mask: patternMask,
   plan: patternPlan,
   kernel: patternKernel,

@@ -203,7 +203,7 @@ export const lsh: Variant<LshParsed> = {
   parse(inputs, options) {
     const x = inputs.q as Heads;
     checkQKV(x, x, inputs.v);
-    const problem = { B: x.B, H: x.H, Nq: x.N, Nk: x.N, D: x.D, Dv: inputs.v ? inputs.v.D : x.D };
+    const problem = { B: x.B, H: x.H, Hkv: x.H, Nq: x.N, Nk: x.N, D: x.D, Dv: inputs.v ? inputs.v.D : x.D };
     const common = parseCommon(options, x.D, x.B, x.N);
     const bucketSize = requiredNumber(options, 'bucketSize', { integer: true, min: 1 });
     let rotations: LshRotations;

@@ -1,9 +1,11 @@
 /**
- * `mixed`: different attention in different heads. Head h of q, k, v is
- * computed by the variant its spec names, as a one-head problem
- * `[B, 1, N, D]`; the heads' outputs (and `weights()`) are stacked back.
- * `mask()` is per pattern variant, so `mixed` has none.
+ * `mixed`: different attention in different heads. Head h of q (and head
+ * `floor(h / (H / Hkv))` of k, v: grouped-query attention) is computed by the
+ * variant its spec names, as a one-head problem `[B, 1, N, D]`; the heads'
+ * outputs (and `weights()`) are stacked back. `mask()` is per pattern
+ * variant, so `mixed` has none.
  */
+import { parseLogitOptions, scoringOptions, viewOfHead, type LogitOptions, type ScoringOptions } from '../model.js';
 import { describe, type Heads } from '../tensor.js';
 import { declareOptions, rejectUnknown } from '../options.js';
 import { commonOptions, type CommonOptions, type Options } from '../validate.js';
@@ -22,9 +24,11 @@ export interface HeadSpec {
  * Options of `mixed`. Every head is a one-head problem: per-head parameter
  * tensors take a head axis of 1 (or none). The common options given here
  * (`scale`, `causal`, `keyPadding`) apply to every head unless its spec sets
- * its own.
+ * its own; so do `mask`, `bias` (broadcast to `[B, H, Nq, Nk]`, each head
+ * taking its own slice) and `softcap`, which every head must then take
+ * (`full` and the pattern family).
  */
-export interface MixedOptions extends CommonOptions {
+export interface MixedOptions extends CommonOptions, ScoringOptions {
   /** One spec per head, `{ kind: name, ...options }`; exactly H of them. */
   heads: readonly HeadSpec[];
 }
@@ -42,35 +46,51 @@ export interface MixedParsed extends Parsed {
 
 const inherited = ['scale', 'causal', 'keyPadding'] as const;
 
-/** Head h of `[B, H, N, D]` as a contiguous `[B, 1, N, D]`. */
+/** Head h of `[B, H, N, D]` as a contiguous `[B, 1, N, D]` (a view when B = 1, else a copy). */
 function headOf(x: Heads, h: number): Heads {
   const { B, H, N, D } = x;
+  if (B === 1) return { ...x, data: x.data.subarray(h * N * D, (h + 1) * N * D), H: 1, rank: 4 };
   const data = new Float32Array(B * N * D);
   for (let b = 0; b < B; b++) {
     const from = (b * H + h) * N * D;
     data.set(x.data.subarray(from, from + N * D), b * N * D);
   }
-  return { data, B, H: 1, N, D, rank: 4 };
+  return { data, B, H: 1, N, D, rank: 4, layout: 'bhnd' };
 }
 
 /** Head h's shape alone, for parsing (parse reads shapes, never data). */
 function headShape(x: Heads): Heads {
-  return { data: new Float32Array(0), B: x.B, H: 1, N: x.N, D: x.D, rank: 4 };
+  return { data: new Float32Array(0), B: x.B, H: 1, N: x.N, D: x.D, rank: 4, layout: 'bhnd' };
 }
 
-/** The inputs of head h, following what the head's variant reads (shapes only unless withData). */
-function headInputs(inputs: Inputs, h: number, variant: Variant<Parsed>, withData = true): Inputs {
-  const view = (x: Heads) => (withData ? headOf(x, h) : headShape(x));
-  const q = variant.inputs.q === 'ignored' ? null : view(inputs.q as Heads);
-  let k: Heads | null = null;
-  if (variant.inputs.k === 'required') k = view(inputs.k as Heads);
-  else if (variant.inputs.k === 'shared') {
-    if (inputs.k !== inputs.q && inputs.k?.data !== inputs.q?.data) {
-      throw new TypeError(`k: options.heads[${h}] is ${variant.name}, which shares queries and keys, so k must be q itself, received a different tensor`);
+/**
+ * The inputs of each head, following what the head's variant reads (shapes
+ * only unless withData): head h of q, and head `floor(h / (H / Hkv))` of k
+ * and v (grouped-query attention), each kv head taken once for its group.
+ */
+function headSplitter(inputs: Inputs, withData = true): (h: number, variant: Variant<Parsed>) => Inputs {
+  const H = (inputs.q as Heads).H;
+  const taken = new Map<Heads, Map<number, Heads>>();
+  const view = (x: Heads, h: number): Heads => {
+    if (!withData) return headShape(x);
+    const head = Math.floor(h / (H / x.H));
+    const heads = taken.get(x) ?? new Map<number, Heads>();
+    taken.set(x, heads);
+    if (!heads.has(head)) heads.set(head, headOf(x, head));
+    return heads.get(head)!;
+  };
+  return (h, variant) => {
+    const q = variant.inputs.q === 'ignored' ? null : view(inputs.q as Heads, h);
+    let k: Heads | null = null;
+    if (variant.inputs.k === 'required') k = view(inputs.k as Heads, h);
+    else if (variant.inputs.k === 'shared') {
+      if (inputs.k !== inputs.q && inputs.k?.data !== inputs.q?.data) {
+        throw new TypeError(`k: options.heads[${h}] is ${variant.name}, which shares queries and keys, so k must be q itself, received a different tensor`);
+      }
+      k = q;
     }
-    k = q;
-  }
-  return { q, k, v: inputs.v ? view(inputs.v) : null };
+    return { q, k, v: inputs.v ? view(inputs.v, h) : null };
+  };
 }
 
 /** Reruns a head variant's own check, with its `options.x` messages renamed `options.heads[h].x`. */
@@ -84,7 +104,22 @@ function renamed<T>(h: number, run: () => T): T {
   }
 }
 
-function readHead(inputs: Inputs, options: Options, spec: unknown, h: number, lookup: Lookup): HeadPlan {
+/**
+ * Head h's parsed options with the top-level mask, bias and softcap that its
+ * spec does not set itself (the head's slice of the mask and bias).
+ */
+function inheritLogitOptions(parsed: Parsed, shared: LogitOptions, own: Options, h: number, kind: string): Parsed {
+  const inherited: Partial<Record<keyof LogitOptions, unknown>> = {};
+  for (const key of Object.keys(scoringOptions) as (keyof LogitOptions)[]) {
+    const value = shared[key];
+    if (value === null || own[key] !== undefined) continue;
+    if (!(key in parsed)) throw new TypeError(`options.${key}: mixed applies it to every head, but options.heads[${h}].kind is '${kind}', which takes no ${key}`);
+    inherited[key] = typeof value === 'number' ? value : viewOfHead<Uint8Array | Float32Array>(value, h);
+  }
+  return { ...parsed, ...inherited };
+}
+
+function readHead(inputs: Inputs, options: Options, shared: LogitOptions, spec: unknown, h: number, lookup: Lookup): HeadPlan {
   const name = `options.heads[${h}]`;
   if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) {
     throw new TypeError(`${name}: expected a spec { kind, ...options }, received ${describe(spec)}`);
@@ -97,16 +132,17 @@ function readHead(inputs: Inputs, options: Options, spec: unknown, h: number, lo
   const headOptions: Record<string, unknown> = {};
   for (const key of inherited) if (options[key] !== undefined) headOptions[key] = options[key];
   Object.assign(headOptions, own);
-  const parsed = renamed(h, () => variant.parse(headInputs(inputs, h, variant, false), headOptions, lookup));
-  return { variant, parsed };
+  const parsed = renamed(h, () => variant.parse(headSplitter(inputs, false)(h, variant), headOptions, lookup));
+  return { variant, parsed: inheritLogitOptions(parsed, shared, own, h, kind) };
 }
 
 /** Head h of the output is head h's variant (run by `run`) applied to head h of q, k, v. */
 function stackHeads(inputs: Inputs, { problem, heads }: MixedParsed, run: (variant: Variant<Parsed>, head: Inputs, parsed: Parsed) => Float32Array): Float32Array {
   const { B, H, Nq, Dv } = problem;
   const out = new Float32Array(B * H * Nq * Dv);
+  const headInputs = headSplitter(inputs);
   heads.forEach(({ variant, parsed }, h) => {
-    const headOut = run(variant, headInputs(inputs, h, variant), parsed);
+    const headOut = run(variant, headInputs(h, variant), parsed);
     for (let b = 0; b < B; b++) out.set(headOut.subarray(b * Nq * Dv, (b + 1) * Nq * Dv), (b * H + h) * Nq * Dv);
   });
   return out;
@@ -117,6 +153,7 @@ export const mixed: Variant<MixedParsed> = {
   inputs: { q: 'required', k: 'required' },
   options: declareOptions<MixedOptions>()({
     ...commonOptions,
+    ...scoringOptions,
     heads: { type: '`HeadSpec[]`', doc: 'one `{ kind, ...options }` per head, `kind` any variant; the common options here apply to heads that do not set their own' },
   }),
   parse(inputs, options, lookup) {
@@ -127,7 +164,8 @@ export const mixed: Variant<MixedParsed> = {
     if (specs.length !== problem.H) {
       throw new RangeError(`options.heads: expected one spec per head (H = ${problem.H}), received ${specs.length}`);
     }
-    return { problem, heads: specs.map((spec, h) => readHead(inputs, options, spec, h, lookup)) };
+    const shared = parseLogitOptions(options, problem);
+    return { problem, heads: specs.map((spec, h) => readHead(inputs, options, shared, spec, h, lookup)) };
   },
   reference(inputs, parsed) {
     return stackHeads(inputs, parsed, (variant, head, headParsed) => variant.reference(head, headParsed));
@@ -135,9 +173,10 @@ export const mixed: Variant<MixedParsed> = {
   plan(runtime, inputs, parsed) {
     // every head's plan (each head a one-head problem), side by side; the output gathered back as [B, H, Nq, Dv]
     const { B, H, Nq, Dv } = parsed.problem;
+    const headInputs = headSplitter(inputs);
     const plans = parsed.heads.map(({ variant, parsed: headParsed }, h) => {
       if (!variant.plan) throw new TypeError(`options.heads[${h}].kind: ${variant.name} has no kernel plan`);
-      return variant.plan(runtime, headInputs(inputs, h, variant), headParsed);
+      return variant.plan(runtime, headInputs(h, variant), headParsed);
     });
     const rows = Nq * Dv;
     return combinePlans('mixed', plans, B * H * rows, (outputs) =>
@@ -156,8 +195,9 @@ export const mixed: Variant<MixedParsed> = {
   weights(inputs, { problem, heads }): Dense {
     const { B, H, Nq, Nk } = problem;
     const data = new Float32Array(B * H * Nq * Nk);
+    const headInputs = headSplitter(inputs);
     heads.forEach(({ variant, parsed }, h) => {
-      const headWeights = variant.weights(headInputs(inputs, h, variant), parsed);
+      const headWeights = variant.weights(headInputs(h, variant), parsed);
       const [hb, hh, hq, hk] = headWeights.dims;
       if (headWeights.dims.length !== 4 || hb !== B || hh !== 1 || hq !== Nq || hk !== Nk) {
         throw new RangeError(`options.heads[${h}]: weights() of ${variant.name} has dims [${headWeights.dims.join(', ')}], not [B, 1, Nq, Nk] = [${B}, 1, ${Nq}, ${Nk}], so mixed cannot stack it`);

@@ -7,9 +7,9 @@
  */
 import { fitCentroids, nearestCentroid, routingAttention, routingWeights, type RoutingCentroids, type RoutingSettings } from '../reference/routing.js';
 import { Rng, seedOf } from '../prng.js';
-import { asHeads, asTensor, describe, type Heads, type Tensor } from '../tensor.js';
 import { declareOptions, rejectUndeclared } from '../options.js';
-import { asOptions, checkQKV, commonOptions, headParam, optionalNumber, parseCommon, requiredNumber, type Common, type CommonOptions, type Options } from '../validate.js';
+import { asHeads, asTensor, describe, headOffset, type Heads, type Tensor } from '../tensor.js';
+import { commonOptions, asOptions, checkQKV, headParam, optionalNumber, parseCommon, requiredNumber, type Common, type CommonOptions, type Options } from '../validate.js';
 import { qkvProblem } from './full.js';
 import type { Inputs, Parsed, Variant } from './variant.js';
 import type { Runtime } from '../runtime/runtime.js';
@@ -224,7 +224,7 @@ function fitCentroidsInFrame(runtime: Runtime, buffers: FitBuffers, q: Heads, k:
     for (let b = 0; b < B; b++) {
       const at = b * (q.N + k.N) * D;
       points.set(unitRows(q.data, (b * H + h) * q.N * D, q.N, D), at);
-      points.set(unitRows(k.data, (b * H + h) * k.N * D, k.N, D), at + q.N * D);
+      points.set(unitRows(k.data, headOffset(k, b, h, H), k.N, D), at + q.N * D);
     }
     new Float32Array(memory.buffer, buffers.points, M * D).set(points);
     new Float64Array(memory.buffer, buffers.points64, M * D).set(points);
@@ -333,7 +333,8 @@ export function routingPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: R
         const b = Math.floor(bh / H);
         const h = bh % H;
         const qHead = qp + bh * Nq * D * 4;
-        const kHead = kp + bh * Nk * D * 4;
+        // the kv head that query head h reads (grouped-query attention: shared, in place)
+        const kHead = kp + headOffset(k, b, h, H) * 4;
         const job: KernelCall[] = [['routingPrepareCentroids', mu + h * headStride * 4, C, D, muT]];
         for (const [side, N, members] of [[qHead, Nq, qMembers], [kHead, Nk, kMembers]] as const) {
           job.push(['inverseNorms', side, N, D, inv], ['routingRouteStart', N, C, w, route]);
@@ -343,7 +344,7 @@ export function routingPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: R
         job.push(['routingStart', sums, Nq, Dv]);
         for (let c = 0; c < C; c += clustersPerCall) {
           job.push([
-            'routingAttend', qHead, kHead, vp + bh * Nk * Dv * 4, Nq, Nk, D, Dv, scale, causal, pad ? padp + b * Nk : 0,
+            'routingAttend', qHead, kHead, vp + headOffset(v, b, h, H) * 4, Nq, Nk, D, Dv, scale, causal, pad ? padp + b * Nk : 0,
             qMembers, wq, kMembers, wk, work, sums, c, Math.min(C, c + clustersPerCall),
           ]);
         }

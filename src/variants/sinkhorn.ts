@@ -4,8 +4,8 @@
  * block) and its own block. Math: `src/reference/sinkhorn.ts`.
  */
 import { sinkhornAttention, sinkhornWeights, sortMatrices, type SinkhornSettings, type SortLogits } from '../reference/sinkhorn.js';
-import { asTensor, type Tensor } from '../tensor.js';
 import { declareOptions } from '../options.js';
+import { asTensor, headOffset, type Tensor } from '../tensor.js';
 import { commonOptions, optionalNumber, parseCommon, requiredNumber, type Common, type CommonOptions } from '../validate.js';
 import { qkvProblem } from './full.js';
 import { runJob, scratch, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
@@ -122,8 +122,9 @@ function sinkhornPlan(runtime: Runtime, inputs: Inputs, p: SinkhornParsed): JobP
         const batch = Math.floor(bh / H);
         const head = bh % H;
         const qHead = qp + bh * N * D * 4;
-        const kHead = kp + bh * N * D * 4;
-        const vHead = vp + bh * N * Dv * 4;
+        // the kv head that query head h reads (grouped-query attention: shared, in place)
+        const kHead = kp + headOffset(k, batch, head, H) * 4;
+        const vHead = vp + headOffset(v, batch, head, H) * 4;
         const given = logits ? logitsp + (batch * logits.batchStride + head * logits.headStride) * 4 : 0;
         const job: KernelCall[] = [['sinkhornSortMatrix', qHead, kHead, N, b, D, p.scale, p.temperature, p.iterations, causal, given, work]];
         // whole strips of columns per call, so that results do not depend on the split
@@ -184,7 +185,7 @@ export function sinkhornKernelSortMatrices(runtime: Runtime, inputs: Inputs, p: 
       const batch = Math.floor(bh / H);
       const given = logits ? logitsp + (batch * logits.batchStride + (bh % H) * logits.headStride) * 4 : 0;
       const causal = p.causal ? 1 : 0;
-      x.sinkhornSortMatrix(qp + bh * N * D * 4, kp + bh * N * D * 4, N, b, D, p.scale, p.temperature, p.iterations, causal, given, scratch);
+      x.sinkhornSortMatrix(qp + bh * N * D * 4, kp + headOffset(k, batch, bh % H, H) * 4, N, b, D, p.scale, p.temperature, p.iterations, causal, given, scratch);
       // S is the scratch's first part, rows nbPad floats apart
       for (let u = 0; u < nb; u++) {
         const from = scratch / 4 + u * nbPad;

@@ -4,13 +4,14 @@
  * + random (Zaheer et al. 2020), the Sparse Transformer local + strided
  * (Child et al. 2019).
  */
-import { parsePatternProblem, patternKernel, patternMask, patternPlan, patternReference, patternWeights, readPatterns, type Pattern, type PatternParsed } from '../patterns.js';
+import { parsePatternProblem, patternKernel, patternLogits, patternMask, patternPlan, patternReference, patternWeights, readPatterns, type Pattern, type PatternParsed } from '../patterns.js';
 import { declareOptions } from '../options.js';
+import { scoringOptions, type ScoringOptions } from '../model.js';
 import { commonOptions, type CommonOptions } from '../validate.js';
 import type { Variant } from './variant.js';
 
 /** Options of `sparse`. */
-export interface SparseOptions extends CommonOptions {
+export interface SparseOptions extends CommonOptions, ScoringOptions {
   /** The patterns whose union is visible (at least one). */
   patterns: readonly Pattern[];
 }
@@ -18,8 +19,10 @@ export interface SparseOptions extends CommonOptions {
 export const sparse: Variant<PatternParsed> = {
   name: 'sparse',
   inputs: { q: 'required', k: 'required' },
+  layoutInPlace: true,
   options: declareOptions<SparseOptions>()({
     ...commonOptions,
+    ...scoringOptions,
     patterns: { type: '`Pattern[]`', doc: 'the patterns whose union is visible: `local`, `strided`, `global`, `random` (tables below)' },
   }),
   parse(inputs, options) {
@@ -27,6 +30,7 @@ export const sparse: Variant<PatternParsed> = {
   },
   reference: patternReference,
   weights: patternWeights,
+  logits: patternLogits,
   mask: patternMask,
   plan: patternPlan,
   kernel: patternKernel,

@@ -3,13 +3,14 @@
  * position p sees key j when `p - j` is a multiple of `stride` and
  * `|p - j| <= window * stride`; `stride: 1` is a `local` window.
  */
-import { parsePatternProblem, patternKernel, patternMask, patternPlan, patternReference, patternWeights, readStrided, type PatternParsed } from '../patterns.js';
+import { parsePatternProblem, patternKernel, patternLogits, patternMask, patternPlan, patternReference, patternWeights, readStrided, type PatternParsed } from '../patterns.js';
 import { declareOptions } from '../options.js';
+import { scoringOptions, type ScoringOptions } from '../model.js';
 import { commonOptions, type CommonOptions } from '../validate.js';
 import type { Variant } from './variant.js';
 
 /** Options of `strided`. */
-export interface StridedOptions extends CommonOptions {
+export interface StridedOptions extends CommonOptions, ScoringOptions {
   /** Step between visible keys (integer >= 1). */
   stride: number;
   /** Visible keys on each side, counted in strides (integer >= 0); default unbounded. */
@@ -19,8 +20,10 @@ export interface StridedOptions extends CommonOptions {
 export const strided: Variant<PatternParsed> = {
   name: 'strided',
   inputs: { q: 'required', k: 'required' },
+  layoutInPlace: true,
   options: declareOptions<StridedOptions>()({
     ...commonOptions,
+    ...scoringOptions,
     stride: { type: '`number`', doc: 'step between visible keys (1 is a `local` window)' },
     window: { type: '`number`', doc: 'visible keys on each side, counted in strides; default unbounded' },
   }),
@@ -29,6 +32,7 @@ export const strided: Variant<PatternParsed> = {
   },
   reference: patternReference,
   weights: patternWeights,
+  logits: patternLogits,
   mask: patternMask,
   plan: patternPlan,
   kernel: patternKernel,

@@ -201,7 +201,7 @@ export const synthesizer: Variant<SynthesizerParsed> = {
     const logits = build(B, H, Nk);
     // scale is checked like everywhere, then set to 1: the logits are used as they are
     const common = parseCommon(options, 1, B, Nk);
-    const problem: Problem = { B, H, Nq, Nk, D: Dv, Dv };
+    const problem: Problem = { B, H, Hkv: H, Nq, Nk, D: Dv, Dv };
     return { problem, ...common, scale: 1, logits };
   },
   reference({ v }, p) {

@@ -21,7 +21,13 @@ export interface Inputs {
 /** The sizes of one problem, as a variant's `parse` derives them. */
 export interface Problem {
   readonly B: number;
+  /** Query heads (and heads of the output). */
   readonly H: number;
+  /**
+   * Key and value heads: H, or a divisor of H (grouped-query attention,
+   * query head h reads kv head `floor(h / (H / Hkv))`; see `headOffset`).
+   */
+  readonly Hkv: number;
   readonly Nq: number;
   readonly Nk: number;
   readonly D: number;
@@ -46,6 +52,8 @@ export interface Variant<P extends Parsed = Parsed> {
   readonly name: string;
   /** Which inputs the variant reads: `k: 'shared'` means k must be null or q itself. */
   readonly inputs: { readonly q: 'required' | 'ignored'; readonly k: 'required' | 'shared' | 'ignored' };
+  /** Its SIMD kernel reads and writes the `'bnhd'` layout in place (else the facade transposes). */
+  readonly layoutInPlace?: boolean;
   /** Every option the variant accepts (an unknown name is a TypeError before `parse` runs). */
   readonly options: OptionTable;
   /**
@@ -58,6 +66,12 @@ export interface Variant<P extends Parsed = Parsed> {
   reference(inputs: Inputs, parsed: P): Float32Array;
   /** The dense matrix the variant applies (SPEC `weights()`), from the reference math. */
   weights(inputs: Inputs, parsed: P): Dense;
+  /**
+   * The logits the softmax takes, `[B, H, Nq, Nk]`: `softcap(scale q.k) +
+   * bias` at visible pairs, -Infinity at hidden ones (`full` and the pattern
+   * family, from the reference math; the ONNX operator's `qk_matmul_output`).
+   */
+  logits?(inputs: Inputs, parsed: P): Dense;
   /** The `[Nq, Nk]` visibility pattern, for pattern-based variants (batch 0, head 0). */
   mask?(parsed: P): Uint8Array;
   /**
