@@ -15,13 +15,13 @@ import { declareOptions, rejectUndeclared, type OptionTable } from './options.js
 import { Rng, seedOf } from './prng.js';
 import { hasLogitOptions, parseLogitOptions, type LogitOptions, type MaskView } from './model.js';
 import { commonVisible, softmaxAttention, softmaxLogits, softmaxWeights, type Visible } from './reference/softmax.js';
-import { describe, type Heads } from './tensor.js';
+import { describe, headOffset, rowStride, type Heads } from './tensor.js';
 import { parseCommon, positions, requiredNumber, optionalNumber, type Common, type Options } from './validate.js';
 import { qkvProblem } from './variants/full.js';
 import type { Dense, Inputs, Parsed, Problem } from './variants/variant.js';
 import { forRowChunks, type Runtime } from './runtime/runtime.js';
 import { scratch, type JobPlan, type KernelCall } from './runtime/jobs.js';
-import { headAt, kvHead, termsParts, writeTermsCall } from './engine.js';
+import { termsParts, writeTermsCall } from './engine.js';
 
 /**
  * A sliding window: query position p sees keys `p - before ..= p + after`.
@@ -568,7 +568,6 @@ export function patternPlan(runtime: Runtime, inputs: Inputs, parsed: PatternPar
   const k = inputs.k as Heads;
   const v = inputs.v as Heads;
   const { B, H, Nq, Nk, D, Dv } = parsed.problem;
-  const Hkv = k.H;
   const plan = kernelPlan(parsed.patterns, parsed.causal);
   const x = runtime.exports as unknown as PatternKernels & Runtime['exports'];
   const { keyPadding, scale } = parsed;
@@ -600,7 +599,7 @@ export function patternPlan(runtime: Runtime, inputs: Inputs, parsed: PatternPar
         const [b, h] = [Math.floor(bh / H), bh % H];
         const isToken = plan.isToken ? tokens : 0;
         const pad = keyPadding ? padp + b * Nk : 0;
-        const [qh, kh, vh, oh] = [headAt(q, b, h), headAt(k, b, kvHead(h, H, Hkv)), headAt(v, b, kvHead(h, H, Hkv)), headAt(out, b, h)];
+        const [qh, kh, vh, oh] = [q, k, v, out].map((x) => ({ offset: headOffset(x, b, h, H) * 4, ld: rowStride(x) }));
         const [qHead, kHead, vHead] = [qp + qh.offset, kp + kh.offset, vp + vh.offset];
         const job: KernelCall[] = [['patternStart', rows, Nq, Dv]];
         if (hasLogitOptions(terms)) job.push(writeTermsCall(terms, maskp, biasp, b, h, record));

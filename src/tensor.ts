@@ -36,14 +36,23 @@ export interface Heads {
   readonly layout: Layout;
 }
 
+/** The shape of heads, enough to address them. */
+export type HeadShape = Pick<Heads, 'H' | 'N' | 'D' | 'layout'>;
+
 /**
- * Where, in `x.data` (`'bhnd'`), the `[N, D]` rows start that query head h
- * of batch b reads, for a problem of H query heads: x's own head h when x
- * has H heads, else (grouped-query attention, `H mod x.H == 0`) the shared
- * head `floor(h / (H / x.H))`, read in place.
+ * Where, in `x.data`, the N rows start that query head h of batch b reads,
+ * for a problem of H query heads: x's own head h when x has H heads, else
+ * (grouped-query attention, `H mod x.H == 0`) the shared head
+ * `floor(h / (H / x.H))`, read in place. The rows are {@link rowStride} apart.
  */
-export function headOffset(x: Heads, b: number, h: number, H: number): number {
-  return (b * x.H + Math.floor(h / (H / x.H))) * x.N * x.D;
+export function headOffset(x: HeadShape, b: number, h: number, H: number): number {
+  const head = Math.floor(h / (H / x.H));
+  return x.layout === 'bnhd' ? (b * x.N * x.H + head) * x.D : (b * x.H + head) * x.N * x.D;
+}
+
+/** The distance between consecutive rows of a head of x, in floats: D, or H D in the `'bnhd'` layout. */
+export function rowStride(x: HeadShape): number {
+  return x.layout === 'bnhd' ? x.H * x.D : x.D;
 }
 
 /** `TypeError` / `RangeError` message naming the argument and what was expected vs received. */

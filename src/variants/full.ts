@@ -9,8 +9,8 @@ import { hasLogitOptions, parseLogitOptions, scoringOptions, type LogitOptions, 
 import { commonVisible, softmaxAttention, softmaxLogits, softmaxWeights } from '../reference/softmax.js';
 import { checkQKV, commonOptions, parseCommon, type Common, type CommonOptions } from '../validate.js';
 import type { Inputs, Parsed, Problem, Variant } from './variant.js';
-import type { Heads } from '../tensor.js';
-import { headAt, kvHead, termsParts, writeTermsCall } from '../engine.js';
+import { headOffset, rowStride, type Heads } from '../tensor.js';
+import { termsParts, writeTermsCall } from '../engine.js';
 import { rowJobs, type Runtime } from '../runtime/runtime.js';
 import { scratch, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
 
@@ -64,7 +64,7 @@ export const full: Variant<FullParsed> = {
  */
 export function fullPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, common: Common, terms: LogitOptions): JobPlan {
   const { B, H, N: Nq, D } = q;
-  const { H: Hkv, N: Nk } = k;
+  const { N: Nk } = k;
   const Dv = v.D;
   const x = runtime.exports;
   const pad = common.keyPadding;
@@ -79,7 +79,7 @@ export function fullPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, common:
     jobs: ([qp, kp, vp, op, padp, maskp, biasp]) =>
       Array.from({ length: B * H }, (_, bh) => {
         const [b, h] = [Math.floor(bh / H), bh % H];
-        const [qh, kh, vh, oh] = [headAt(q, b, h), headAt(k, b, kvHead(h, H, Hkv)), headAt(v, b, kvHead(h, H, Hkv)), headAt(out, b, h)];
+        const [qh, kh, vh, oh] = [q, k, v, out].map((x) => ({ offset: headOffset(x, b, h, H) * 4, ld: rowStride(x) }));
         const prepare: KernelCall[] = [['packHead', kp + kh.offset, vp + vh.offset, Nk, D, Dv, kh.ld, vh.ld, pad ? padp + b * Nk : 0, pack]];
         if (hasLogitOptions(terms)) prepare.push(writeTermsCall(terms, maskp, biasp, b, h, record));
         const termsArg = hasLogitOptions(terms) ? record : 0;
