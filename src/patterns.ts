@@ -3,9 +3,9 @@
  * `local`, `strided`, `global` and `sparse` are read into normalised
  * {@link PatternRule}s, which say which keys a query position sees. The same
  * descriptions serve the float64 reference (a visibility predicate), `mask()`
- * (the dense `[Nq, Nk]` picture) and the WebAssembly sparse kernel
- * ({@link rowSpans}: the visible keys of one query row as a few spans, never
- * an `Nq x Nk` buffer).
+ * (the dense `[Nq, Nk]` picture), {@link rowSpans} (the visible keys of one
+ * query row as a few spans, never an `Nq x Nk` buffer) and the plans of the
+ * SIMD kernel (src/pattern-kernel.ts).
  *
  * Query row i sits at position `p = i + (Nk - Nq)` (bottom-right aligned, as
  * for `causal`), so a decoding step with one query and a cache of Nk keys
@@ -13,15 +13,12 @@
  */
 import { declareOptions, rejectUndeclared, type OptionTable } from './options.js';
 import { Rng, seedOf } from './prng.js';
-import { hasLogitOptions, parseLogitOptions, type LogitOptions, type MaskView } from './model.js';
+import { parseLogitOptions, type LogitOptions, type MaskView } from './model.js';
 import { commonVisible, softmaxAttention, softmaxLogits, softmaxWeights, type Visible } from './reference/softmax.js';
-import { describe, headOffset, rowStride, type Heads } from './tensor.js';
+import { describe, type Heads } from './tensor.js';
 import { parseCommon, positions, requiredNumber, optionalNumber, type Common, type Options } from './validate.js';
 import { qkvProblem } from './variants/full.js';
 import type { Dense, Inputs, Parsed, Problem } from './variants/variant.js';
-import { forRowChunks, type Runtime } from './runtime/runtime.js';
-import { scratch, type JobPlan, type KernelCall } from './runtime/jobs.js';
-import { termsParts, writeTermsCall } from './engine.js';
 
 /**
  * A sliding window: query position p sees keys `p - before ..= p + after`.
@@ -451,183 +448,4 @@ export function patternLogits(inputs: Inputs, parsed: PatternParsed): Dense {
 /** `mask()`: the `[Nq, Nk]` pattern of batch 0, head 0 (causal, keyPadding and mask included). */
 export function patternMask(parsed: PatternParsed): Uint8Array {
   return buildMask(parsed.patterns, parsed);
-}
-
-// ------------------------------------------------------------- the kernel
-
-/** The pattern kernel's exports (assembly/variants/patterns.ts). */
-interface PatternKernels {
-  patternStateBytes(Nq: number, Dv: number): number;
-  patternStart(rows: number, Nq: number, Dv: number): void;
-  patternFinish(rows: number, Nq: number, Dv: number, out: number, oLd: number): void;
-  patternWindowRows(
-    q: number, Nq: number, Nk: number, D: number, Dv: number, qLd: number, scale: number, causal: number, terms: number,
-    A: number, B: number, isToken: number, pack: number, tile: number, rows: number, rowStart: number, rowEnd: number,
-  ): void;
-  residuePackBytes(Nk: number, D: number, Dv: number, s: number): number;
-  packResidues(k: number, v: number, Nk: number, D: number, Dv: number, kLd: number, vLd: number, s: number, keyPadding: number, pack: number): void;
-  patternStrideRows(
-    q: number, Nq: number, Nk: number, D: number, Dv: number, qLd: number, scale: number, causal: number, terms: number,
-    s: number, reach: number, A: number, B: number, isToken: number, pack: number, tile: number, rows: number,
-    residueStart: number, residueEnd: number,
-  ): void;
-  extraBytes(D: number, Dv: number): number;
-  patternExtraRows(
-    q: number, k: number, v: number, Nq: number, Nk: number, D: number, Dv: number, qLd: number, kLd: number, vLd: number, scale: number, terms: number,
-    offsets: number, keys: number, bits: number, pack: number, gathered: number, tile: number, rows: number,
-    tileStart: number, tileEnd: number,
-  ): void;
-}
-
-/**
- * How the kernel covers a pattern set (see assembly/variants/patterns.ts):
- * the window pass takes the union of the local rules, `[p - A, p + B]`, and
- * whole rows at global positions; the stride pass the strided rule of
- * smallest stride; the extra pass, per query tile of 8 rows, the listed keys
- * (global tokens, random picks, further strided rules) that the other two
- * passes do not take, with a bit per row that sees them.
- */
-export interface KernelPlan {
-  /** Window sides; -1 when there is no local rule. */
-  readonly A: number;
-  readonly B: number;
-  /** `[Nk]` union of the global rules' tokens, or null. */
-  readonly isToken: Uint8Array | null;
-  /** The stride pass's stride and reach (`window * stride`, -1 unbounded), or null. */
-  readonly stride: { readonly s: number; readonly reach: number } | null;
-  /** Extra keys per tile: keys[offsets[t] .. offsets[t + 1]), bits[] the rows of the tile that see each. */
-  readonly extra: { readonly offsets: Int32Array; readonly keys: Int32Array; readonly bits: Uint8Array } | null;
-}
-
-/** Plans the kernel's passes for one pattern set (shared by every batch and head). */
-export function kernelPlan(set: PatternSet, causal: boolean): KernelPlan {
-  const { Nq, Nk, rules } = set;
-  const locals = rules.filter((r): r is LocalRule => r.type === 'local');
-  const A = locals.length ? Math.max(...locals.map((r) => r.before)) : -1;
-  const B = locals.length ? Math.max(...locals.map((r) => r.after)) : -1;
-  const globals = rules.filter((r): r is GlobalRule => r.type === 'global');
-  let isToken: Uint8Array | null = null;
-  if (globals.length) {
-    isToken = new Uint8Array(Nk);
-    for (const g of globals) for (const t of g.tokens) isToken[t] = 1;
-  }
-  const strided = rules.filter((r): r is StridedRule => r.type === 'strided').sort((a, b) => a.stride - b.stride);
-  const main = strided[0];
-  const stride = main ? { s: main.stride, reach: main.window === null ? -1 : main.window * main.stride } : null;
-  const shift = Nk - Nq;
-
-  // what the window and stride passes take
-  const isGlobalRow = (p: number) => isToken !== null && p >= 0 && p < Nk && isToken[p] === 1;
-  const taken = (p: number, j: number): boolean =>
-    isGlobalRow(p) ||
-    (A >= 0 && p - A <= j && j <= p + B) ||
-    (stride !== null && (p - j) % stride.s === 0 && (stride.reach < 0 || Math.abs(p - j) <= stride.reach));
-
-  const randoms = rules.filter((r): r is RandomRule => r.type === 'random');
-  const others = strided.slice(1);
-  if (!globals.length && !randoms.length && !others.length) return { A, B, isToken, stride, extra: null };
-
-  const tiles = Math.ceil(Nq / 8);
-  const offsets = new Int32Array(tiles + 1);
-  const keys: number[] = [];
-  const bits: number[] = [];
-  for (let t = 0; t < tiles; t++) {
-    const seen = new Map<number, number>();
-    for (let r = 0; r < 8 && t * 8 + r < Nq; r++) {
-      const i = t * 8 + r;
-      const p = i + shift;
-      const end = causal ? Math.min(Nk, p + 1) : Nk;
-      const add = (j: number) => {
-        if (j >= 0 && j < end && !taken(p, j)) seen.set(j, (seen.get(j) ?? 0) | (1 << r));
-      };
-      if (isToken) for (const g of globals) g.tokens.forEach(add);
-      for (const rule of randoms) rule.picks.subarray(i * rule.count, (i + 1) * rule.count).forEach(add);
-      for (const rule of others) {
-        const reach = rule.window === null ? Infinity : rule.window * rule.stride;
-        const from = Math.max(0, p - reach);
-        for (let j = from + ((((p - from) % rule.stride) + rule.stride) % rule.stride); j <= Math.min(end - 1, p + reach); j += rule.stride) add(j);
-      }
-    }
-    for (const j of [...seen.keys()].sort((a, b) => a - b)) {
-      keys.push(j);
-      bits.push(seen.get(j)!);
-    }
-    offsets[t + 1] = keys.length;
-  }
-  return { A, B, isToken, stride, extra: { offsets, keys: Int32Array.from(keys), bits: Uint8Array.from(bits) } };
-}
-
-/**
- * The SIMD kernel of every pattern variant as a plan: the passes of
- * {@link kernelPlan}, one job per query head, reading the kv head it shares
- * (grouped-query attention) and every tensor in place in either layout, with
- * the head's model terms (mask, bias, softcap).
- */
-export function patternPlan(runtime: Runtime, inputs: Inputs, parsed: PatternParsed): JobPlan {
-  const q = inputs.q as Heads;
-  const k = inputs.k as Heads;
-  const v = inputs.v as Heads;
-  const { B, H, Nq, Nk, D, Dv } = parsed.problem;
-  const plan = kernelPlan(parsed.patterns, parsed.causal);
-  const x = runtime.exports as unknown as PatternKernels & Runtime['exports'];
-  const { keyPadding, scale } = parsed;
-  const terms = parsed;
-  const causal = parsed.causal ? 1 : 0;
-  const out = { H, N: Nq, D: Dv, layout: q.layout };
-  // the window pass has work when there is a local rule or a global row
-  const windowPass = plan.A >= 0 || plan.isToken !== null;
-  // each thread's own buffers
-  const [pack, residues, tile, rows, gathered, record] = [0, 1, 2, 3, 4, 5].map(scratch);
-  return {
-    what: parsed.patterns.rules.map((r) => r.type).join('+'),
-    parts: [
-      q.data, k.data, v.data, B * H * Nq * Dv * 4, keyPadding ?? 0, plan.isToken ?? 0,
-      plan.extra?.offsets ?? 0, plan.extra?.keys ?? 0, plan.extra?.bits ?? 0, ...termsParts(terms),
-    ],
-    output: 3,
-    length: B * H * Nq * Dv,
-    scratch: [
-      windowPass || plan.extra ? x.packBytes(Nk, D, Dv) : 0,
-      plan.stride ? x.residuePackBytes(Nk, D, Dv, plan.stride.s) : 0,
-      x.groupBytes(D, Dv),
-      x.patternStateBytes(Nq, Dv),
-      plan.extra ? x.extraBytes(D, Dv) : 0,
-      x.termsBytes(),
-    ],
-    jobs: ([qp, kp, vp, op, padp, tokens, offsets, keys, bits, maskp, biasp]) =>
-      Array.from({ length: B * H }, (_, bh) => {
-        const [b, h] = [Math.floor(bh / H), bh % H];
-        const isToken = plan.isToken ? tokens : 0;
-        const pad = keyPadding ? padp + b * Nk : 0;
-        const [qh, kh, vh, oh] = [q, k, v, out].map((x) => ({ offset: headOffset(x, b, h, H) * 4, ld: rowStride(x) }));
-        const [qHead, kHead, vHead] = [qp + qh.offset, kp + kh.offset, vp + vh.offset];
-        const job: KernelCall[] = [['patternStart', rows, Nq, Dv]];
-        if (hasLogitOptions(terms)) job.push(writeTermsCall(terms, maskp, biasp, b, h, record));
-        const termsArg = hasLogitOptions(terms) ? record : 0;
-        if (windowPass || plan.extra) job.push(['packHead', kHead, vHead, Nk, D, Dv, kh.ld, vh.ld, pad, pack]);
-        if (windowPass) {
-          const window = Math.max(1, Math.min(Nk, plan.A + plan.B + 9));
-          forRowChunks(Nq, window, D + Dv, (start, end) =>
-            job.push(['patternWindowRows', qHead, Nq, Nk, D, Dv, qh.ld, scale, causal, termsArg, plan.A, plan.B, isToken, pack, tile, rows, start, end]),
-          );
-        }
-        if (plan.stride) {
-          const { s, reach } = plan.stride;
-          job.push(['packResidues', kHead, vHead, Nk, D, Dv, kh.ld, vh.ld, s, pad, residues]);
-          for (let r = 0; r < Math.min(s, Nk); r++) {
-            job.push(['patternStrideRows', qHead, Nq, Nk, D, Dv, qh.ld, scale, causal, termsArg, s, reach, plan.A, plan.B, isToken, residues, tile, rows, r, r + 1]);
-          }
-        }
-        if (plan.extra) {
-          job.push(['patternExtraRows', qHead, kHead, vHead, Nq, Nk, D, Dv, qh.ld, kh.ld, vh.ld, scale, termsArg, offsets, keys, bits, pack, gathered, tile, rows, 0, Math.ceil(Nq / 8)]);
-        }
-        job.push(['patternFinish', rows, Nq, Dv, op + oh.offset, oh.ld]);
-        return job;
-      }),
-  };
-}
-
-/** The SIMD kernel of every pattern variant: {@link patternPlan} on this thread. */
-export function patternKernel(runtime: Runtime, inputs: Inputs, parsed: PatternParsed): Float32Array {
-  return runtime.execute(patternPlan(runtime, inputs, parsed));
 }

@@ -4,7 +4,8 @@
  * positions see only the global tokens. Added global tokens (ETC /
  * BigBird-ITC) are rows prepended to q, k, v and named in `tokens`.
  */
-import { parsePatternProblem, patternKernel, patternLogits, patternMask, patternPlan, patternReference, patternWeights, readGlobal, type PatternParsed } from '../patterns.js';
+import { parsePatternProblem, patternLogits, patternMask, patternReference, patternWeights, readGlobal, type PatternParsed } from '../patterns.js';
+import { patternKernel, patternPlan } from '../pattern-kernel.js';
 import { declareOptions } from '../options.js';
 import { scoringOptions, type ScoringOptions } from '../model.js';
 import { commonOptions, type CommonOptions } from '../validate.js';

@@ -3,7 +3,8 @@
  * `p - before ..= p + after` (SPEC "Exact and pattern-based"); the softmax
  * runs over those keys only.
  */
-import { parsePatternProblem, patternKernel, patternLogits, patternMask, patternPlan, patternReference, patternWeights, readLocal, type PatternParsed } from '../patterns.js';
+import { parsePatternProblem, patternLogits, patternMask, patternReference, patternWeights, readLocal, type PatternParsed } from '../patterns.js';
+import { patternKernel, patternPlan } from '../pattern-kernel.js';
 import { declareOptions } from '../options.js';
 import { scoringOptions, type ScoringOptions } from '../model.js';
 import { commonOptions, type CommonOptions } from '../validate.js';

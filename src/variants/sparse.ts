@@ -4,7 +4,8 @@
  * + random (Zaheer et al. 2020), the Sparse Transformer local + strided
  * (Child et al. 2019).
  */
-import { parsePatternProblem, patternKernel, patternLogits, patternMask, patternPlan, patternReference, patternWeights, readPatterns, type Pattern, type PatternParsed } from '../patterns.js';
+import { parsePatternProblem, patternLogits, patternMask, patternReference, patternWeights, readPatterns, type Pattern, type PatternParsed } from '../patterns.js';
+import { patternKernel, patternPlan } from '../pattern-kernel.js';
 import { declareOptions } from '../options.js';
 import { scoringOptions, type ScoringOptions } from '../model.js';
 import { commonOptions, type CommonOptions } from '../validate.js';

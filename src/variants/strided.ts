@@ -3,7 +3,8 @@
  * position p sees key j when `p - j` is a multiple of `stride` and
  * `|p - j| <= window * stride`; `stride: 1` is a `local` window.
  */
-import { parsePatternProblem, patternKernel, patternLogits, patternMask, patternPlan, patternReference, patternWeights, readStrided, type PatternParsed } from '../patterns.js';
+import { parsePatternProblem, patternLogits, patternMask, patternReference, patternWeights, readStrided, type PatternParsed } from '../patterns.js';
+import { patternKernel, patternPlan } from '../pattern-kernel.js';
 import { declareOptions } from '../options.js';
 import { scoringOptions, type ScoringOptions } from '../model.js';
 import { commonOptions, type CommonOptions } from '../validate.js';
