@@ -1,7 +1,6 @@
 // SPEC "Attention as models use it": grouped-query heads, layout 'bnhd', and mask / bias /
-// softcap, through the public facade on both backends (full and the pattern family with
-// mask, bias, softcap or GQA run on the float64 reference on wasm until the flash engine
-// reads them; the other variants' kernels read the shared kv heads themselves).
+// softcap, through the public facade on both backends (on wasm every kernel reads the
+// shared kv heads, and the flash engine the terms and the layout, in place).
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createAttention, variantNames, type Attention, type VariantName } from '../dist/index.js';
 import { maxAbsDiff } from './golden.js';
@@ -19,9 +18,6 @@ const q = randn([B, H, N, D], 1);
 const k = randn([B, Hkv, N, D], 2);
 const v = randn([B, Hkv, N, Dv], 3);
 const keyPadding = padding(B, N, 4);
-
-/** Variants whose kernels this suite checks read the shared kv heads (full and the patterns wait for the engine). */
-const kernelReadsGqa = new Set(['routing', 'sinkhorn', 'linformer', 'compressed', 'linear']);
 
 // Per-head parameters keep their leading axis of H query heads.
 const gqaCases: [VariantName, object][] = [
@@ -50,8 +46,22 @@ describe.each(['js', 'wasm'])('grouped-query attention (%s)', (backend) => {
     const repeated = attn.apply(name, q, repeatInterleaveHeads(k, G), repeatInterleaveHeads(v, G), options);
     expect(grouped.dims).toEqual([B, H, N, Dv]);
     // a kernel reading the shared head in place does the repeated call's arithmetic exactly
-    const tolerance = backend === 'wasm' && !kernelReadsGqa.has(name) ? 1e-4 : 0;
-    expect(maxAbsDiff(grouped.data, repeated.data)).toBeLessThanOrEqual(tolerance);
+    expect(maxAbsDiff(grouped.data, repeated.data)).toBe(0);
+  });
+
+  it("needs WebAssembly memory for Hkv heads, not H: no per-query-head copy of k or v", async () => {
+    if (backend === 'js') return; // no WebAssembly memory
+    const [Hq, Nk, Dk] = [8, 2048, 64];
+    const [qm, km, vm] = [randn([1, Hq, 64, Dk], 16), randn([1, 1, Nk, Dk], 17), randn([1, 1, Nk, Dk], 18)];
+    const sizeAfter = async (kx: T, vx: T) => {
+      const fresh = await createAttention({ backend: 'wasm', threads: 1 });
+      fresh.full(qm, kx, vx);
+      return fresh.memory.size;
+    };
+    const grouped = await sizeAfter(km, vm);
+    const repeated = await sizeAfter(repeatInterleaveHeads(km, Hq), repeatInterleaveHeads(vm, Hq));
+    // the repeated call holds 7 more copies of k and v (7 MiB); the grouped one none of them
+    expect(repeated - grouped).toBeGreaterThanOrEqual(2 * (Hq - 1) * Nk * Dk * 4 - 2 ** 16);
   });
 
   it('weights() of grouped heads equal those of repeated heads', () => {
