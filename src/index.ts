@@ -14,7 +14,7 @@ import type { WasmTensor } from './runtime/arena.js';
 import { hasRelaxedSimd, hasSimd, type WasmSource } from './runtime/load.js';
 import { Runtime } from './runtime/runtime.js';
 import { describe, toTensor, type Tensor } from './tensor.js';
-import { asOptions, type CommonOptions } from './validate.js';
+import { asOptions, checkFits, type CommonOptions } from './validate.js';
 import type { LocalOptions } from './variants/local.js';
 import type { StridedOptions } from './variants/strided.js';
 import type { GlobalOptions } from './variants/global.js';
@@ -83,7 +83,7 @@ export interface AttentionInit {
    * Default: the number of cores where shared memory is available (Node
    * always; browsers when the page is `crossOriginIsolated`), else 1; 1 when
    * `wasm` is given (with more, `wasm` must be a shared-memory build:
-   * `attention-shared.wasm` or `attention-relaxed-shared.wasm`).
+   * `attention-shared.wasm` or `attention-relaxed-shared.wasm`). At most 256.
    */
   threads?: number;
 }
@@ -229,12 +229,16 @@ export async function createAttention(init: AttentionInit = {}): Promise<Attenti
   return new Instance(runtime, threads);
 }
 
+/** The most threads a pool starts: each is a worker with its own scratch memory. */
+const MAX_THREADS = 256;
+
 /** init.threads, or the cores where shared memory is available. */
 async function threadCount(requested: unknown): Promise<Threads> {
   if (requested !== undefined) {
     if (typeof requested !== 'number' || !Number.isInteger(requested) || requested < 1) {
       throw new RangeError(`init.threads: expected an integer >= 1, received ${describe(requested)}`);
     }
+    if (requested > MAX_THREADS) throw new RangeError(`init.threads: expected at most ${MAX_THREADS} threads, received ${requested}`);
     return { count: requested, reason: 'init.threads' };
   }
   if (typeof process === 'object' && process.versions?.node) {
@@ -246,6 +250,11 @@ async function threadCount(requested: unknown): Promise<Threads> {
     return { count: navigator.hardwareConcurrency || 1, reason: 'the cores of this machine (the page is cross-origin isolated)' };
   }
   return { count: 1, reason: 'no shared memory: the page is not cross-origin isolated (COOP/COEP headers)' };
+}
+
+/** A typed array, or an array whose items are all numbers. */
+function isNumbers(values: unknown): values is ArrayLike<number> {
+  return (ArrayBuffer.isView(values) && !(values instanceof DataView)) || (Array.isArray(values) && values.every((x) => typeof x === 'number'));
 }
 
 class Instance implements Attention {
@@ -291,6 +300,7 @@ class Instance implements Attention {
     const inputs = readInputs(variant, q, k, v, true);
     const parsed = variant.parse(inputs, asOptions(options), lookup);
     const { B, H, Nq, Dv } = parsed.problem;
+    checkFits(B * H * Nq * Dv * 4, 'q.dims, v.dims', `the output [B, H, Nq, Dv] = [${B}, ${H}, ${Nq}, ${Dv}]`);
     const output = (data: Float32Array) => toTensor(data, B, H, Nq, Dv, (inputs.q ?? inputs.v!).rank);
     // on this thread: the SIMD kernel, or the float64 reference on the JS backend
     const here = () => (this.runtime && variant.kernel ? variant.kernel(this.runtime, inputs, parsed) : variant.reference(inputs, parsed));
@@ -315,7 +325,10 @@ class Instance implements Attention {
   weights(name: VariantName, q: Tensor | null, k: Tensor | null, options?: object): Tensor {
     const variant = lookup(name, 'name');
     const inputs = readInputs(variant, q, k, null, false);
-    const dense = variant.weights(inputs, variant.parse(inputs, asOptions(options), lookup));
+    const parsed = variant.parse(inputs, asOptions(options), lookup);
+    const { B, H, Nq, Nk } = parsed.problem;
+    checkFits(B * H * Nq * Nk * 4, 'q.dims, k.dims', `the matrix [B, H, Nq, Nk] = [${B}, ${H}, ${Nq}, ${Nk}]`);
+    const dense = variant.weights(inputs, parsed);
     return { data: dense.data, dims: [...dense.dims] };
   }
 
@@ -325,6 +338,7 @@ class Instance implements Attention {
     for (const [arg, n] of [['nq', nq], ['nk', nk]] as const) {
       if (!Number.isInteger(n) || n < 0) throw new RangeError(`${arg}: expected an integer >= 0, received ${describe(n)}`);
     }
+    checkFits(nq * nk, 'nq, nk', `the mask [Nq, Nk] = [${nq}, ${nk}]`);
     // the pattern needs only the sizes: shape-only inputs of one batch and head
     const shape = (N: number) => ({ data: new Float32Array(0), B: 1, H: 1, N, D: 1, rank: 2 as const });
     const inputs = { q: shape(nq), k: shape(nk), v: null };
@@ -344,6 +358,10 @@ class Instance implements Attention {
       throw new TypeError(`dims: expected an array of non-negative integers, received ${describe(dims)}`);
     }
     const length = dims.reduce((a: number, b: number) => a * b, 1);
+    checkFits(length * 4, 'dims', `a tensor [${dims.join(', ')}]`);
+    if (values !== undefined && !isNumbers(values)) {
+      throw new TypeError(`values: expected an array or typed array of numbers, received ${describe(values)}`);
+    }
     if (values !== undefined && values.length !== length) {
       throw new RangeError(`values: expected ${length} values for dims [${dims.join(', ')}], received ${values.length}`);
     }

@@ -35,6 +35,12 @@ export function describe(value: unknown): string {
   return typeof value;
 }
 
+/**
+ * WebAssembly memory holds at most 2^30 float32 values, so no axis is longer
+ * (even of an empty tensor: kernels take sizes as 32-bit integers).
+ */
+const MAX_AXIS = 2 ** 30;
+
 function isDim(n: unknown): n is number {
   return typeof n === 'number' && Number.isInteger(n) && n >= 0;
 }
@@ -50,6 +56,9 @@ export function asTensor(value: unknown, name: string): Tensor {
   }
   if (!Array.isArray(dims) || !dims.every(isDim)) {
     throw new TypeError(`${name}.dims: expected an array of non-negative integers, received ${describe(dims)}`);
+  }
+  if (dims.some((n) => n > MAX_AXIS)) {
+    throw new RangeError(`${name}.dims: expected sizes of at most ${MAX_AXIS} (what WebAssembly memory holds), received [${dims.join(', ')}]`);
   }
   const size = dims.reduce((a: number, b: number) => a * b, 1);
   if (size !== data.length) {

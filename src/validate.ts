@@ -4,10 +4,11 @@
  * whose message names the argument and the expected vs received value.
  */
 import { asTensor, describe, type Heads } from './tensor.js';
+import { MEMORY_LIMIT } from './runtime/arena.js';
 
 /** The options every variant accepts (SPEC: "Options common to every variant"). */
 export interface CommonOptions {
-  /** Logit scale; default `1 / sqrt(D)`. */
+  /** Logit scale; default `1 / sqrt(D)`. A finite float32 (the kernels compute in float32). */
   scale?: number;
   /** Key j visible to query i only if `j <= i + (Nk - Nq)` (bottom-right aligned). */
   causal?: boolean;
@@ -33,7 +34,21 @@ export interface NumberRule {
   /** Values must be strictly greater than this. */
   above?: number;
   max?: number;
+  /**
+   * The value reaches the float32 kernels as it is: it must stay finite in
+   * float32 (and above `above` once rounded to float32).
+   */
+  float32?: boolean;
 }
+
+/** The largest finite float32. */
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+/** Iteration counts (`iterations` of sinkhorn and routing) are at most this (SPEC "Errors"). */
+export const MAX_ITERATIONS = 1000;
+
+/** The rule of an `iterations` option. */
+export const iterationCount: NumberRule = { integer: true, min: 0, max: MAX_ITERATIONS };
 
 function checkNumber(value: unknown, name: string, rule: NumberRule): number {
   const kind = rule.integer ? 'an integer' : 'a finite number';
@@ -43,7 +58,21 @@ function checkNumber(value: unknown, name: string, rule: NumberRule): number {
   if (rule.min !== undefined && value < rule.min) throw new RangeError(`${name}: expected ${kind} >= ${rule.min}, received ${value}`);
   if (rule.above !== undefined && value <= rule.above) throw new RangeError(`${name}: expected ${kind} > ${rule.above}, received ${value}`);
   if (rule.max !== undefined && value > rule.max) throw new RangeError(`${name}: expected ${kind} <= ${rule.max}, received ${value}`);
+  if (rule.float32 && (Math.abs(value) > FLOAT32_MAX || (rule.above !== undefined && Math.fround(value) <= rule.above))) {
+    throw new RangeError(`${name}: expected a number that float32 holds (magnitude <= ${FLOAT32_MAX}${rule.above !== undefined ? `, above ${rule.above} once rounded` : ''}), received ${value}`);
+  }
   return value;
+}
+
+/**
+ * Checks that `bytes` fit in WebAssembly memory (what a kernel call can hold),
+ * before anything is allocated: a `RangeError` naming `name`, the argument
+ * whose size asks for them.
+ */
+export function checkFits(bytes: number, name: string, what: string): void {
+  if (bytes > MEMORY_LIMIT) {
+    throw new RangeError(`${name}: ${what} needs ${bytes} bytes, more than the ${MEMORY_LIMIT} bytes WebAssembly memory can address`);
+  }
 }
 
 /** `options[key]` as a number, or `fallback` when absent. */
@@ -85,7 +114,7 @@ export interface Common {
  * default scale is taken from; `B` and `Nk` size the padding mask.
  */
 export function parseCommon(options: Options, D: number, B: number, Nk: number, prefix = 'options'): Common {
-  const scale = optionalNumber(options, 'scale', 1 / Math.sqrt(D), {}, prefix);
+  const scale = optionalNumber(options, 'scale', 1 / Math.sqrt(D), { float32: true }, prefix);
   const causal = optionalBoolean(options, 'causal', false, prefix);
   const pad = options.keyPadding;
   let keyPadding: Uint8Array | null = null;

@@ -12,7 +12,7 @@ import type { Runtime } from '../runtime/runtime.js';
 import { scratch, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
 import type { WasmTensor } from '../runtime/arena.js';
 import { asTensor, describe, type Heads, type Tensor } from '../tensor.js';
-import { asOptions, headParam, optionalNumber, parseCommon, rejectCausal, requiredNumber, type Common, type CommonOptions, type Options } from '../validate.js';
+import { asOptions, checkFits, headParam, optionalNumber, parseCommon, rejectCausal, requiredNumber, type Common, type CommonOptions, type Options } from '../validate.js';
 import { qkvProblem } from './full.js';
 import type { Parsed, Variant } from './variant.js';
 
@@ -90,10 +90,15 @@ function parseProjection(options: Options, featureMap: 'favor' | 'rfa', H: numbe
     throw new TypeError(`options.projection: featureMap '${featureMap}' needs options.projection [H|1, M, D] or options.numFeatures and options.seed, received neither`);
   }
   const M = requiredNumber(options, 'numFeatures', { integer: true, min: 1 });
+  checkFits(M * D * 4, 'options.numFeatures', `the projection [M, D] = [${M}, ${D}]`);
   if (options.seed === undefined) throw new TypeError(`options.seed: required with options.numFeatures to draw the projection, received undefined`);
   const seed = seedOf(options.seed, 'options.seed');
-  const drawn = featureMap === 'favor' ? favorProjection(M, D, seed) : rfaProjection(M, D, seed, optionalNumber(options, 'sigma', 1, { above: 0 }));
-  return { data: drawn.data, headStride: 0, M };
+  if (featureMap === 'favor') return { data: favorProjection(M, D, seed).data, headStride: 0, M };
+  const sigma = optionalNumber(options, 'sigma', 1, { above: 0 });
+  const { data } = rfaProjection(M, D, seed, sigma);
+  // the draws reach float32: a sigma that overflows it would make every feature NaN
+  if (!data.every(Number.isFinite)) throw new RangeError(`options.sigma: the projection drawn with it overflows float32, received ${sigma}`);
+  return { data, headStride: 0, M };
 }
 
 export const linear: Variant<LinearParsed> = {
@@ -367,6 +372,9 @@ export function createLinearState(runtime: Runtime | null, options: LinearStateO
   const parsed = linear.parse({ q: head(D), k: head(D), v: head(Dv) }, rest, () => {
     throw new Error('linear has no sub-variants');
   });
+  // the float64 sums S [B, H, F, Dv], before any of it is allocated
+  const F = featureCountOf(parsed, D);
+  checkFits(B * H * F * Dv * 8, 'options.batch, options.heads, options.dim, options.valueDim', `a state of [B, H, F, Dv] = [${B}, ${H}, ${F}, ${Dv}] float64 sums`);
   const shape = { B, H, D, Dv };
   return runtime ? new WasmLinearState(runtime, parsed, shape) : new JsLinearState(parsed, shape);
 }

@@ -8,7 +8,7 @@
 import { lshAttention, lshWeights, type LshRotations } from '../reference/lsh.js';
 import { Rng, seedOf } from '../prng.js';
 import { asTensor, describe, type Heads, type Tensor } from '../tensor.js';
-import { checkQKV, headParam, parseCommon, requiredNumber, type Common, type CommonOptions, type Options } from '../validate.js';
+import { checkFits, checkQKV, headParam, parseCommon, requiredNumber, type Common, type CommonOptions, type Options } from '../validate.js';
 import type { Parsed, Variant } from './variant.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { Exports } from '../runtime/exports.js';
@@ -22,7 +22,7 @@ import { runJob, scratch, type Job, type JobPlan, type KernelCall } from '../run
  * token can still change which past keys a query sees.
  */
 export interface LshOptions extends CommonOptions {
-  /** c >= 1: the chunk length the bucket-sorted positions are cut into. */
+  /** c >= 1: the chunk length the bucket-sorted positions are cut into (N or more: one chunk per round). */
   bucketSize: number;
   /**
    * The random rotations `[H|1, R, D, nb/2]` (or `[R, D, nb/2]`, shared by
@@ -80,6 +80,7 @@ function drawnRotations(options: Options, D: number): LshRotations {
   const buckets = requiredNumber(options, 'buckets', { integer: true, min: 2 });
   if (buckets % 2 !== 0) throw new RangeError(`options.buckets: expected an even integer >= 2, received ${buckets}`);
   if (options.seed === undefined) throw new TypeError('options.seed: required option is missing (or give options.rotations)');
+  checkFits(rounds * D * (buckets / 2) * 4, 'options.rounds, options.buckets', `the rotations [R, D, nb/2] = [${rounds}, ${D}, ${buckets / 2}]`);
   const seed = seedOf(options.seed, 'options.seed');
   return { data: drawLshRotations(seed, rounds, D, buckets).data, headStride: 0, rounds, buckets };
 }
@@ -196,7 +197,8 @@ export const lsh: Variant<LshParsed> = {
     checkQKV(x, x, inputs.v);
     const problem = { B: x.B, H: x.H, Nq: x.N, Nk: x.N, D: x.D, Dv: inputs.v ? inputs.v.D : x.D };
     const common = parseCommon(options, x.D, x.B, x.N);
-    const bucketSize = requiredNumber(options, 'bucketSize', { integer: true, min: 1 });
+    // a chunk of N or more positions holds the whole round: the same chunks as c = N
+    const bucketSize = Math.min(requiredNumber(options, 'bucketSize', { integer: true, min: 1 }), Math.max(1, x.N));
     let rotations: LshRotations;
     if (options.rotations !== undefined) {
       for (const drawOnly of ['rounds', 'buckets', 'seed']) {
