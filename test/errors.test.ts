@@ -66,7 +66,7 @@ describe('errors that only WebAssembly memory can raise', () => {
     const attn = await createAttention({ backend: 'wasm' });
     const inUse = attn.memory.inUse;
     expect(() => attn.tensor([2 ** 31])).toThrow(RangeError);
-    expect(() => attn.tensor([2 ** 31])).toThrow(/^tensor: needs \d+ bytes of WebAssembly memory, more than the 4294967296 bytes it can address/);
+    expect(() => attn.tensor([2 ** 31])).toThrow(/^dims: a tensor \[2147483648\] needs \d+ bytes, more than the 4294967296 bytes WebAssembly memory can address/);
     expect(attn.memory.inUse).toBe(inUse);
     expect(maxAbsDiff(attn.full(q, k, v).data, (await createAttention({ backend: 'js' })).full(q, k, v).data)).toBeLessThan(1e-4);
   });

@@ -1,0 +1,119 @@
+// Property suite, malformed calls: one place of a valid call (an input, its
+// data or dims, any option at any depth, the options object) holds a
+// hostile value. Each entry point must then throw a TypeError or RangeError
+// naming that place, or, where the SPEC gives the value a meaning, return
+// what that meaning defines, promptly; memory in use returns to its level
+// and the next valid call is exact. A getter that throws the user's own
+// error lets it propagate unchanged (the library does not wrap what it did
+// not raise), with the same guarantees on memory and the next call.
+import { fc, test } from '@fast-check/vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { createAttention, variantNames, type Attention, type VariantName } from '../dist/index.js';
+import { small, takesWeights, validCall, type Call } from './arbitraries.js';
+import { wellConditioned } from './conditioning.js';
+import { FUZZING, fuzzParams } from './fuzz.js';
+import { maxAbsDiff } from './golden.js';
+import { equivalentCall, getAt, hostileArb, namesPath, setAt, UserError, type Path } from './hostile.js';
+
+let one: Attention;
+let two: Attention;
+let js: Attention;
+beforeAll(async () => {
+  one = await createAttention({ backend: 'wasm', threads: 1 });
+  two = await createAttention({ backend: 'wasm', threads: 2 });
+  js = await createAttention({ backend: 'js' });
+});
+afterAll(() => two.dispose());
+
+const bytes = (x: Float32Array) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+const patternVariants = new Set<VariantName>(['local', 'strided', 'global', 'sparse']);
+/** A hostile call on these small problems that takes longer than this is a hang. */
+const PROMPT_MS = 5000;
+
+type Outcome = { ok: Float32Array } | { error: unknown };
+
+async function attempt(run: () => unknown): Promise<Outcome> {
+  const start = performance.now();
+  let outcome: Outcome;
+  try {
+    const result = (await run()) as { data: Float32Array } | Uint8Array;
+    outcome = { ok: result instanceof Uint8Array ? new Float32Array(result) : result.data };
+  } catch (error) {
+    outcome = { error };
+  }
+  expect(performance.now() - start).toBeLessThan(PROMPT_MS);
+  return outcome;
+}
+
+/** A failure must be a TypeError / RangeError naming the place, or the user's own error. */
+function expectNamed(outcome: Outcome, path: Path): void {
+  if (!('error' in outcome)) return;
+  const { error } = outcome;
+  if (error instanceof UserError) return;
+  expect(error instanceof TypeError || error instanceof RangeError, String(error)).toBe(true);
+  expect(namesPath((error as Error).message, path), `${(error as Error).message} should name ${path}`).toBe(true);
+}
+
+/** Every number among the options, at any depth (tensors aside), is of moderate size. */
+function moderate(value: unknown): boolean {
+  if (typeof value === 'number') return Math.abs(value) <= 1e3;
+  if (ArrayBuffer.isView(value) || value === null || typeof value !== 'object') return true;
+  return Object.values(value).every(moderate);
+}
+
+/** A hostile call that ran: what it returned must be what an ordinary call returns. */
+function expectSound(call: Call, equivalent: Call | null, got: Float32Array, reference: Float32Array): void {
+  const { name, q, k, v, options } = equivalent ?? call;
+  if (equivalent) {
+    expect(bytes(got)).toEqual(bytes(one.apply(name, q, k, v, options).data));
+    expect(bytes(reference)).toEqual(bytes(js.apply(name, q, k, v, options).data));
+  } else if (wellConditioned(call) && moderate(call.options)) {
+    expect(maxAbsDiff(got, reference)).toBeLessThanOrEqual(1e-3 * Math.max(1, ...Array.from(reference, Math.abs)));
+  } else {
+    expect(got.every(Number.isFinite)).toBe(true);
+  }
+}
+
+/** mask() takes one batch: the valid call's key padding cut to batch 0. */
+function maskOptions(base: Call, call: Call, path: Path): unknown {
+  const options = call.options as Record<string, unknown> | undefined;
+  const pad = base.options.keyPadding as Uint8Array | undefined;
+  if (!pad || path === 'options' || path.startsWith('options.keyPadding')) return options;
+  return { ...options, keyPadding: pad.subarray(0, base.v.dims[base.v.dims.length - 2]) };
+}
+
+describe('property: hostile values throw a named error or mean what the SPEC says', () => {
+  for (const name of variantNames) {
+    const cases = validCall(name, small).chain((call) => fc.tuple(fc.constant(call), hostileArb(call)));
+    test.prop([cases], fuzzParams(40))(name, async ([base, { path, make }]) => {
+      const value = make(getAt(base, path));
+      const call = setAt(base, path, value);
+      const equivalent = equivalentCall(base, path, value);
+      const baseOut = one.apply(name, base.q, base.k, base.v, base.options).data;
+      const inUse = [one.memory.inUse, two.memory.inUse];
+      const { q, k, v, options } = call;
+
+      const sync = await attempt(() => one.apply(name, q, k, v, options));
+      const pooled = await attempt(() => two.run(name, q, k, v, options));
+      const reference = await attempt(() => js.apply(name, q, k, v, options));
+      for (const outcome of [sync, pooled, reference]) expectNamed(outcome, path);
+      // the backends and entry points agree on whether the call is valid
+      expect('ok' in pooled).toBe('ok' in sync);
+      expect('ok' in reference).toBe('ok' in sync);
+      if ('ok' in sync && 'ok' in pooled && 'ok' in reference) {
+        expect(bytes(pooled.ok)).toEqual(bytes(sync.ok));
+        expectSound(call, equivalent, sync.ok, reference.ok);
+      }
+      if (!path.startsWith('v') && takesWeights(base)) expectNamed(await attempt(() => one.weights(name, q, k, options)), path);
+      if (patternVariants.has(name) && path.startsWith('options')) {
+        const [Nq, Nk] = [base.q!.dims[base.q!.dims.length - 2], base.k!.dims[base.k!.dims.length - 2]];
+        expectNamed(await attempt(() => one.mask(name, Nq, Nk, maskOptions(base, call, path) as object)), path);
+      }
+
+      // memory back at its level, and the next valid call exact
+      expect([one.memory.inUse, two.memory.inUse]).toEqual(inUse);
+      expect(bytes(one.apply(name, base.q, base.k, base.v, base.options).data)).toEqual(bytes(baseOut));
+      expect(bytes((await two.run(name, base.q, base.k, base.v, base.options)).data)).toEqual(bytes(baseOut));
+    }, FUZZING ? 3_600_000 : 60_000);
+  }
+});
