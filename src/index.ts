@@ -13,7 +13,7 @@ import { lookup, variantNames, type VariantName } from './registry.js';
 import type { WasmTensor } from './runtime/arena.js';
 import { hasRelaxedSimd, hasSimd, type WasmSource } from './runtime/load.js';
 import { Runtime } from './runtime/runtime.js';
-import { describe, toTensor, type Tensor } from './tensor.js';
+import { describe, MAX_AXIS, toTensor, type Tensor } from './tensor.js';
 import { asOptions, checkFits, type CommonOptions } from './validate.js';
 import type { LocalOptions } from './variants/local.js';
 import type { StridedOptions } from './variants/strided.js';
@@ -336,7 +336,7 @@ class Instance implements Attention {
     const variant = lookup(name, 'name');
     if (!variant.mask) throw new TypeError(`name: mask() is defined for pattern-based variants, received '${name}'`);
     for (const [arg, n] of [['nq', nq], ['nk', nk]] as const) {
-      if (!Number.isInteger(n) || n < 0) throw new RangeError(`${arg}: expected an integer >= 0, received ${describe(n)}`);
+      if (!Number.isInteger(n) || n < 0 || n > MAX_AXIS) throw new RangeError(`${arg}: expected an integer from 0 to ${MAX_AXIS}, received ${describe(n)}`);
     }
     checkFits(nq * nk, 'nq, nk', `the mask [Nq, Nk] = [${nq}, ${nk}]`);
     // the pattern needs only the sizes: shape-only inputs of one batch and head

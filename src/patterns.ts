@@ -244,6 +244,7 @@ export function positionPicks(seed: number, count: number, p: number, Nk: number
 export function randomPicks(seed: number, count: number, Nq: number, Nk: number): Int32Array {
   const c = Math.min(count, Nk);
   const picks = new Int32Array(Nq * c);
+  if (c === 0) return picks; // nothing to draw: the rows, however many, are empty
   for (let i = 0; i < Nq; i++) picks.set(positionPicks(seed, count, i + Nk - Nq, Nk), i * c);
   return picks;
 }

@@ -39,7 +39,7 @@ export function describe(value: unknown): string {
  * WebAssembly memory holds at most 2^30 float32 values, so no axis is longer
  * (even of an empty tensor: kernels take sizes as 32-bit integers).
  */
-const MAX_AXIS = 2 ** 30;
+export const MAX_AXIS = 2 ** 30;
 
 function isDim(n: unknown): n is number {
   return typeof n === 'number' && Number.isInteger(n) && n >= 0;

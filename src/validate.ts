@@ -75,6 +75,18 @@ export function checkFits(bytes: number, name: string, what: string): void {
   }
 }
 
+/**
+ * The sizes given to a seeded draw (the exported parameter helpers), each an
+ * integer >= 1, and the float32 tensor they make checked to fit in
+ * WebAssembly memory before it is drawn.
+ */
+export function drawSizes(sizes: Readonly<Record<string, unknown>>, prefix: string, floats: (values: number[]) => number): number[] {
+  const keys = Object.keys(sizes);
+  const values = keys.map((key) => requiredNumber(sizes, key, { integer: true, min: 1 }, prefix));
+  checkFits(floats(values) * 4, keys.map((key) => `${prefix}.${key}`).join(', '), `a tensor of ${keys.map((key, i) => `${key} = ${values[i]}`).join(', ')}`);
+  return values;
+}
+
 /** `options[key]` as a number, or `fallback` when absent. */
 export function optionalNumber(options: Options, key: string, fallback: number, rule: NumberRule = {}, prefix = 'options'): number {
   const value = options[key];

@@ -125,3 +125,42 @@ describe('a problem too large for WebAssembly memory is a RangeError naming its 
     }
   });
 });
+
+describe('more of the same kind', () => {
+  it('a freed tensor passed again is read as it is, not overwritten by the call', () => {
+    // the call's own buffers are laid out where the freed queries were
+    const x = randn([40, 2], 8);
+    const keys = randn([40, 2], 9);
+    const values = randn([40, 16], 10);
+    const pinned = one.tensor(x.dims, x.data);
+    const stale = { data: pinned.data, dims: x.dims };
+    pinned.free();
+    expect(bytes(one.full(stale, keys, values).data)).toEqual(bytes(one.full(x, keys, values).data));
+    expect(one.memory.inUse).toBe(0);
+  });
+
+  it('a mixed spec list that contains itself is a TypeError, not a stack overflow', () => {
+    const heads: object[] = [];
+    heads.push({ kind: 'mixed', heads });
+    for (const attn of [one, js]) expect(() => attn.mixed(q, k, v, { heads })).toThrow(/^options\.heads\[0\]\.heads: expected specs that do not contain themselves/);
+  });
+
+  it('mask() of 2^30 rows and no key is empty at once, however many random picks', () => {
+    const start = performance.now();
+    expect(one.mask('sparse', 2 ** 30, 0, { patterns: [{ type: 'random', count: 3, seed: 1 }] })).toEqual(new Uint8Array(0));
+    expect(performance.now() - start).toBeLessThan(3000);
+    expect(() => one.mask('local', 2 ** 31, 0, { window: 1 })).toThrow(/^nq: expected an integer from 0 to 1073741824, received 2147483648/);
+  });
+
+  it('the seeded parameter helpers check their sizes before drawing', async () => {
+    const { favorProjection, linformerProjection, lshRotations, rfaProjection, synthesizerParams } = await import('../dist/index.js');
+    expect(() => linformerProjection(2 ** 20, 2 ** 20, 1)).toThrow(/^linformerProjection\.P, linformerProjection\.N: a tensor of P = 1048576, N = 1048576 needs/);
+    expect(() => favorProjection(2 ** 31, 4, 1)).toThrow(/^favorProjection\.M, favorProjection\.D: a tensor/);
+    expect(() => favorProjection(1, 2 ** 15, 1)).toThrow(/^favorProjection\.M, favorProjection\.D: a tensor/);
+    expect(() => favorProjection(Number.NaN, 4, 1)).toThrow(/^favorProjection\.M: expected an integer, received NaN/);
+    expect(() => rfaProjection(4, 4, 1, -1)).toThrow(/^rfaProjection\.sigma: expected a finite number > 0/);
+    expect(() => lshRotations(1, 1, 4, 3)).toThrow(/^lshRotations\.buckets: expected an even integer/);
+    expect(() => lshRotations(1, 1e300, 4, 2)).toThrow(/^lshRotations\.rounds, lshRotations\.D, lshRotations\.buckets: a tensor/);
+    expect(() => synthesizerParams('random', { Nq: 2 ** 20, Nk: 2 ** 20 }, 1)).toThrow(/^synthesizerParams\.sizes: a matrix \[H, rows, columns\] = \[1, 1048576, 1048576\] needs/);
+  });
+});

@@ -102,9 +102,17 @@ export class Arena {
     }
   }
 
+  /** Whether a view of this memory lies inside a live pinned tensor. */
+  private isPinned(view: Exclude<FramePart, number>): boolean {
+    const end = view.byteOffset + view.byteLength;
+    return this.pinned.some((block) => view.byteOffset >= block.offset && end <= block.offset + block.bytes);
+  }
+
   /** Reserves and fills one frame's parts; the frame is released by the caller. */
-  private reserveFrame(parts: readonly FramePart[], what: string): number[] {
+  private reserveFrame(given: readonly FramePart[], what: string): number[] {
     const start = this.top;
+    // a view of this memory outside every live tensor (a freed one's) is read now, as a copy: the frame may overwrite it
+    const parts = given.map((p) => (typeof p !== 'number' && p.buffer === this.memory.buffer && !this.isPinned(p) ? p.slice() : p));
     // decided before growing: growth detaches the views of tensors already inside
     const inside = parts.map((p) => typeof p !== 'number' && p.buffer === this.memory.buffer);
     let end = start;

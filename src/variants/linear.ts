@@ -12,7 +12,7 @@ import type { Runtime } from '../runtime/runtime.js';
 import { scratch, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
 import type { WasmTensor } from '../runtime/arena.js';
 import { asTensor, describe, type Heads, type Tensor } from '../tensor.js';
-import { asOptions, checkFits, headParam, optionalNumber, parseCommon, rejectCausal, requiredNumber, type Common, type CommonOptions, type Options } from '../validate.js';
+import { asOptions, checkFits, drawSizes, headParam, optionalNumber, parseCommon, rejectCausal, requiredNumber, type Common, type CommonOptions, type Options } from '../validate.js';
 import { qkvProblem } from './full.js';
 import type { Parsed, Variant } from './variant.js';
 
@@ -254,7 +254,9 @@ function linearPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: LinearPar
  * `gaussian_orthogonal_random_matrix`.
  */
 export function favorProjection(M: number, D: number, seed: number): { data: Float32Array; dims: [number, number] } {
-  const rng = new Rng(seed);
+  // the orthogonal blocks, ceil(M / D) of D x D float64 values, are the larger part
+  drawSizes({ M, D }, 'favorProjection', ([m, d]) => Math.max(m * d, 2 * Math.ceil(m / d) * d * d));
+  const rng = new Rng(seedOf(seed, 'favorProjection.seed'));
   const blocks = Math.ceil(M / D);
   const rows = new Float64Array(blocks * D * D);
   for (let block = 0; block < blocks; block++) {
@@ -304,7 +306,9 @@ function orthonormalColumns(g: Float64Array, D: number): Float64Array {
  * times sigma.
  */
 export function rfaProjection(M: number, D: number, seed: number, sigma: number): { data: Float32Array; dims: [number, number] } {
-  const rng = new Rng(seed);
+  drawSizes({ M, D }, 'rfaProjection', ([m, d]) => m * d);
+  requiredNumber({ sigma }, 'sigma', { above: 0 }, 'rfaProjection');
+  const rng = new Rng(seedOf(seed, 'rfaProjection.seed'));
   const data = new Float32Array(M * D);
   for (let i = 0; i < M * D; i++) data[i] = sigma * rng.normal();
   return { data, dims: [M, D] };

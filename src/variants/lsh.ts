@@ -8,7 +8,7 @@
 import { lshAttention, lshWeights, type LshRotations } from '../reference/lsh.js';
 import { Rng, seedOf } from '../prng.js';
 import { asTensor, describe, type Heads, type Tensor } from '../tensor.js';
-import { checkFits, checkQKV, headParam, parseCommon, requiredNumber, type Common, type CommonOptions, type Options } from '../validate.js';
+import { checkFits, checkQKV, drawSizes, headParam, parseCommon, requiredNumber, type Common, type CommonOptions, type Options } from '../validate.js';
 import type { Parsed, Variant } from './variant.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { Exports } from '../runtime/exports.js';
@@ -53,7 +53,9 @@ export interface LshParsed extends Parsed, Common {
  * tensor of standard normals from `Rng(seed)`, row-major, shared by all heads.
  */
 export function drawLshRotations(seed: number, rounds: number, D: number, buckets: number): Tensor {
-  const rng = new Rng(seed);
+  drawSizes({ rounds, D, buckets }, 'lshRotations', ([r, d, nb]) => (r * d * nb) / 2);
+  if (buckets % 2 !== 0) throw new RangeError(`lshRotations.buckets: expected an even integer >= 2, received ${buckets}`);
+  const rng = new Rng(seedOf(seed, 'lshRotations.seed'));
   const data = new Float32Array(rounds * D * (buckets / 2));
   for (let t = 0; t < data.length; t++) data[t] = rng.normal();
   return { data, dims: [rounds, D, buckets / 2] };

@@ -41,6 +41,9 @@ export interface MixedParsed extends Parsed {
 
 const inherited = ['scale', 'causal', 'keyPadding'] as const;
 
+/** The `heads` lists being parsed, outermost first: a spec list that contains itself would recurse forever. */
+const parsing = new Set<unknown>();
+
 /** Head h of `[B, H, N, D]` as a contiguous `[B, 1, N, D]`. */
 function headOf(x: Heads, h: number): Heads {
   const { B, H, N, D } = x;
@@ -121,7 +124,13 @@ export const mixed: Variant<MixedParsed> = {
     if (specs.length !== problem.H) {
       throw new RangeError(`options.heads: expected one spec per head (H = ${problem.H}), received ${specs.length}`);
     }
-    return { problem, heads: specs.map((spec, h) => readHead(inputs, options, spec, h, lookup)) };
+    if (parsing.has(specs)) throw new TypeError('options.heads: expected specs that do not contain themselves, received a list that holds a mixed spec with this very list');
+    parsing.add(specs);
+    try {
+      return { problem, heads: specs.map((spec, h) => readHead(inputs, options, spec, h, lookup)) };
+    } finally {
+      parsing.delete(specs);
+    }
   },
   reference(inputs, parsed) {
     return stackHeads(inputs, parsed, (variant, head, headParsed) => variant.reference(head, headParsed));

@@ -8,7 +8,7 @@
 import { synthesizerAttention, synthesizerWeights, type SynthesizerLogits, type SynthesizerMath } from '../reference/synthesizer.js';
 import { Rng, seedOf } from '../prng.js';
 import { asTensor, describe, type Heads, type Tensor } from '../tensor.js';
-import { asOptions, headParam, parseCommon, requiredNumber, type CommonOptions, type Options, type Param } from '../validate.js';
+import { asOptions, checkFits, headParam, parseCommon, requiredNumber, type CommonOptions, type Options, type Param } from '../validate.js';
 import type { Parsed, Problem, Variant } from './variant.js';
 import { forRowChunks, rowJobs, type Runtime } from '../runtime/runtime.js';
 import { scratch, type Arg, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
@@ -328,6 +328,7 @@ export function synthesizerParams(
   const H = opts.H === undefined ? 1 : size('H');
   const rng = new Rng(seedOf(seed, 'synthesizerParams.seed'));
   const xavier = (rows: number, columns: number): Tensor => {
+    checkFits(H * rows * columns * 4, prefix, `a matrix [H, rows, columns] = [${H}, ${rows}, ${columns}]`);
     const data = new Float32Array(H * rows * columns);
     const std = Math.sqrt(2 / (rows + columns));
     for (let i = 0; i < data.length; i++) data[i] = rng.normal() * std;
