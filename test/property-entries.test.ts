@@ -25,17 +25,21 @@ const int = (min: number, max: number) => fc.integer({ min, max });
 const seedArb = fc.nat({ max: 2 ** 31 - 1 });
 const hostileArb = fc.constantFrom(...hostileValues);
 
-/** A throw must be a TypeError / RangeError naming `path`, or the user's own error. */
-function expectNamedThrow(run: () => unknown, path: string): boolean {
+/** What `run` threw, or undefined. */
+function thrown(run: () => unknown): unknown {
   try {
     run();
-    return false;
+    return undefined;
   } catch (error) {
-    if (error instanceof UserError) return true;
-    expect(error instanceof TypeError || error instanceof RangeError, String(error)).toBe(true);
-    expect(namesPath((error as Error).message, path), `${(error as Error).message} should name ${path}`).toBe(true);
-    return true;
+    return error;
   }
+}
+
+/** An error must be a TypeError / RangeError naming `path`, or the user's own error. */
+function expectNamed(error: unknown, path: string): void {
+  if (error instanceof UserError) return;
+  expect(error instanceof TypeError || error instanceof RangeError, String(error)).toBe(true);
+  expect(namesPath((error as Error).message, path), `${(error as Error).message} should name ${path}`).toBe(true);
 }
 
 /** Options of a recurrent linear state and its sizes. */
@@ -98,25 +102,21 @@ describe('property: linearState steps are the causal linear rows', () => {
       const inUse = one.memory.inUse;
       for (const attn of [one, js]) {
         if (target === 'options') {
-          const state = (() => {
-            try {
-              return attn.linearState({ ...options, [key]: make(options[key]) });
-            } catch (error) {
-              expectNamedThrow(() => {
-                throw error;
-              }, `options.${key}`);
-              return null;
-            }
-          })();
-          state?.dispose();
+          const hostile = make(options[key]);
+          const made = (given: Record<string, unknown>) => thrown(() => attn.linearState(given).dispose());
+          const error = made({ ...options, [key]: hostile });
+          // undefined is absent: the state (or the error) of the options without it
+          if (hostile === undefined) expect(String(error)).toBe(String(made(Object.fromEntries(Object.entries(options).filter(([name]) => name !== key)))));
+          else if (error !== undefined) expectNamed(error, `options.${key}`);
           continue;
         }
         const state = attn.linearState(options);
         const twin = attn.linearState(options);
         const hostile = { ...step, [target]: make(step[target as keyof typeof step]) };
-        const threw = expectNamedThrow(() => state.step(hostile.q, hostile.k, hostile.v, hostile.keyPadding), target);
+        const error = thrown(() => state.step(hostile.q, hostile.k, hostile.v, hostile.keyPadding));
+        if (error !== undefined) expectNamed(error, target);
         // a failed step leaves the state as it was: the next step is exact
-        if (threw) expect(bytes(state.step(step.q, step.k, step.v, step.keyPadding).data)).toEqual(bytes(twin.step(step.q, step.k, step.v, step.keyPadding).data));
+        if (error !== undefined) expect(bytes(state.step(step.q, step.k, step.v, step.keyPadding).data)).toEqual(bytes(twin.step(step.q, step.k, step.v, step.keyPadding).data));
         state.dispose();
         twin.dispose();
       }
@@ -148,15 +148,9 @@ describe('property: fitRoutingCentroids', () => {
       else (args as Record<string, unknown>)[path] = make(valid[path as 'q' | 'k' | 'options']);
       for (const attn of [one, js]) {
         const inUse = attn.memory.inUse;
-        try {
-          const fitted = attn.fitRoutingCentroids(args.q, args.k, args.options as never);
-          // accepted: an ordinary fit (a seed taken modulo 2^32, a valid count)
-          expect(fitted.dims.length).toBe(3);
-        } catch (error) {
-          expectNamedThrow(() => {
-            throw error;
-          }, path);
-        }
+        // accepted, it is an ordinary fit (a seed taken modulo 2^32, a valid count)
+        const error = thrown(() => expect(attn.fitRoutingCentroids(args.q, args.k, args.options as never).dims.length).toBe(3));
+        if (error !== undefined) expectNamed(error, path);
         expect(attn.memory.inUse).toBe(inUse);
         expect(bytes(attn.fitRoutingCentroids(q, k, valid.options as never).data)).toEqual(bytes(js.fitRoutingCentroids(q, k, valid.options as never).data));
       }
@@ -180,15 +174,12 @@ describe('property: tensor() and mask() sizes', () => {
     const inUse = one.memory.inUse;
     const value = make([2, 3]);
     for (const attn of [one, js]) {
-      try {
+      const error = thrown(() => {
         if (path === 'dims') attn.tensor(value as number[]).free();
         else if (path === 'values') attn.tensor([2, 3], value as number[]).free();
         else attn.mask('local', path === 'nq' ? (value as number) : 4, path === 'nk' ? (value as number) : 4, { window: 1 });
-      } catch (error) {
-        expectNamedThrow(() => {
-          throw error;
-        }, path);
-      }
+      });
+      if (error !== undefined) expectNamed(error, path);
     }
     expect(one.memory.inUse).toBe(inUse);
     const q: T = randn([5, 3], 1);

@@ -61,13 +61,34 @@ function moderate(value: unknown): boolean {
   return Object.values(value).every(moderate);
 }
 
-/** A hostile call that ran: what it returned must be what an ordinary call returns. */
-function expectSound(call: Call, equivalent: Call | null, got: Float32Array, reference: Float32Array): void {
-  const { name, q, k, v, options } = equivalent ?? call;
-  if (equivalent) {
-    expect(bytes(got)).toEqual(bytes(one.apply(name, q, k, v, options).data));
-    expect(bytes(reference)).toEqual(bytes(js.apply(name, q, k, v, options).data));
-  } else if (wellConditioned(call) && moderate(call.options)) {
+/** What an error is, leaving out the value it received: its class and the argument it names. */
+const kindOf = (error: unknown) => `${(error as Error)?.constructor?.name}: ${String((error as Error)?.message).split(':')[0]}`;
+
+/** Two outcomes agree: the same bits, or the same kind of error. */
+function expectSame(got: Outcome, want: Outcome): void {
+  if ('ok' in want) {
+    expect('ok' in got, 'error' in got ? String(got.error) : '').toBe(true);
+    if ('ok' in got) expect(bytes(got.ok)).toEqual(bytes(want.ok));
+  } else {
+    expect('error' in got, 'the call it means threw ' + String(want.error)).toBe(true);
+    if ('error' in got) expect(kindOf(got.error)).toBe(kindOf(want.error));
+  }
+}
+
+/**
+ * The outcome of a hostile call that has a meaning: that of the ordinary
+ * call it means (its result, or the error that call raises: an absent
+ * option another one needed), or a RangeError naming the place (the SPEC
+ * lets a value past its meaning be refused).
+ */
+function expectMeaning(got: Outcome, want: Outcome, path: Path): void {
+  if ('error' in got && got.error instanceof RangeError && namesPath(got.error.message, path)) return;
+  expectSame(got, want);
+}
+
+/** A valid call a hostile value made (a 0, a 0.5, a true where they are allowed): its result is an ordinary one. */
+function expectOrdinary(call: Call, got: Float32Array, reference: Float32Array): void {
+  if (wellConditioned(call) && moderate(call.options)) {
     expect(maxAbsDiff(got, reference)).toBeLessThanOrEqual(1e-3 * Math.max(1, ...Array.from(reference, Math.abs)));
   } else {
     expect(got.every(Number.isFinite)).toBe(true);
@@ -91,23 +112,32 @@ describe('property: hostile values throw a named error or mean what the SPEC say
       const equivalent = equivalentCall(base, path, value);
       const baseOut = one.apply(name, base.q, base.k, base.v, base.options).data;
       const inUse = [one.memory.inUse, two.memory.inUse];
-      const { q, k, v, options } = call;
 
-      const sync = await attempt(() => one.apply(name, q, k, v, options));
-      const pooled = await attempt(() => two.run(name, q, k, v, options));
-      const reference = await attempt(() => js.apply(name, q, k, v, options));
-      for (const outcome of [sync, pooled, reference]) expectNamed(outcome, path);
-      // the backends and entry points agree on whether the call is valid
-      expect('ok' in pooled).toBe('ok' in sync);
-      expect('ok' in reference).toBe('ok' in sync);
-      if ('ok' in sync && 'ok' in pooled && 'ok' in reference) {
-        expect(bytes(pooled.ok)).toEqual(bytes(sync.ok));
-        expectSound(call, equivalent, sync.ok, reference.ok);
-      }
-      if (!path.startsWith('v') && takesWeights(base)) expectNamed(await attempt(() => one.weights(name, q, k, options)), path);
-      if (patternVariants.has(name) && path.startsWith('options')) {
-        const [Nq, Nk] = [base.q!.dims[base.q!.dims.length - 2], base.k!.dims[base.k!.dims.length - 2]];
-        expectNamed(await attempt(() => one.mask(name, Nq, Nk, maskOptions(base, call, path) as object)), path);
+      // every entry point, on the hostile call and (where it has a meaning) on the call it means
+      const entries = (c: Call) => {
+        const runs = [() => one.apply(name, c.q, c.k, c.v, c.options), () => two.run(name, c.q, c.k, c.v, c.options), () => js.apply(name, c.q, c.k, c.v, c.options)];
+        if (!path.startsWith('v') && takesWeights(base)) runs.push(() => one.weights(name, c.q, c.k, c.options));
+        if (patternVariants.has(name) && path.startsWith('options')) {
+          const [Nq, Nk] = [base.q!.dims[base.q!.dims.length - 2], base.k!.dims[base.k!.dims.length - 2]];
+          runs.push(() => one.mask(name, Nq, Nk, maskOptions(base, c, path) as object));
+        }
+        return runs;
+      };
+      const outcomes: Outcome[] = [];
+      for (const run of entries(call)) outcomes.push(await attempt(run));
+      const [sync, pooled, reference] = outcomes;
+      if (equivalent) {
+        const meant = entries(equivalent);
+        for (let i = 0; i < outcomes.length; i++) expectMeaning(outcomes[i], await attempt(meant[i]), path);
+      } else {
+        for (const outcome of outcomes) expectNamed(outcome, path);
+        // the backends and entry points agree on whether the call is valid
+        expect('ok' in pooled).toBe('ok' in sync);
+        expect('ok' in reference).toBe('ok' in sync);
+        if ('ok' in sync && 'ok' in pooled && 'ok' in reference) {
+          expect(bytes(pooled.ok)).toEqual(bytes(sync.ok));
+          expectOrdinary(call, sync.ok, reference.ok);
+        }
       }
 
       // memory back at its level, and the next valid call exact

@@ -105,7 +105,7 @@ function parseConv(value: unknown, name: string, H: number, features: number, fe
   const { weight, bias } = value as { weight?: unknown; bias?: unknown };
   if (!given(weight)) throw new TypeError(`${name}.weight: required option is missing (a Conv1d weight [H|1, ${featureName}, ${featureName}, s])`);
   return {
-    weight: headParam(weight, `${name}.weight`, H, [features, features, s], `${featureName}, ${featureName}, s`),
+    weight: headParam(weight, `${name}.weight`, H, [features, features, s], `${featureName}, ${featureName}, options.factor`),
     bias: given(bias) ? headParam(bias, `${name}.bias`, H, [features], featureName) : null,
   };
 }

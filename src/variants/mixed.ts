@@ -5,7 +5,7 @@
  * `mask()` is per pattern variant, so `mixed` has none.
  */
 import { describe, type Heads } from '../tensor.js';
-import type { CommonOptions, Options } from '../validate.js';
+import { parseCommon, type CommonOptions, type Options } from '../validate.js';
 import { qkvProblem } from './full.js';
 import type { Dense, Inputs, Lookup, Parsed, Variant } from './variant.js';
 import { combinePlans } from '../runtime/jobs.js';
@@ -118,6 +118,8 @@ export const mixed: Variant<MixedParsed> = {
   inputs: { q: 'required', k: 'required' },
   parse(inputs, options, lookup) {
     const problem = qkvProblem(inputs);
+    // the options every head inherits are checked here, so that their errors name them where they were given
+    parseCommon(options, problem.D, problem.B, problem.Nk);
     const specs = options.heads;
     if (specs === undefined) throw new TypeError('options.heads: required option is missing');
     if (!Array.isArray(specs)) throw new TypeError(`options.heads: expected an array of head specs, received ${describe(specs)}`);

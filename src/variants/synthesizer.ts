@@ -120,6 +120,16 @@ function group(value: unknown, name: string, fields: string): Options {
   return asOptions(value, name);
 }
 
+/** Runs a check of the parameters against sizes taken from `source`, whose RangeError then says so: either may be the one that is wrong. */
+function sizedBy<T>(source: string, check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    throw new RangeError(`${error.message} (B, H and Nk are those of ${source})`, { cause: error });
+  }
+}
+
 export const synthesizer: Variant<SynthesizerParsed> = {
   name: 'synthesizer',
   inputs: { q: 'ignored', k: 'ignored' },
@@ -187,7 +197,7 @@ export const synthesizer: Variant<SynthesizerParsed> = {
     const H = v ? v.H : Math.max(...heads.map((p) => p.lead));
     const Nk = v ? v.N : ownNk;
     const Dv = v ? v.D : 0;
-    const logits = build(B, H, Nk);
+    const logits = v ? sizedBy('v.dims', () => build(B, H, Nk)) : build(B, H, Nk);
     // scale is checked like everywhere, then set to 1: the logits are used as they are
     const common = parseCommon(options, 1, B, Nk);
     const problem: Problem = { B, H, Nq, Nk, D: Dv, Dv };
