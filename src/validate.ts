@@ -177,14 +177,18 @@ export function sameSize(a: number, b: number, what: string, received: string): 
   if (a !== b) throw new RangeError(`${what}: expected ${a}, received ${b} (${received})`);
 }
 
-/** Checks that q, k, v agree on B and H, k and v on N, and q and k on D. */
-export function checkQKV(q: Heads, k: Heads, v: Heads | null): void {
+/**
+ * Checks that q, k, v agree on B and H, k and v on N, and q and k on D.
+ * `keyName` is the input the keys came from (`q` for lsh's shared ones).
+ */
+export function checkQKV(q: Heads, k: Heads, v: Heads | null, keyName = 'k'): void {
   sameSize(q.B, k.B, 'k.dims: batch size B must match q', `q B = ${q.B}, k B = ${k.B}`);
   sameSize(q.H, k.H, 'k.dims: head count H must match q', `q H = ${q.H}, k H = ${k.H}`);
   sameSize(q.D, k.D, 'k.dims: feature size D must match q', `q D = ${q.D}, k D = ${k.D}`);
   if (v) {
-    sameSize(k.B, v.B, 'v.dims: batch size B must match k', `k B = ${k.B}, v B = ${v.B}`);
-    sameSize(k.H, v.H, 'v.dims: head count H must match k', `k H = ${k.H}, v H = ${v.H}`);
-    sameSize(k.N, v.N, 'v.dims: key count Nk must match k', `k Nk = ${k.N}, v Nk = ${v.N}`);
+    const key = keyName;
+    sameSize(k.B, v.B, `v.dims: batch size B must match ${key}`, `${key} B = ${k.B}, v B = ${v.B}`);
+    sameSize(k.H, v.H, `v.dims: head count H must match ${key}`, `${key} H = ${k.H}, v H = ${v.H}`);
+    sameSize(k.N, v.N, `v.dims: key count Nk must match ${key}`, `${key} Nk = ${k.N}, v Nk = ${v.N}`);
   }
 }

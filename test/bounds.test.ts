@@ -62,7 +62,7 @@ describe('out of range is a RangeError naming the option, before any work', () =
     ['routing iterations above 1000', 'routing', { window: 2, clusters: 2, seed: 1, iterations: 2 ** 31 }, /^options\.iterations: expected an integer <= 1000/],
     ['a scale float32 cannot hold', 'full', { scale: 1e300 }, /^options\.scale: expected a number that float32 holds/],
     ['a temperature that float32 rounds to 0', 'sinkhorn', { blockSize: 2, temperature: 1e-300 }, /^options\.temperature: expected a number that float32 holds/],
-    ['numFeatures past memory', 'linear', { featureMap: 'favor', numFeatures: 2 ** 31, seed: 1 }, /^options\.numFeatures: the projection \[M, D\] = \[2147483648, 4\] needs \d+ bytes/],
+    ['numFeatures past memory', 'linear', { featureMap: 'favor', numFeatures: 2 ** 31, seed: 1 }, /^options\.numFeatures: drawing the projection \[M, D\] = \[2147483648, 4\] needs \d+ bytes/],
     ['buckets past memory', 'lsh', { bucketSize: 2, rounds: 1, buckets: 2 ** 31, seed: 1 }, /^options\.rounds, options\.buckets: the rotations/],
     ['rounds of 1e300', 'lsh', { bucketSize: 2, rounds: 1e300, buckets: 2, seed: 1 }, /^options\.rounds, options\.buckets: the rotations/],
     ['an rfa sigma whose draws overflow float32', 'linear', { featureMap: 'rfa', numFeatures: 4, seed: 1, sigma: 1e300 }, /^options\.sigma: the projection drawn with it overflows float32/],
@@ -162,5 +162,16 @@ describe('more of the same kind', () => {
     expect(() => lshRotations(1, 1, 4, 3)).toThrow(/^lshRotations\.buckets: expected an even integer/);
     expect(() => lshRotations(1, 1e300, 4, 2)).toThrow(/^lshRotations\.rounds, lshRotations\.D, lshRotations\.buckets: a tensor/);
     expect(() => synthesizerParams('random', { Nq: 2 ** 20, Nk: 2 ** 20 }, 1)).toThrow(/^synthesizerParams\.sizes: a matrix \[H, rows, columns\] = \[1, 1048576, 1048576\] needs/);
+  });
+});
+
+describe('numbers at the edge of float32', () => {
+  it('a subnormal eps over keys that are all padded gives zeros, not NaN', () => {
+    for (const featureMap of ['elu', 'relu', 'rfa'] as const) {
+      for (const causal of [false, true]) {
+        const options = { featureMap, eps: 9e-41, causal, keyPadding: new Uint8Array(N), ...(featureMap === 'rfa' ? { numFeatures: 4, seed: 1 } : {}) };
+        for (const attn of [one, js]) expect(attn.linear(q, k, v, options).data).toEqual(new Float32Array(N * 3));
+      }
+    }
   });
 });

@@ -31,8 +31,14 @@ interface TensorLike {
   dims: number[];
 }
 
-const isTensor = (x: unknown): x is TensorLike =>
-  x !== null && typeof x === 'object' && (x as TensorLike).data instanceof Float32Array && Array.isArray((x as TensorLike).dims);
+/** Whether x is a tensor (a hostile getter makes it not one: the test must not throw the user's error itself). */
+function isTensor(x: unknown): x is TensorLike {
+  try {
+    return x !== null && typeof x === 'object' && (x as TensorLike).data instanceof Float32Array && Array.isArray((x as TensorLike).dims);
+  } catch {
+    return false;
+  }
+}
 
 /** Hostile values; those made from the value they replace keep its shape but break one thing. */
 export const hostileValues: readonly ((original: unknown) => unknown)[] = [
@@ -141,7 +147,7 @@ export function equivalentCall(call: Call, path: Path, value: unknown): Call | n
   const last = keys[keys.length - 1];
   if (path === 'options' && (value === undefined || value === null)) return { ...call, options: {} };
   if (path.startsWith('options.') && typeof last === 'string' && (value === undefined || value === null)) {
-    // null is absent for tensors and objects; for numbers and booleans it is a wrong type
+    // null may be absent for tensors and objects (or a wrong type, as the variant reads it); for numbers, strings and booleans it is a wrong type
     if (value === undefined || !isPrimitiveOption(getAt(call, path))) return setAt(call, path, undefined, true);
     return null;
   }
@@ -154,9 +160,24 @@ export function equivalentCall(call: Call, path: Path, value: unknown): Call | n
   return null;
 }
 
-/** Options that are numbers or booleans (null is not absent for them: it is a wrong type, or absent, as the variant reads it). */
+/** Options that are numbers, strings or booleans: null is a wrong type for them, not absent. */
 function isPrimitiveOption(value: unknown): boolean {
-  return typeof value === 'number' || typeof value === 'boolean' || value === undefined;
+  return typeof value === 'number' || typeof value === 'string' || typeof value === 'boolean' || value === undefined;
+}
+
+/**
+ * Whether the hostile value is a sound tensor of another shape (dims that
+ * still hold its data, or a whole tensor that does): the call is then a
+ * conflict between two arguments, and an error may name either of them.
+ */
+export function makesOtherShape(call: Call, path: Path, value: unknown): boolean {
+  const holds = (dims: unknown, length: number) =>
+    Array.isArray(dims) && dims.every((d) => Number.isInteger(d) && d >= 0) && dims.reduce((a: number, b: number) => a * b, 1) === length;
+  if (path.endsWith('.dims')) {
+    const tensor = getAt(call, path.slice(0, -'.dims'.length));
+    return isTensor(tensor) && holds(value, tensor.data.length);
+  }
+  return isTensor(value) && holds(value.dims, value.data.length);
 }
 
 /** A hostile place and value for a call. */

@@ -11,7 +11,7 @@ import { Rng, seedOf } from '../prng.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { scratch, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
 import type { WasmTensor } from '../runtime/arena.js';
-import { asTensor, describe, type Heads, type Tensor } from '../tensor.js';
+import { asTensor, describe, MAX_AXIS, type Heads, type Tensor } from '../tensor.js';
 import { asOptions, checkFits, drawSizes, headParam, optionalNumber, parseCommon, rejectCausal, requiredNumber, type Common, type CommonOptions, type Options } from '../validate.js';
 import { qkvProblem } from './full.js';
 import type { Parsed, Variant } from './variant.js';
@@ -90,7 +90,7 @@ function parseProjection(options: Options, featureMap: 'favor' | 'rfa', H: numbe
     throw new TypeError(`options.projection: featureMap '${featureMap}' needs options.projection [H|1, M, D] or options.numFeatures and options.seed, received neither`);
   }
   const M = requiredNumber(options, 'numFeatures', { integer: true, min: 1 });
-  checkFits(M * D * 4, 'options.numFeatures', `the projection [M, D] = [${M}, ${D}]`);
+  checkFits((featureMap === 'favor' ? favorDrawFloats(M, D) : M * D) * 4, 'options.numFeatures', `drawing the projection [M, D] = [${M}, ${D}]`);
   if (options.seed === undefined) throw new TypeError(`options.seed: required with options.numFeatures to draw the projection, received undefined`);
   const seed = seedOf(options.seed, 'options.seed');
   if (featureMap === 'favor') return { data: favorProjection(M, D, seed).data, headStride: 0, M };
@@ -254,8 +254,7 @@ function linearPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: LinearPar
  * `gaussian_orthogonal_random_matrix`.
  */
 export function favorProjection(M: number, D: number, seed: number): { data: Float32Array; dims: [number, number] } {
-  // the orthogonal blocks, ceil(M / D) of D x D float64 values, are the larger part
-  drawSizes({ M, D }, 'favorProjection', ([m, d]) => Math.max(m * d, 2 * Math.ceil(m / d) * d * d));
+  drawSizes({ M, D }, 'favorProjection', ([m, d]) => favorDrawFloats(m, d));
   const rng = new Rng(seedOf(seed, 'favorProjection.seed'));
   const blocks = Math.ceil(M / D);
   const rows = new Float64Array(blocks * D * D);
@@ -272,6 +271,11 @@ export function favorProjection(M: number, D: number, seed: number): { data: Flo
     for (let d = 0; d < D; d++) data[m * D + d] = norm * rows[m * D + d];
   }
   return { data, dims: [M, D] };
+}
+
+/** Float32 values' worth of memory drawing `favorProjection(M, D)` takes: its ceil(M / D) orthogonal D x D float64 blocks, or the result. */
+function favorDrawFloats(M: number, D: number): number {
+  return Math.max(M * D, 2 * Math.ceil(M / D) * D * D);
 }
 
 /**
@@ -360,10 +364,12 @@ const STATE_SIZES = ['batch', 'heads', 'dim', 'valueDim'] as const;
  */
 export function createLinearState(runtime: Runtime | null, options: LinearStateOptions): LinearState {
   const o = asOptions(options) as Options;
-  const D = requiredNumber(o, 'dim', { integer: true, min: 1 });
-  const B = optionalNumber(o, 'batch', 1, { integer: true, min: 1 });
-  const H = optionalNumber(o, 'heads', 1, { integer: true, min: 1 });
-  const Dv = optionalNumber(o, 'valueDim', D, { integer: true, min: 1 });
+  // sizes of the tokens' axes, as long as a tensor's may be
+  const size = { integer: true, min: 1, max: MAX_AXIS };
+  const D = requiredNumber(o, 'dim', size);
+  const B = optionalNumber(o, 'batch', 1, size);
+  const H = optionalNumber(o, 'heads', 1, size);
+  const Dv = optionalNumber(o, 'valueDim', D, size);
   for (const key of ['causal', 'keyPadding'] as const) {
     if (o[key] !== undefined) throw new RangeError(`options.${key}: a recurrent state is causal and takes keyPadding per step, received ${key} = ${describe(o[key])}`);
   }

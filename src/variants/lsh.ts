@@ -196,7 +196,7 @@ export const lsh: Variant<LshParsed> = {
   inputs: { q: 'required', k: 'shared' },
   parse(inputs, options) {
     const x = inputs.q as Heads;
-    checkQKV(x, x, inputs.v);
+    checkQKV(x, x, inputs.v, 'q');
     const problem = { B: x.B, H: x.H, Nq: x.N, Nk: x.N, D: x.D, Dv: inputs.v ? inputs.v.D : x.D };
     const common = parseCommon(options, x.D, x.B, x.N);
     // a chunk of N or more positions holds the whole round: the same chunks as c = N

@@ -202,8 +202,10 @@ export const sinkhorn: Variant<SinkhornParsed> = {
     const { B, H, Nq, Nk, D } = problem;
     if (Nk !== Nq) throw new RangeError(`k.dims: sinkhorn needs as many keys as queries, expected Nk = ${Nq}, received ${Nk}`);
     const common: Common = parseCommon(options, D, B, Nk);
-    const blockSize = requiredNumber(options, 'blockSize', { integer: true, min: 1 });
-    if (Nq % blockSize !== 0) throw new RangeError(`options.blockSize: expected a divisor of N = ${Nq}, received ${blockSize}`);
+    const given = requiredNumber(options, 'blockSize', { integer: true, min: 1 });
+    if (Nq % given !== 0) throw new RangeError(`options.blockSize: expected a divisor of N = ${Nq}, received ${given}`);
+    // N = 0 has no block whatever the size divides it: 1 keeps the kernels' sizes small
+    const blockSize = Nq === 0 ? 1 : given;
     const temperature = optionalNumber(options, 'temperature', 0.75, { above: 0, float32: true });
     const iterations = optionalNumber(options, 'iterations', 7, iterationCount);
     const sortLogits = options.sortLogits === undefined ? null : givenSortLogits(options.sortLogits, B, H, Nq / blockSize);
