@@ -175,3 +175,23 @@ describe('numbers at the edge of float32', () => {
     }
   });
 });
+
+describe('undefined is absent everywhere', () => {
+  it('a mixed head whose keyPadding is undefined inherits the call-wide one', () => {
+    const keyPadding = Uint8Array.from([1, 0, 1, 0, 1, 1, 0, 1]);
+    const heads = [{ kind: 'full', keyPadding: undefined }];
+    for (const attn of [one, js]) {
+      expect(bytes(attn.mixed(q, k, v, { keyPadding, heads }).data)).toEqual(bytes(attn.mixed(q, k, v, { keyPadding, heads: [{ kind: 'full' }] }).data));
+    }
+  });
+});
+
+describe('a head that cannot take an inherited option names where it was given', () => {
+  it('causal given to every head, refused by a linformer head', () => {
+    const heads = [{ kind: 'linformer', e: randn([1, 2, N], 11) }];
+    for (const attn of [one, js]) {
+      expect(() => attn.mixed(q, k, v, { causal: true, heads })).toThrow(/^options\.causal \(given to options\.heads\[0\]\): linformer cannot be causal, received true/);
+      expect(() => attn.mixed(q, k, v, { heads: [{ ...heads[0], causal: true }] })).toThrow(/^options\.heads\[0\]\.causal: linformer cannot be causal/);
+    }
+  });
+});

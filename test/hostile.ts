@@ -146,6 +146,8 @@ export function equivalentCall(call: Call, path: Path, value: unknown): Call | n
   const keys = keysOf(path);
   const last = keys[keys.length - 1];
   if (path === 'options' && (value === undefined || value === null)) return { ...call, options: {} };
+  // a mixed head's null keyPadding is its own "no padding", not the inherited one: an ordinary call
+  if (value === null && path.startsWith('options.heads[') && last === 'keyPadding') return null;
   if (path.startsWith('options.') && typeof last === 'string' && (value === undefined || value === null)) {
     // null may be absent for tensors and objects (or a wrong type, as the variant reads it); for numbers, strings and booleans it is a wrong type
     if (value === undefined || !isPrimitiveOption(getAt(call, path))) return setAt(call, path, undefined, true);

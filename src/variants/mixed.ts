@@ -75,13 +75,21 @@ function headInputs(inputs: Inputs, h: number, variant: Variant<Parsed>, withDat
   return { q, k, v: inputs.v ? view(inputs.v) : null };
 }
 
-/** Reruns a head variant's own check, with its `options.x` messages renamed `options.heads[h].x`. */
-function renamed<T>(h: number, run: () => T): T {
+/**
+ * Reruns a head variant's own check, with its `options.x` messages renamed
+ * `options.heads[h].x`, or, for an option the head inherited, `options.x
+ * (given to options.heads[h])`: the name of the place where it was given.
+ */
+function renamed<T>(h: number, inheritedKeys: readonly string[], run: () => T): T {
   try {
     return run();
   } catch (error) {
     if (!(error instanceof TypeError || error instanceof RangeError) || !error.message.startsWith('options')) throw error;
-    const message = `options.heads[${h}]${error.message.slice('options'.length)}`;
+    const names = (key: string) => error.message.startsWith(`options.${key}`) && /^[:. ]/.test(error.message.slice(`options.${key}`.length));
+    const key = inheritedKeys.find(names);
+    const message = key
+      ? `options.${key} (given to options.heads[${h}])${error.message.slice(`options.${key}`.length)}`
+      : `options.heads[${h}]${error.message.slice('options'.length)}`;
     throw error instanceof TypeError ? new TypeError(message, { cause: error }) : new RangeError(message, { cause: error });
   }
 }
@@ -97,8 +105,10 @@ function readHead(inputs: Inputs, options: Options, spec: unknown, h: number, lo
   const variant = lookup(kind, `${name}.kind`);
   const headOptions: Record<string, unknown> = {};
   for (const key of inherited) if (options[key] !== undefined) headOptions[key] = options[key];
-  Object.assign(headOptions, own);
-  const parsed = renamed(h, () => variant.parse(headInputs(inputs, h, variant, false), headOptions, lookup));
+  // a head's option set to undefined is absent: it inherits
+  for (const [key, value] of Object.entries(own)) if (value !== undefined) headOptions[key] = value;
+  const inheritedKeys = inherited.filter((key) => options[key] !== undefined && own[key] === undefined);
+  const parsed = renamed(h, inheritedKeys, () => variant.parse(headInputs(inputs, h, variant, false), headOptions, lookup));
   return { variant, parsed };
 }
 
