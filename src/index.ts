@@ -10,14 +10,15 @@
  */
 import { readInputs } from './inputs.js';
 import { inBhnd, outputInLayout, readLayout } from './layout.js';
+import { firstHeadOf } from './model.js';
 import { onnxAttention, type OnnxAttentionAttributes, type OnnxAttentionInputs, type OnnxAttentionOutputs } from './onnx/attention.js';
 import { lookup, parseOptions, variantNames, type VariantName } from './registry.js';
 import type { WasmTensor } from './runtime/arena.js';
 import { hasRelaxedSimd, hasSimd, type WasmSource } from './runtime/load.js';
 import { Runtime } from './runtime/runtime.js';
-import { describe, toTensor, type Tensor } from './tensor.js';
+import { describe, MAX_AXIS, toTensor, type Tensor } from './tensor.js';
 import { declareOptions, rejectUndeclared } from './options.js';
-import { asOptions } from './validate.js';
+import { asOptions, checkFits } from './validate.js';
 import type { FullOptions } from './variants/full.js';
 import type { LocalOptions } from './variants/local.js';
 import type { StridedOptions } from './variants/strided.js';
@@ -89,7 +90,7 @@ export interface AttentionInit {
    * Default: the number of cores where shared memory is available (Node
    * always; browsers when the page is `crossOriginIsolated`), else 1; 1 when
    * `wasm` is given (with more, `wasm` must be a shared-memory build:
-   * `attention-shared.wasm` or `attention-relaxed-shared.wasm`).
+   * `attention-shared.wasm` or `attention-relaxed-shared.wasm`). At most 256.
    */
   threads?: number;
 }
@@ -216,7 +217,10 @@ export interface Attention {
    */
   weights(name: VariantName, q: Tensor | null, k: Tensor | null, options?: object): Tensor;
 
-  /** The `[Nq, Nk]` visibility pattern (1 = visible) of a pattern-based variant. */
+  /**
+   * The `[Nq, Nk]` visibility pattern (1 = visible) of a pattern-based variant:
+   * batch 0 and head 0 of `causal`, `keyPadding` and `mask` included.
+   */
   mask(name: VariantName, nq: number, nk: number, options?: object): Uint8Array;
 
   /**
@@ -271,12 +275,16 @@ export async function createAttention(init: AttentionInit = {}): Promise<Attenti
   return new Instance(runtime, threads);
 }
 
+/** The most threads a pool starts: each is a worker with its own scratch memory. */
+const MAX_THREADS = 256;
+
 /** init.threads, or the cores where shared memory is available. */
 async function threadCount(requested: unknown): Promise<Threads> {
   if (requested !== undefined) {
     if (typeof requested !== 'number' || !Number.isInteger(requested) || requested < 1) {
       throw new RangeError(`init.threads: expected an integer >= 1, received ${describe(requested)}`);
     }
+    if (requested > MAX_THREADS) throw new RangeError(`init.threads: expected at most ${MAX_THREADS} threads, received ${requested}`);
     return { count: requested, reason: 'init.threads' };
   }
   if (typeof process === 'object' && process.versions?.node) {
@@ -288,6 +296,11 @@ async function threadCount(requested: unknown): Promise<Threads> {
     return { count: navigator.hardwareConcurrency || 1, reason: 'the cores of this machine (the page is cross-origin isolated)' };
   }
   return { count: 1, reason: 'no shared memory: the page is not cross-origin isolated (COOP/COEP headers)' };
+}
+
+/** A typed array, or an array whose items are all numbers. */
+function isNumbers(values: unknown): values is ArrayLike<number> {
+  return (ArrayBuffer.isView(values) && !(values instanceof DataView)) || (Array.isArray(values) && values.every((x) => typeof x === 'number'));
 }
 
 class Instance implements Attention {
@@ -343,6 +356,7 @@ class Instance implements Attention {
     const inPlace = runtime !== null && v !== null && variant.layoutInPlace === true;
     const inputs = inPlace ? read : inBhnd(read);
     const { B, H, Nq, Dv } = parsed.problem;
+    checkFits(B * H * Nq * Dv * 4, 'q.dims, v.dims', `the output [B, H, Nq, Dv] = [${B}, ${H}, ${Nq}, ${Dv}]`);
     const output = (data: Float32Array) =>
       toTensor(inPlace ? data : outputInLayout(data, B, H, Nq, Dv, layout), B, H, Nq, Dv, (inputs.q ?? inputs.v!).rank, layout);
     // the SIMD kernel, or the float64 reference on the JS backend
@@ -370,6 +384,8 @@ class Instance implements Attention {
     const { variant, inputs, parsed } = this.prepare(name, q, k, null, options);
     const read = variant[kind];
     if (!read) throw new TypeError(`name: ${kind}() is defined for full and the pattern-based variants, received '${name}'`);
+    const { B, H, Nq, Nk } = parsed.problem;
+    checkFits(B * H * Nq * Nk * 4, 'q.dims, k.dims', `the matrix [B, H, Nq, Nk] = [${B}, ${H}, ${Nq}, ${Nk}]`);
     const dense = read.call(variant, inputs, parsed);
     return { data: dense.data, dims: [...dense.dims] };
   }
@@ -396,12 +412,15 @@ class Instance implements Attention {
     const variant = lookup(name, 'name');
     if (!variant.mask) throw new TypeError(`name: mask() is defined for pattern-based variants, received '${name}'`);
     for (const [arg, n] of [['nq', nq], ['nk', nk]] as const) {
-      if (!Number.isInteger(n) || n < 0) throw new RangeError(`${arg}: expected an integer >= 0, received ${describe(n)}`);
+      if (!Number.isInteger(n) || n < 0 || n > MAX_AXIS) throw new RangeError(`${arg}: expected an integer from 0 to ${MAX_AXIS}, received ${describe(n)}`);
     }
-    // the pattern needs only the sizes: shape-only inputs of one batch and head
+    checkFits(nq * nk, 'nq, nk', `the mask [Nq, Nk] = [${nq}, ${nk}]`);
+    // the pattern needs only the sizes: shape-only inputs of one batch and head, and that head's mask and bias
     const shape = (N: number) => ({ data: new Float32Array(0), B: 1, H: 1, N, D: 1, rank: 2 as const, layout: 'bhnd' as const });
     const inputs = { q: shape(nq), k: shape(nk), v: null };
-    return variant.mask(parseOptions(variant, inputs, options));
+    const given = asOptions(options);
+    const firstHead = { ...given, mask: firstHeadOf(given.mask), bias: firstHeadOf(given.bias) };
+    return variant.mask(parseOptions(variant, inputs, firstHead));
   }
 
   linearState(options: LinearStateOptions): LinearState {
@@ -417,6 +436,10 @@ class Instance implements Attention {
       throw new TypeError(`dims: expected an array of non-negative integers, received ${describe(dims)}`);
     }
     const length = dims.reduce((a: number, b: number) => a * b, 1);
+    checkFits(length * 4, 'dims', `a tensor [${dims.join(', ')}]`);
+    if (values !== undefined && !isNumbers(values)) {
+      throw new TypeError(`values: expected an array or typed array of numbers, received ${describe(values)}`);
+    }
     if (values !== undefined && values.length !== length) {
       throw new RangeError(`values: expected ${length} values for dims [${dims.join(', ')}], received ${values.length}`);
     }

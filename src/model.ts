@@ -126,6 +126,20 @@ export function parseLogitOptions(options: Options, shape: LogitShape, prefix = 
   return { mask, bias, softcap };
 }
 
+/**
+ * A well-formed mask or bias of rank 3 or 4 as its batch 0, head 0 slice
+ * `[Nq|1, Nk|1]`, for `mask()`, which draws one batch and head; anything
+ * else is given back as it is, for the parser to judge.
+ */
+export function firstHeadOf(value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  const { data, dims } = value as { data?: unknown; dims?: unknown };
+  if (!(data instanceof Uint8Array || data instanceof Float32Array) || !Array.isArray(dims) || dims.length < 3) return value;
+  if (!dims.every((d) => Number.isInteger(d) && d >= 0) || dims.reduce((a: number, b: number) => a * b, 1) !== data.length) return value;
+  const [rows, keys] = dims.slice(-2) as [number, number];
+  return { data: data.subarray(0, rows * keys), dims: [rows, keys] };
+}
+
 /** Does the call use any of them? */
 export function hasLogitOptions(parsed: LogitOptions): boolean {
   return parsed.mask !== null || parsed.bias !== null || parsed.softcap !== null;

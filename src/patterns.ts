@@ -41,7 +41,7 @@ export interface LocalPattern {
  */
 export interface StridedPattern {
   readonly type: 'strided';
-  /** Step between visible keys (integer >= 1; 1 is a `local` window). */
+  /** Step between visible keys (integer >= 1; 1 is a `local` window; past the sequence, only `j = p`). */
   readonly stride: number;
   /** Visible keys on each side, counted in strides (integer >= 0); default unbounded. */
   readonly window?: number;
@@ -260,6 +260,7 @@ export function positionPicks(seed: number, count: number, p: number, Nk: number
 export function randomPicks(seed: number, count: number, Nq: number, Nk: number): Int32Array {
   const c = Math.min(count, Nk);
   const picks = new Int32Array(Nq * c);
+  if (c === 0) return picks; // nothing to draw: the rows, however many, are empty
   for (let i = 0; i < Nq; i++) picks.set(positionPicks(seed, count, i + Nk - Nq, Nk), i * c);
   return picks;
 }
@@ -419,11 +420,34 @@ export interface PatternParsed extends Parsed, Common, LogitOptions {
   readonly patterns: PatternSet;
 }
 
+/**
+ * A rule whose reach is cut to what an `Nq x Nk` problem can use, seeing the
+ * same keys: query position p and key j are less than `span` apart, so a
+ * window side of `span` is unbounded and a stride of `span` or more sees
+ * only `j = p`. The kernels then never meet a size beyond the problem's
+ * (their positions are 32-bit integers).
+ */
+function boundRule(rule: PatternRule, span: number): PatternRule {
+  switch (rule.type) {
+    case 'local':
+      return { ...rule, before: Math.min(rule.before, span), after: Math.min(rule.after, span) };
+    case 'strided': {
+      const unbounded = rule.window === null || rule.window * rule.stride >= span;
+      return { ...rule, stride: Math.min(rule.stride, span), window: unbounded ? null : rule.window };
+    }
+    default:
+      return rule;
+  }
+}
+
 /** `parse` of a pattern variant: shapes, common options, mask / bias / softcap, then the variant's own rules. */
 export function parsePatternProblem(inputs: Inputs, options: Options, readRules: (problem: Problem) => PatternRule[]): PatternParsed {
   const problem = qkvProblem(inputs);
   const common = parseCommon(options, problem.D, problem.B, problem.Nk);
-  return { problem, ...common, ...parseLogitOptions(options, problem), patterns: { Nq: problem.Nq, Nk: problem.Nk, rules: readRules(problem) } };
+  // |p - j| < max(Nq, Nk) for every query position p in [Nk - Nq, Nk) and key j in [0, Nk)
+  const span = Math.max(1, problem.Nq, problem.Nk);
+  const rules = readRules(problem).map((rule) => boundRule(rule, span));
+  return { problem, ...common, ...parseLogitOptions(options, problem), patterns: { Nq: problem.Nq, Nk: problem.Nk, rules } };
 }
 
 /** Softmax attention over the visible keys: the SPEC formula `out_i = sum_j softmax_j(softcap(scale q_i . k_j) + bias_ij) v_j`. */

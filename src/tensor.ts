@@ -67,6 +67,12 @@ export function describe(value: unknown): string {
   return typeof value;
 }
 
+/**
+ * WebAssembly memory holds at most 2^30 float32 values, so no axis is longer
+ * (even of an empty tensor: kernels take sizes as 32-bit integers).
+ */
+export const MAX_AXIS = 2 ** 30;
+
 function isDim(n: unknown): n is number {
   return typeof n === 'number' && Number.isInteger(n) && n >= 0;
 }
@@ -88,9 +94,12 @@ export function checkDims(dims: unknown, length: number, name: string): readonly
   if (!Array.isArray(dims) || !dims.every(isDim)) {
     throw new TypeError(`${name}.dims: expected an array of non-negative integers, received ${describe(dims)}`);
   }
+  if (dims.some((n) => n > MAX_AXIS)) {
+    throw new RangeError(`${name}.dims: expected sizes of at most ${MAX_AXIS} (what WebAssembly memory holds), received [${dims.join(', ')}]`);
+  }
   const size = dims.reduce((a: number, b: number) => a * b, 1);
   if (size !== length) {
-    throw new RangeError(`${name}: dims [${dims.join(', ')}] hold ${size} values, but data has ${length}`);
+    throw new RangeError(`${name}.dims: [${dims.join(', ')}] hold ${size} values, but data has ${length}`);
   }
   return dims;
 }

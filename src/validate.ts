@@ -5,10 +5,11 @@
  */
 import type { OptionTable } from './options.js';
 import { asTensor, describe, type Heads } from './tensor.js';
+import { MEMORY_LIMIT } from './runtime/arena.js';
 
 /** The options every variant accepts (SPEC: "Options common to every variant"). */
 export interface CommonOptions {
-  /** Logit scale; default `1 / sqrt(D)`. */
+  /** Logit scale; default `1 / sqrt(D)`. A finite float32 (the kernels compute in float32). */
   scale?: number;
   /** Key j visible to query i only if `j <= i + (Nk - Nq)` (bottom-right aligned). */
   causal?: boolean;
@@ -48,7 +49,21 @@ export interface NumberRule {
   /** Values must be strictly greater than this. */
   above?: number;
   max?: number;
+  /**
+   * The value reaches the float32 kernels as it is: it must stay finite in
+   * float32 (and above `above` once rounded to float32).
+   */
+  float32?: boolean;
 }
+
+/** The largest finite float32. */
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+/** Iteration counts (`iterations` of sinkhorn and routing) are at most this (SPEC "Errors"). */
+export const MAX_ITERATIONS = 1000;
+
+/** The rule of an `iterations` option. */
+export const iterationCount: NumberRule = { integer: true, min: 0, max: MAX_ITERATIONS };
 
 function checkNumber(value: unknown, name: string, rule: NumberRule): number {
   const kind = rule.integer ? 'an integer' : 'a finite number';
@@ -58,7 +73,33 @@ function checkNumber(value: unknown, name: string, rule: NumberRule): number {
   if (rule.min !== undefined && value < rule.min) throw new RangeError(`${name}: expected ${kind} >= ${rule.min}, received ${value}`);
   if (rule.above !== undefined && value <= rule.above) throw new RangeError(`${name}: expected ${kind} > ${rule.above}, received ${value}`);
   if (rule.max !== undefined && value > rule.max) throw new RangeError(`${name}: expected ${kind} <= ${rule.max}, received ${value}`);
+  if (rule.float32 && (Math.abs(value) > FLOAT32_MAX || (rule.above !== undefined && Math.fround(value) <= rule.above))) {
+    throw new RangeError(`${name}: expected a number that float32 holds (magnitude <= ${FLOAT32_MAX}${rule.above !== undefined ? `, above ${rule.above} once rounded` : ''}), received ${value}`);
+  }
   return value;
+}
+
+/**
+ * Checks that `bytes` fit in WebAssembly memory (what a kernel call can hold),
+ * before anything is allocated: a `RangeError` naming `name`, the argument
+ * whose size asks for them.
+ */
+export function checkFits(bytes: number, name: string, what: string): void {
+  if (bytes > MEMORY_LIMIT) {
+    throw new RangeError(`${name}: ${what} needs ${bytes} bytes, more than the ${MEMORY_LIMIT} bytes WebAssembly memory can address`);
+  }
+}
+
+/**
+ * The sizes given to a seeded draw (the exported parameter helpers), each an
+ * integer >= 1, and the float32 tensor they make checked to fit in
+ * WebAssembly memory before it is drawn.
+ */
+export function drawSizes(sizes: Readonly<Record<string, unknown>>, prefix: string, floats: (values: number[]) => number): number[] {
+  const keys = Object.keys(sizes);
+  const values = keys.map((key) => requiredNumber(sizes, key, { integer: true, min: 1 }, prefix));
+  checkFits(floats(values) * 4, keys.map((key) => `${prefix}.${key}`).join(', '), `a tensor of ${keys.map((key, i) => `${key} = ${values[i]}`).join(', ')}`);
+  return values;
 }
 
 /** `options[key]` as a number, or `fallback` when absent. */
@@ -100,7 +141,7 @@ export interface Common {
  * default scale is taken from; `B` and `Nk` size the padding mask.
  */
 export function parseCommon(options: Options, D: number, B: number, Nk: number, prefix = 'options'): Common {
-  const scale = optionalNumber(options, 'scale', 1 / Math.sqrt(D), {}, prefix);
+  const scale = optionalNumber(options, 'scale', 1 / Math.sqrt(D), { float32: true }, prefix);
   const causal = optionalBoolean(options, 'causal', false, prefix);
   const pad = options.keyPadding;
   let keyPadding: Uint8Array | null = null;
@@ -155,16 +196,18 @@ export function sameSize(a: number, b: number, what: string, received: string): 
  * Checks that q, k, v agree on B, k and v on N and on their heads, q and k
  * on D, and that q's H heads share k's Hkv heads evenly (grouped-query
  * attention: `H mod Hkv == 0`; Hkv = H is ordinary multi-head attention).
+ * `keyName` is the input the keys came from (`q` for lsh's shared ones).
  */
-export function checkQKV(q: Heads, k: Heads, v: Heads | null): void {
+export function checkQKV(q: Heads, k: Heads, v: Heads | null, keyName = 'k'): void {
   sameSize(q.B, k.B, 'k.dims: batch size B must match q', `q B = ${q.B}, k B = ${k.B}`);
   if (k.H === 0 ? q.H !== 0 : q.H % k.H !== 0) {
     throw new RangeError(`k.dims: q's head count H must be a multiple of k's head count Hkv (grouped-query attention), received H = ${q.H}, Hkv = ${k.H}`);
   }
   sameSize(q.D, k.D, 'k.dims: feature size D must match q', `q D = ${q.D}, k D = ${k.D}`);
   if (v) {
-    sameSize(k.B, v.B, 'v.dims: batch size B must match k', `k B = ${k.B}, v B = ${v.B}`);
-    sameSize(k.H, v.H, 'v.dims: head count must match k', `k heads = ${k.H}, v heads = ${v.H}`);
-    sameSize(k.N, v.N, 'v.dims: key count Nk must match k', `k Nk = ${k.N}, v Nk = ${v.N}`);
+    const key = keyName;
+    sameSize(k.B, v.B, `v.dims: batch size B must match ${key}`, `${key} B = ${k.B}, v B = ${v.B}`);
+    sameSize(k.H, v.H, `v.dims: head count must match ${key}`, `${key} heads = ${k.H}, v heads = ${v.H}`);
+    sameSize(k.N, v.N, `v.dims: key count Nk must match ${key}`, `${key} Nk = ${k.N}, v Nk = ${v.N}`);
   }
 }

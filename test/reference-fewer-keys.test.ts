@@ -352,7 +352,7 @@ describe('compressed: properties', () => {
       expectError({ factor: 2.5 }, TypeError, /options\.factor/);
     });
     it('conv weight and bias dims', () => {
-      expectError({ factor: 4, convK: { weight: randn([D, D, 3], 1) } }, RangeError, /options\.convK\.weight\.dims: expected \[H\|1, D, D, s\] = \[2\|1, 4, 4, 4\], received \[4, 4, 3\]/);
+      expectError({ factor: 4, convK: { weight: randn([D, D, 3], 1) } }, RangeError, /options\.convK\.weight\.dims: expected \[H\|1, D, D, options\.factor\] = \[2\|1, 4, 4, 4\], received \[4, 4, 3\]/);
       expectError({ factor: 4, convV: { weight: randn([D, D, 4], 1) } }, RangeError, /options\.convV\.weight\.dims/);
       expectError({ factor: 4, convK: { weight: convK.weight, bias: randn([D + 1], 1) } }, RangeError, /options\.convK\.bias\.dims/);
       expectError({ factor: 4, convK: { bias: convK.bias } }, TypeError, /options\.convK\.weight: required/);

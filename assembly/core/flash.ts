@@ -294,17 +294,25 @@ export function packHead(k: usize, v: usize, Nk: i32, D: i32, Dv: i32, kLd: i32,
 
 // One query tile's working buffers: qt[D][8] | st[KEY_BLOCK][8] | state[24] | o[8][dvPad]
 
-/** Bytes of one query tile's working buffers. */
+/** Bytes of one query tile's working buffers (an i32 offset: exact whenever the buffers fit in memory). */
 export function tileBytes(D: i32, Dv: i32): i32 {
   return (ROWS * D + KEY_BLOCK * ROWS + 24 + ROWS * valueWidthPadded(Dv)) * 4;
+}
+
+/**
+ * {@link tileBytes} in f64, for the sizes the arena reserves: one too large
+ * for memory must reach it as such, never wrapped to a small i32.
+ */
+export function tileBytesExact(D: i32, Dv: i32): f64 {
+  return (<f64>ROWS * D + <f64>(KEY_BLOCK * ROWS + 24) + <f64>ROWS * valueWidthPadded(Dv)) * 4;
 }
 
 /** Query tiles that walk the keys together, so that each key block is fetched once for all of them. */
 export const TILE_GROUP: i32 = 4;
 
 /** Bytes of a group of query tiles' working buffers. */
-export function groupBytes(D: i32, Dv: i32): i32 {
-  return TILE_GROUP * tileBytes(D, Dv);
+export function groupBytes(D: i32, Dv: i32): f64 {
+  return <f64>TILE_GROUP * tileBytesExact(D, Dv);
 }
 
 // @ts-ignore: decorator

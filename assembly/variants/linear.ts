@@ -587,10 +587,19 @@ function refresh(ctx: usize): void {
   return <f32>Math.exp(kind == FAVOR ? h.logEps - <f64>qOff - <f64>K : h.logEps);
 }
 
-/** out row (Dv floats) *= 1 / den, or 0 when den is 0 (no key seen, eps = 0). */
+/**
+ * out row (Dv floats) /= den, or 0 when den is 0 (no key seen, eps = 0). By
+ * the reciprocal when it is finite; a den so small (a subnormal eps) that it
+ * is not divides each value, so that a 0 stays 0 instead of 0 * inf = NaN.
+ */
 // @ts-ignore: decorator
 @inline function finishRow(out: usize, Dv: i32, den: f32): void {
-  scaleRow(out, Dv, den != 0 ? 1 / den : 0);
+  const inverse: f32 = den != 0 ? 1 / den : 0;
+  if (Mathf.abs(inverse) != Infinity) {
+    scaleRow(out, Dv, inverse);
+    return;
+  }
+  for (let e = 0; e < Dv; e++) store<f32>(at(out, e), load<f32>(at(out, e)) / den);
 }
 
 /**

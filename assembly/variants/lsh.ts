@@ -11,7 +11,7 @@
 // lshSortRound (each round), inverseNorms, lshStart, lshChunks (chunk
 // ranges of the cyclic list, in order), lshFinish.
 import {
-  KEY_BLOCK, ROWS, accumulateValues, keyCountPadded, scoreBlock, softmaxBlock, startRows, tileBytes, tileOutput, tileScores,
+  KEY_BLOCK, ROWS, accumulateValues, keyCountPadded, scoreBlock, softmaxBlock, startRows, tileBytes, tileBytesExact, tileOutput, tileScores,
   tileState, valueWidthPadded,
 } from '../core/flash';
 import { gemm } from '../core/gemm';
@@ -176,8 +176,10 @@ function slotBytes(c: i32, N: i32, D: i32, Dv: i32): i32 {
 }
 
 /** Bytes of lshChunks' work buffer. */
-export function lshWorkBytes(c: i32, N: i32, D: i32, Dv: i32): i32 {
-  return TILE_GROUP * (ROWS * 4 + tileBytes(D, Dv)) + 2 * slotBytes(c, N, D, Dv);
+export function lshWorkBytes(c: i32, N: i32, D: i32, Dv: i32): f64 {
+  // slotBytes in f64: a size too large for memory must not wrap
+  const slot = <f64>slotKeys(c, N) * (2 + <f64>D + valueWidthPadded(Dv)) * 4;
+  return <f64>TILE_GROUP * (ROWS * 4 + tileBytesExact(D, Dv)) + 2 * slot;
 }
 
 /** Bytes of a head's merge state: acc[N][dvPad] then (M, L) per position. */

@@ -69,8 +69,10 @@ function moveRows(rows: usize, Nq: i32, Dv: i32, tile: usize, D: i32, first: i32
   const o = tileOutput(tile, D);
   const sums = rows + (<usize>nqPad << 2);
   const acc = sums + (<usize>nqPad << 2);
+  // rows below limit, counted without forming a row number past it
+  const below = first < limit ? (limit - 1 - first) / step + 1 : 0;
   for (let t = 0; t < ROWS; t++) {
-    const i = first + t * step;
+    const i = t < below ? first + t * step : limit;
     const m = state + (<usize>t << 2);
     const l = m + 32;
     const ot = o + <usize>t * rowBytes;
@@ -268,11 +270,14 @@ export function patternStrideRows(
   for (let r = 0; r < residueStart; r++) base += keyCountPadded(residueCount(Nk, s, r));
   for (let r = residueStart; r < residueEnd; r++) {
     const n = residueCount(Nk, s, r);
-    // rows whose position i + shift is r modulo s
+    // rows whose position i + shift is r modulo s: first, first + s, ... (count of them),
+    // walked by their index t so that no row number past Nq is ever formed
     const first = (((r - shift) % s) + s) % s;
-    for (let i0 = first; i0 < Nq; i0 += ROWS * s) {
+    const rowCount = first < Nq ? (Nq - 1 - first) / s + 1 : 0;
+    for (let t0 = 0; t0 < rowCount; t0 += ROWS) {
+      const i0 = first + t0 * s;
       const p0 = i0 + shift;
-      const iLast = min(i0 + (ROWS - 1) * s, first + ((Nq - 1 - first) / s) * s);
+      const iLast = first + min(t0 + ROWS - 1, rowCount - 1) * s;
       const pLast = iLast + shift;
       const end = causal ? min(Nk, pLast + 1) : Nk;
       // residue-r keys in [p0 - far, pLast + far] and below end, as indices t of j = r + t s
@@ -320,8 +325,8 @@ export function patternStrideRows(
 }
 
 /** Bytes of the extra pass's gathered keys and values (one block). */
-export function extraBytes(D: i32, Dv: i32): i32 {
-  return KEY_BLOCK * (D + valueWidthPadded(Dv) + 1) * 4 + 16;
+export function extraBytes(D: i32, Dv: i32): f64 {
+  return <f64>KEY_BLOCK * (<f64>D + valueWidthPadded(Dv) + 1) * 4 + 16;
 }
 
 /**

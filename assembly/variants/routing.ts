@@ -12,7 +12,7 @@
 // ranges), routingRouteFinish (cluster ranges); then routingStart,
 // routingAttend (cluster ranges), routingFinish.
 import {
-  KEY_BLOCK, ROWS, accumulateValues, keyCountPadded, scoreBlock, softmaxBlock, startRows, tileBytes, tileOutput, tileScores,
+  KEY_BLOCK, ROWS, accumulateValues, keyCountPadded, scoreBlock, softmaxBlock, startRows, tileBytes, tileBytesExact, tileOutput, tileScores,
   tileState, valueWidthPadded,
 } from '../core/flash';
 import { gemm } from '../core/gemm';
@@ -244,8 +244,8 @@ export function routingRouteFinish(N: i32, C: i32, w: i32, scratch: usize, membe
 //   | kp[kPad/4][D][4] (engine key tiles) | vp[kPad][dvPad]
 
 /** Bytes of routingAttend's work buffer for clusters of wk = min(w, Nk) keys. */
-export function routingWorkBytes(wk: i32, D: i32, Dv: i32): i32 {
-  return 32 + tileBytes(D, Dv) + keyCountPadded(wk) * (2 + D + valueWidthPadded(Dv)) * 4;
+export function routingWorkBytes(wk: i32, D: i32, Dv: i32): f64 {
+  return 32 + tileBytesExact(D, Dv) + <f64>keyCountPadded(wk) * (2 + <f64>D + valueWidthPadded(Dv)) * 4;
 }
 
 /** Bytes of the per-query sums [Nq][dvPad] and join counts [Nq]. */
@@ -381,8 +381,8 @@ export function routingFinish(sums: usize, Nq: i32, Dv: i32, out: usize): void {
 // ---------------------------------------------------------------- k-means assignment (fitting the centroids)
 
 /** Bytes of routingAssign's GEMM block for C clusters. */
-export function routingAssignBytes(C: i32): i32 {
-  return SIM_ROWS * C * 4;
+export function routingAssignBytes(C: i32): f64 {
+  return <f64>SIM_ROWS * C * 4;
 }
 
 /**

@@ -10,6 +10,8 @@ import type { Tensor } from '../tensor.js';
 const PAGE = 65536;
 /** wasm32 addresses 4 GiB; the memory is declared with this many pages at most. */
 export const MAX_PAGES = 65536;
+/** Bytes WebAssembly memory can hold at most: no call may need more. */
+export const MEMORY_LIMIT = MAX_PAGES * PAGE;
 const ALIGN = 16;
 
 const alignUp = (n: number): number => Math.ceil(n / ALIGN) * ALIGN;
@@ -60,8 +62,8 @@ export class Arena {
     const have = this.memory.buffer.byteLength;
     if (end <= have) return;
     const pages = Math.ceil((end - have) / PAGE);
-    if (end > MAX_PAGES * PAGE) {
-      throw new RangeError(`${what}: needs ${end} bytes of WebAssembly memory, more than the ${MAX_PAGES * PAGE} bytes it can address`);
+    if (end > MEMORY_LIMIT) {
+      throw new RangeError(`${what}: needs ${end} bytes of WebAssembly memory, more than the ${MEMORY_LIMIT} bytes it can address`);
     }
     try {
       this.memory.grow(pages);
@@ -100,9 +102,17 @@ export class Arena {
     }
   }
 
+  /** Whether a view of this memory lies inside a live pinned tensor. */
+  private isPinned(view: Exclude<FramePart, number>): boolean {
+    const end = view.byteOffset + view.byteLength;
+    return this.pinned.some((block) => view.byteOffset >= block.offset && end <= block.offset + block.bytes);
+  }
+
   /** Reserves and fills one frame's parts; the frame is released by the caller. */
-  private reserveFrame(parts: readonly FramePart[], what: string): number[] {
+  private reserveFrame(given: readonly FramePart[], what: string): number[] {
     const start = this.top;
+    // a view of this memory outside every live tensor (a freed one's) is read now, as a copy: the frame may overwrite it
+    const parts = given.map((p) => (typeof p !== 'number' && p.buffer === this.memory.buffer && !this.isPinned(p) ? p.slice() : p));
     // decided before growing: growth detaches the views of tensors already inside
     const inside = parts.map((p) => typeof p !== 'number' && p.buffer === this.memory.buffer);
     let end = start;

@@ -54,7 +54,7 @@ export class Runtime {
 
   /** Runs a plan's jobs one after the other on this thread, with one set of scratch buffers. */
   execute(plan: JobPlan): Float32Array {
-    return this.arena.frame([...plan.parts, ...plan.scratch], plan.what, (p) => {
+    return this.arena.frame([...plan.parts, ...plan.scratch], frameName(plan), (p) => {
       const scratchPointers = p.slice(plan.parts.length);
       for (const job of plan.jobs(p)) runJob(this.exports, job, scratchPointers);
       return this.readOutput(plan, p);
@@ -69,7 +69,7 @@ export class Runtime {
     const run = async (): Promise<Float32Array> => {
       const pool = await this.startPool();
       const copies = Array.from({ length: pool.size }, () => plan.scratch).flat();
-      return this.arena.frameAsync([...plan.parts, ...copies], plan.what, async (p) => {
+      return this.arena.frameAsync([...plan.parts, ...copies], frameName(plan), async (p) => {
         const base = plan.parts.length;
         const per = plan.scratch.length;
         const scratchPointers = Array.from({ length: pool.size }, (_, i) => p.slice(base + i * per, base + (i + 1) * per));
@@ -108,6 +108,9 @@ export class Runtime {
   }
 
 }
+
+/** A plan's frame in error messages: the inputs whose sizes it follows. */
+const frameName = (plan: JobPlan): string => `q, k, v (${plan.what})`;
 
 /** Rows that one job takes at least: re-packing a head per job then costs under 0.2%. */
 const JOB_ROWS = 256;

@@ -6,7 +6,7 @@
  */
 import { compressedAttention, compressedWeights, slotCount, type CompressedMath, type SlotConv } from '../reference/compressed.js';
 import { declareOptions, rejectUnknown } from '../options.js';
-import { describe, headOffset, type Heads, type Tensor } from '../tensor.js';
+import { asTensor, describe, headOffset, type Heads, type Tensor } from '../tensor.js';
 import { commonOptions, headParam, parseCommon, requiredNumber, type CommonOptions, type Options } from '../validate.js';
 import { qkvProblem } from './full.js';
 import type { Inputs, Parsed, Variant } from './variant.js';
@@ -45,7 +45,8 @@ export interface CompressedConv {
 export interface CompressedOptions extends CommonOptions {
   /**
    * Slot length s (integer >= 1): keys and values are cut into
-   * `ceil(Nk / s)` slots of s positions, the last possibly shorter.
+   * `ceil(Nk / s)` slots of s positions, the last possibly shorter (Nk or
+   * more: one slot of every key).
    */
   factor: number;
   /**
@@ -88,12 +89,13 @@ function valueFeatures(inputs: Inputs, options: Options, D: number): number {
   if (inputs.v) return inputs.v.D;
   const field = (value: unknown, key: string): unknown =>
     value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[key] : undefined;
-  const last = (dims: unknown, fromEnd: number): unknown => (Array.isArray(dims) ? dims[dims.length - fromEnd] : undefined);
-  const fromNull = last(field(options.nullValue, 'dims'), 1);
-  if (Number.isInteger(fromNull)) return fromNull as number;
-  const fromConv = last(field(field(options.convV, 'weight'), 'dims'), 2);
-  if (Number.isInteger(fromConv)) return fromConv as number;
-  return D;
+  // read as tensors first, so that bad dims are blamed on the tensor that has them
+  const last = (tensor: unknown, name: string, fromEnd: number): number | undefined => {
+    if (!given(tensor)) return undefined;
+    const { dims } = asTensor(tensor, name);
+    return dims.length >= fromEnd ? dims[dims.length - fromEnd] : undefined;
+  };
+  return last(options.nullValue, 'options.nullValue', 1) ?? last(field(options.convV, 'weight'), 'options.convV.weight', 2) ?? D;
 }
 
 function parseConv(value: unknown, name: string, H: number, features: number, featureName: string, s: number): SlotConv | null {
@@ -105,7 +107,7 @@ function parseConv(value: unknown, name: string, H: number, features: number, fe
   const { weight, bias } = value as { weight?: unknown; bias?: unknown };
   if (!given(weight)) throw new TypeError(`${name}.weight: required option is missing (a Conv1d weight [H|1, ${featureName}, ${featureName}, s])`);
   return {
-    weight: headParam(weight, `${name}.weight`, H, [features, features, s], `${featureName}, ${featureName}, s`),
+    weight: headParam(weight, `${name}.weight`, H, [features, features, s], `${featureName}, ${featureName}, options.factor`),
     bias: given(bias) ? headParam(bias, `${name}.bias`, H, [features], featureName) : null,
   };
 }
@@ -136,8 +138,10 @@ export const compressed: Variant<CompressedParsed> = {
     }
     const nullKey = given(options.nullKey) ? headParam(options.nullKey, 'options.nullKey', H, [D], 'D') : null;
     const nullValue = given(options.nullValue) ? headParam(options.nullValue, 'options.nullValue', H, [Dv], 'Dv') : null;
-    const slots = slotCount(Nk, factor) + (nullKey ? 1 : 0);
-    return { problem, ...common, factor, convK, convV, nullKey, nullValue, slots };
+    // mean pooling: a slot of Nk or more positions holds them all, as s = Nk does (a Conv1d's taps fix s)
+    const s = convK || convV ? factor : Math.min(factor, Math.max(1, Nk));
+    const slots = slotCount(Nk, s) + (nullKey ? 1 : 0);
+    return { problem, ...common, factor: s, convK, convV, nullKey, nullValue, slots };
   },
   reference({ q, k, v }, p) {
     return compressedAttention(q!, k!, v!, p);

@@ -12,8 +12,8 @@ import type { Runtime } from '../runtime/runtime.js';
 import { scratch, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
 import type { WasmTensor } from '../runtime/arena.js';
 import { declareOptions, rejectUndeclared } from '../options.js';
-import { asTensor, describe, headOffset, type Heads, type Tensor } from '../tensor.js';
-import { commonOptions, asOptions, headParam, optionalNumber, parseCommon, rejectCausal, requiredNumber, type Common, type CommonOptions, type Options } from '../validate.js';
+import { asTensor, describe, headOffset, MAX_AXIS, type Heads, type Tensor } from '../tensor.js';
+import { asOptions, checkFits, commonOptions, drawSizes, headParam, optionalNumber, parseCommon, rejectCausal, requiredNumber, type Common, type CommonOptions, type Options } from '../validate.js';
 import { qkvProblem } from './full.js';
 import type { Parsed, Variant } from './variant.js';
 
@@ -91,10 +91,15 @@ function parseProjection(options: Options, featureMap: 'favor' | 'rfa', H: numbe
     throw new TypeError(`options.projection: featureMap '${featureMap}' needs options.projection [H|1, M, D] or options.numFeatures and options.seed, received neither`);
   }
   const M = requiredNumber(options, 'numFeatures', { integer: true, min: 1 });
+  checkFits((featureMap === 'favor' ? favorDrawFloats(M, D) : M * D) * 4, 'options.numFeatures', `drawing the projection [M, D] = [${M}, ${D}]`);
   if (options.seed === undefined) throw new TypeError(`options.seed: required with options.numFeatures to draw the projection, received undefined`);
   const seed = seedOf(options.seed, 'options.seed');
-  const drawn = featureMap === 'favor' ? favorProjection(M, D, seed) : rfaProjection(M, D, seed, optionalNumber(options, 'sigma', 1, { above: 0 }));
-  return { data: drawn.data, headStride: 0, M };
+  if (featureMap === 'favor') return { data: favorProjection(M, D, seed).data, headStride: 0, M };
+  const sigma = optionalNumber(options, 'sigma', 1, { above: 0 });
+  const { data } = rfaProjection(M, D, seed, sigma);
+  // the draws reach float32: a sigma that overflows it would make every feature NaN
+  if (!data.every(Number.isFinite)) throw new RangeError(`options.sigma: the projection drawn with it overflows float32, received ${sigma}`);
+  return { data, headStride: 0, M };
 }
 
 /** The declaration of {@link LinearOptions}. */
@@ -263,7 +268,8 @@ function linearPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: LinearPar
  * `gaussian_orthogonal_random_matrix`.
  */
 export function favorProjection(M: number, D: number, seed: number): { data: Float32Array; dims: [number, number] } {
-  const rng = new Rng(seed);
+  drawSizes({ M, D }, 'favorProjection', ([m, d]) => favorDrawFloats(m, d));
+  const rng = new Rng(seedOf(seed, 'favorProjection.seed'));
   const blocks = Math.ceil(M / D);
   const rows = new Float64Array(blocks * D * D);
   for (let block = 0; block < blocks; block++) {
@@ -279,6 +285,11 @@ export function favorProjection(M: number, D: number, seed: number): { data: Flo
     for (let d = 0; d < D; d++) data[m * D + d] = norm * rows[m * D + d];
   }
   return { data, dims: [M, D] };
+}
+
+/** Float32 values' worth of memory drawing `favorProjection(M, D)` takes: its ceil(M / D) orthogonal D x D float64 blocks, or the result. */
+function favorDrawFloats(M: number, D: number): number {
+  return Math.max(M * D, 2 * Math.ceil(M / D) * D * D);
 }
 
 /**
@@ -313,7 +324,9 @@ function orthonormalColumns(g: Float64Array, D: number): Float64Array {
  * times sigma.
  */
 export function rfaProjection(M: number, D: number, seed: number, sigma: number): { data: Float32Array; dims: [number, number] } {
-  const rng = new Rng(seed);
+  drawSizes({ M, D }, 'rfaProjection', ([m, d]) => m * d);
+  requiredNumber({ sigma }, 'sigma', { above: 0 }, 'rfaProjection');
+  const rng = new Rng(seedOf(seed, 'rfaProjection.seed'));
   const data = new Float32Array(M * D);
   for (let i = 0; i < M * D; i++) data[i] = sigma * rng.normal();
   return { data, dims: [M, D] };
@@ -376,10 +389,12 @@ export const linearStateOptions = declareOptions<LinearStateOptions>()({
  */
 export function createLinearState(runtime: Runtime | null, options: LinearStateOptions): LinearState {
   const o = asOptions(options) as Options;
-  const D = requiredNumber(o, 'dim', { integer: true, min: 1 });
-  const B = optionalNumber(o, 'batch', 1, { integer: true, min: 1 });
-  const H = optionalNumber(o, 'heads', 1, { integer: true, min: 1 });
-  const Dv = optionalNumber(o, 'valueDim', D, { integer: true, min: 1 });
+  // sizes of the tokens' axes, as long as a tensor's may be
+  const size = { integer: true, min: 1, max: MAX_AXIS };
+  const D = requiredNumber(o, 'dim', size);
+  const B = optionalNumber(o, 'batch', 1, size);
+  const H = optionalNumber(o, 'heads', 1, size);
+  const Dv = optionalNumber(o, 'valueDim', D, size);
   for (const key of ['causal', 'keyPadding'] as const) {
     if (o[key] !== undefined) throw new RangeError(`options.${key}: a recurrent state is causal and takes keyPadding per step, received ${key} = ${describe(o[key])}`);
   }
@@ -393,6 +408,9 @@ export function createLinearState(runtime: Runtime | null, options: LinearStateO
   const parsed = linear.parse({ q: head(D), k: head(D), v: head(Dv) }, rest, () => {
     throw new Error('linear has no sub-variants');
   });
+  // the float64 sums S [B, H, F, Dv], before any of it is allocated
+  const F = featureCountOf(parsed, D);
+  checkFits(B * H * F * Dv * 8, 'options.batch, options.heads, options.dim, options.valueDim', `a state of [B, H, F, Dv] = [${B}, ${H}, ${F}, ${Dv}] float64 sums`);
   const shape = { B, H, D, Dv };
   return runtime ? new WasmLinearState(runtime, parsed, shape) : new JsLinearState(parsed, shape);
 }

@@ -8,7 +8,7 @@ import { linformerAttention, linformerWeights, type LinformerMath } from '../ref
 import { Rng, seedOf } from '../prng.js';
 import { declareOptions } from '../options.js';
 import { asTensor, headOffset, type Heads, type Tensor } from '../tensor.js';
-import { commonOptions, headParam, parseCommon, rejectCausal, requiredNumber, type CommonOptions } from '../validate.js';
+import { commonOptions, drawSizes, headParam, parseCommon, rejectCausal, type CommonOptions } from '../validate.js';
 import { qkvProblem } from './full.js';
 import type { Parsed, Variant } from './variant.js';
 import { forRowChunks, type Runtime } from '../runtime/runtime.js';
@@ -149,8 +149,7 @@ function linformerPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: Linfor
  * `N(0, 1/P)` initialisation.
  */
 export function linformerProjection(P: number, N: number, seed: number): Tensor {
-  const rows = requiredNumber({ P }, 'P', { integer: true, min: 1 }, 'linformerProjection');
-  const columns = requiredNumber({ N }, 'N', { integer: true, min: 1 }, 'linformerProjection');
+  const [rows, columns] = drawSizes({ P, N }, 'linformerProjection', ([p, n]) => p * n);
   const rng = new Rng(seedOf(seed, 'linformerProjection.seed'));
   const data = new Float32Array(rows * columns);
   const scale = 1 / Math.sqrt(rows);

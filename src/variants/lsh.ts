@@ -9,7 +9,7 @@ import { lshAttention, lshWeights, type LshRotations } from '../reference/lsh.js
 import { Rng, seedOf } from '../prng.js';
 import { asTensor, describe, type Heads, type Tensor } from '../tensor.js';
 import { declareOptions } from '../options.js';
-import { checkQKV, commonOptions, headParam, parseCommon, requiredNumber, type Common, type CommonOptions, type Options } from '../validate.js';
+import { checkFits, checkQKV, commonOptions, drawSizes, headParam, parseCommon, requiredNumber, type Common, type CommonOptions, type Options } from '../validate.js';
 import type { Parsed, Variant } from './variant.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { Exports } from '../runtime/exports.js';
@@ -23,7 +23,7 @@ import { runJob, scratch, type Job, type JobPlan, type KernelCall } from '../run
  * token can still change which past keys a query sees.
  */
 export interface LshOptions extends CommonOptions {
-  /** c >= 1: the chunk length the bucket-sorted positions are cut into. */
+  /** c >= 1: the chunk length the bucket-sorted positions are cut into (N or more: one chunk per round). */
   bucketSize: number;
   /**
    * The random rotations `[H|1, R, D, nb/2]` (or `[R, D, nb/2]`, shared by
@@ -54,7 +54,9 @@ export interface LshParsed extends Parsed, Common {
  * tensor of standard normals from `Rng(seed)`, row-major, shared by all heads.
  */
 export function drawLshRotations(seed: number, rounds: number, D: number, buckets: number): Tensor {
-  const rng = new Rng(seed);
+  drawSizes({ rounds, D, buckets }, 'lshRotations', ([r, d, nb]) => (r * d * nb) / 2);
+  if (buckets % 2 !== 0) throw new RangeError(`lshRotations.buckets: expected an even integer >= 2, received ${buckets}`);
+  const rng = new Rng(seedOf(seed, 'lshRotations.seed'));
   const data = new Float32Array(rounds * D * (buckets / 2));
   for (let t = 0; t < data.length; t++) data[t] = rng.normal();
   return { data, dims: [rounds, D, buckets / 2] };
@@ -81,6 +83,7 @@ function drawnRotations(options: Options, D: number): LshRotations {
   const buckets = requiredNumber(options, 'buckets', { integer: true, min: 2 });
   if (buckets % 2 !== 0) throw new RangeError(`options.buckets: expected an even integer >= 2, received ${buckets}`);
   if (options.seed === undefined) throw new TypeError('options.seed: required option is missing (or give options.rotations)');
+  checkFits(rounds * D * (buckets / 2) * 4, 'options.rounds, options.buckets', `the rotations [R, D, nb/2] = [${rounds}, ${D}, ${buckets / 2}]`);
   const seed = seedOf(options.seed, 'options.seed');
   return { data: drawLshRotations(seed, rounds, D, buckets).data, headStride: 0, rounds, buckets };
 }
@@ -202,10 +205,11 @@ export const lsh: Variant<LshParsed> = {
   }),
   parse(inputs, options) {
     const x = inputs.q as Heads;
-    checkQKV(x, x, inputs.v);
+    checkQKV(x, x, inputs.v, 'q');
     const problem = { B: x.B, H: x.H, Hkv: x.H, Nq: x.N, Nk: x.N, D: x.D, Dv: inputs.v ? inputs.v.D : x.D };
     const common = parseCommon(options, x.D, x.B, x.N);
-    const bucketSize = requiredNumber(options, 'bucketSize', { integer: true, min: 1 });
+    // a chunk of N or more positions holds the whole round: the same chunks as c = N
+    const bucketSize = Math.min(requiredNumber(options, 'bucketSize', { integer: true, min: 1 }), Math.max(1, x.N));
     let rotations: LshRotations;
     if (options.rotations !== undefined) {
       for (const drawOnly of ['rounds', 'buckets', 'seed']) {

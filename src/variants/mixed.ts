@@ -8,7 +8,7 @@
 import { parseLogitOptions, scoringOptions, viewOfHead, type LogitOptions, type ScoringOptions } from '../model.js';
 import { describe, type Heads } from '../tensor.js';
 import { declareOptions, rejectUnknown } from '../options.js';
-import { commonOptions, type CommonOptions, type Options } from '../validate.js';
+import { commonOptions, parseCommon, type CommonOptions, type Options } from '../validate.js';
 import { qkvProblem } from './full.js';
 import type { Dense, Inputs, Lookup, Parsed, Variant } from './variant.js';
 import { combinePlans } from '../runtime/jobs.js';
@@ -45,6 +45,9 @@ export interface MixedParsed extends Parsed {
 }
 
 const inherited = ['scale', 'causal', 'keyPadding'] as const;
+
+/** The `heads` lists being parsed, outermost first: a spec list that contains itself would recurse forever. */
+const parsing = new Set<unknown>();
 
 /** Head h of `[B, H, N, D]` as a contiguous `[B, 1, N, D]` (a view when B = 1, else a copy). */
 function headOf(x: Heads, h: number): Heads {
@@ -93,13 +96,21 @@ function headSplitter(inputs: Inputs, withData = true): (h: number, variant: Var
   };
 }
 
-/** Reruns a head variant's own check, with its `options.x` messages renamed `options.heads[h].x`. */
-function renamed<T>(h: number, run: () => T): T {
+/**
+ * Reruns a head variant's own check, with its `options.x` messages renamed
+ * `options.heads[h].x`, or, for an option the head inherited, `options.x
+ * (given to options.heads[h])`: the name of the place where it was given.
+ */
+function renamed<T>(h: number, inheritedKeys: readonly string[], run: () => T): T {
   try {
     return run();
   } catch (error) {
     if (!(error instanceof TypeError || error instanceof RangeError) || !error.message.startsWith('options')) throw error;
-    const message = `options.heads[${h}]${error.message.slice('options'.length)}`;
+    const names = (key: string) => error.message.startsWith(`options.${key}`) && /^[:. ]/.test(error.message.slice(`options.${key}`.length));
+    const key = inheritedKeys.find(names);
+    const message = key
+      ? `options.${key} (given to options.heads[${h}])${error.message.slice(`options.${key}`.length)}`
+      : `options.heads[${h}]${error.message.slice('options'.length)}`;
     throw error instanceof TypeError ? new TypeError(message, { cause: error }) : new RangeError(message, { cause: error });
   }
 }
@@ -131,8 +142,10 @@ function readHead(inputs: Inputs, options: Options, shared: LogitOptions, spec: 
   rejectUnknown(own, ['kind', ...Object.keys(variant.options)], `a '${kind}' head`, name);
   const headOptions: Record<string, unknown> = {};
   for (const key of inherited) if (options[key] !== undefined) headOptions[key] = options[key];
-  Object.assign(headOptions, own);
-  const parsed = renamed(h, () => variant.parse(headSplitter(inputs, false)(h, variant), headOptions, lookup));
+  // a head's option set to undefined is absent: it inherits
+  for (const [key, value] of Object.entries(own)) if (value !== undefined) headOptions[key] = value;
+  const inheritedKeys = inherited.filter((key) => options[key] !== undefined && own[key] === undefined);
+  const parsed = renamed(h, inheritedKeys, () => variant.parse(headSplitter(inputs, false)(h, variant), headOptions, lookup));
   return { variant, parsed: inheritLogitOptions(parsed, shared, own, h, kind) };
 }
 
@@ -158,6 +171,8 @@ export const mixed: Variant<MixedParsed> = {
   }),
   parse(inputs, options, lookup) {
     const problem = qkvProblem(inputs);
+    // the options every head inherits are checked here, so that their errors name them where they were given
+    parseCommon(options, problem.D, problem.B, problem.Nk);
     const specs = options.heads;
     if (specs === undefined) throw new TypeError('options.heads: required option is missing');
     if (!Array.isArray(specs)) throw new TypeError(`options.heads: expected an array of head specs, received ${describe(specs)}`);
@@ -165,7 +180,13 @@ export const mixed: Variant<MixedParsed> = {
       throw new RangeError(`options.heads: expected one spec per head (H = ${problem.H}), received ${specs.length}`);
     }
     const shared = parseLogitOptions(options, problem);
-    return { problem, heads: specs.map((spec, h) => readHead(inputs, options, shared, spec, h, lookup)) };
+    if (parsing.has(specs)) throw new TypeError('options.heads: expected specs that do not contain themselves, received a list that holds a mixed spec with this very list');
+    parsing.add(specs);
+    try {
+      return { problem, heads: specs.map((spec, h) => readHead(inputs, options, shared, spec, h, lookup)) };
+    } finally {
+      parsing.delete(specs);
+    }
   },
   reference(inputs, parsed) {
     return stackHeads(inputs, parsed, (variant, head, headParsed) => variant.reference(head, headParsed));

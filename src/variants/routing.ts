@@ -9,7 +9,7 @@ import { fitCentroids, nearestCentroid, routingAttention, routingWeights, type R
 import { Rng, seedOf } from '../prng.js';
 import { declareOptions, rejectUndeclared } from '../options.js';
 import { asHeads, asTensor, describe, headOffset, type Heads, type Tensor } from '../tensor.js';
-import { commonOptions, asOptions, checkQKV, headParam, optionalNumber, parseCommon, requiredNumber, type Common, type CommonOptions, type Options } from '../validate.js';
+import { asOptions, checkQKV, commonOptions, headParam, iterationCount, optionalNumber, parseCommon, requiredNumber, type Common, type CommonOptions, type Options } from '../validate.js';
 import { qkvProblem } from './full.js';
 import type { Inputs, Parsed, Variant } from './variant.js';
 import type { Runtime } from '../runtime/runtime.js';
@@ -20,7 +20,7 @@ import { runJob, scratch, type Job, type JobPlan, type KernelCall } from '../run
 export interface RoutingFitOptions {
   /** C >= 1 clusters, at most the number of rows clustered, `B (Nq + Nk)`. */
   clusters: number;
-  /** Spherical k-means steps (integer >= 0); default 10. */
+  /** Spherical k-means steps (integer from 0 to 1000); default 10. */
   iterations?: number;
   /** Integer seed of the `Rng` that picks the initial centroids among the rows. */
   seed: number;
@@ -42,7 +42,7 @@ export const routingFitOptions = declareOptions<RoutingFitOptions>()({
  * future token can change which past keys a query sees.
  */
 export interface RoutingOptions extends CommonOptions, Partial<RoutingFitOptions> {
-  /** w >= 1: how many queries, and separately how many keys, each cluster takes. */
+  /** w >= 1: how many queries, and separately how many keys, each cluster takes (all of them when fewer). */
   window: number;
   /**
    * Cluster centroids `[H|1, C, D]` (or `[C, D]`, shared by all heads); need
@@ -61,7 +61,7 @@ export interface RoutingParsed extends Parsed, Common {
 /** Checks `clusters`, `iterations` and `seed` against the `rows` available to cluster. */
 function parseFit(options: Options, rows: number, prefix: string): Required<RoutingFitOptions> {
   const clusters = requiredNumber(options, 'clusters', { integer: true, min: 1, max: rows }, prefix);
-  const iterations = optionalNumber(options, 'iterations', 10, { integer: true, min: 0 }, prefix);
+  const iterations = optionalNumber(options, 'iterations', 10, iterationCount, prefix);
   if (options.seed === undefined) throw new TypeError(`${prefix}.seed: required option is missing (or give options.centroids)`);
   return { clusters, iterations, seed: seedOf(options.seed, `${prefix}.seed`) };
 }
@@ -395,7 +395,8 @@ export const routing: Variant<RoutingParsed> = {
   parse(inputs, options) {
     const problem = qkvProblem(inputs);
     const common = parseCommon(options, problem.D, problem.B, problem.Nk);
-    const window = requiredNumber(options, 'window', { integer: true, min: 1 });
+    // a cluster takes every query and every key once w reaches their count: the same as w = max(Nq, Nk)
+    const window = Math.min(requiredNumber(options, 'window', { integer: true, min: 1 }), Math.max(1, problem.Nq, problem.Nk));
     if (options.centroids === undefined) {
       const fit = parseFit(options, problem.B * (problem.Nq + problem.Nk), 'options');
       return { problem, ...common, window, centroids: null, fit };

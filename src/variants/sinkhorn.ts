@@ -6,7 +6,7 @@
 import { sinkhornAttention, sinkhornWeights, sortMatrices, type SinkhornSettings, type SortLogits } from '../reference/sinkhorn.js';
 import { declareOptions } from '../options.js';
 import { asTensor, headOffset, type Tensor } from '../tensor.js';
-import { commonOptions, optionalNumber, parseCommon, requiredNumber, type Common, type CommonOptions } from '../validate.js';
+import { commonOptions, iterationCount, optionalNumber, parseCommon, requiredNumber, type Common, type CommonOptions } from '../validate.js';
 import { qkvProblem } from './full.js';
 import { runJob, scratch, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
 import type { Runtime } from '../runtime/runtime.js';
@@ -18,7 +18,7 @@ export interface SinkhornOptions extends CommonOptions {
   blockSize: number;
   /** Divides the sort logits before normalisation (> 0); default 0.75. */
   temperature?: number;
-  /** Sinkhorn balancing steps (rows then columns, integer >= 0) when not causal; default 7. */
+  /** Sinkhorn balancing steps (rows then columns, integer from 0 to 1000) when not causal; default 7. */
   iterations?: number;
   /**
    * The sort network's output `[B|1, H|1, nb, nb]`: logits `R_ut` of query
@@ -211,10 +211,12 @@ export const sinkhorn: Variant<SinkhornParsed> = {
     const { B, H, Nq, Nk, D } = problem;
     if (Nk !== Nq) throw new RangeError(`k.dims: sinkhorn needs as many keys as queries, expected Nk = ${Nq}, received ${Nk}`);
     const common: Common = parseCommon(options, D, B, Nk);
-    const blockSize = requiredNumber(options, 'blockSize', { integer: true, min: 1 });
-    if (Nq % blockSize !== 0) throw new RangeError(`options.blockSize: expected a divisor of N = ${Nq}, received ${blockSize}`);
-    const temperature = optionalNumber(options, 'temperature', 0.75, { above: 0 });
-    const iterations = optionalNumber(options, 'iterations', 7, { integer: true, min: 0 });
+    const given = requiredNumber(options, 'blockSize', { integer: true, min: 1 });
+    if (Nq % given !== 0) throw new RangeError(`options.blockSize: expected a divisor of N = ${Nq}, received ${given}`);
+    // N = 0 has no block whatever the size divides it: 1 keeps the kernels' sizes small
+    const blockSize = Nq === 0 ? 1 : given;
+    const temperature = optionalNumber(options, 'temperature', 0.75, { above: 0, float32: true });
+    const iterations = optionalNumber(options, 'iterations', 7, iterationCount);
     const sortLogits = options.sortLogits === undefined ? null : givenSortLogits(options.sortLogits, B, H, Nq / blockSize);
     return { problem, ...common, blockSize, temperature, iterations, sortLogits };
   },

@@ -12,7 +12,7 @@ import type { Variant } from './variant.js';
 
 /** Options of `strided`. */
 export interface StridedOptions extends CommonOptions, ScoringOptions {
-  /** Step between visible keys (integer >= 1). */
+  /** Step between visible keys (integer >= 1; one past the sequence sees only the query's own position). */
   stride: number;
   /** Visible keys on each side, counted in strides (integer >= 0); default unbounded. */
   window?: number;

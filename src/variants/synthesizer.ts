@@ -9,7 +9,7 @@ import { synthesizerAttention, synthesizerWeights, type SynthesizerLogits, type 
 import { Rng, seedOf } from '../prng.js';
 import { asTensor, describe, type Heads, type Tensor } from '../tensor.js';
 import { declareOptions, rejectUnknown } from '../options.js';
-import { asOptions, commonOptions, headParam, parseCommon, requiredNumber, type CommonOptions, type Options, type Param } from '../validate.js';
+import { asOptions, checkFits, commonOptions, headParam, parseCommon, requiredNumber, type CommonOptions, type Options, type Param } from '../validate.js';
 import type { Parsed, Problem, Variant } from './variant.js';
 import { forRowChunks, rowJobs, type Runtime } from '../runtime/runtime.js';
 import { scratch, type Arg, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
@@ -124,6 +124,16 @@ function group(value: unknown, name: string, fields: readonly string[]): Options
   return options;
 }
 
+/** Runs a check of the parameters against sizes taken from `source`, whose RangeError then says so: either may be the one that is wrong. */
+function sizedBy<T>(source: string, check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    throw new RangeError(`${error.message} (B, H and Nk are those of ${source})`, { cause: error });
+  }
+}
+
 export const synthesizer: Variant<SynthesizerParsed> = {
   name: 'synthesizer',
   inputs: { q: 'ignored', k: 'ignored' },
@@ -198,7 +208,7 @@ export const synthesizer: Variant<SynthesizerParsed> = {
     const H = v ? v.H : Math.max(...heads.map((p) => p.lead));
     const Nk = v ? v.N : ownNk;
     const Dv = v ? v.D : 0;
-    const logits = build(B, H, Nk);
+    const logits = v ? sizedBy('v.dims', () => build(B, H, Nk)) : build(B, H, Nk);
     // scale is checked like everywhere, then set to 1: the logits are used as they are
     const common = parseCommon(options, 1, B, Nk);
     const problem: Problem = { B, H, Hkv: H, Nq, Nk, D: Dv, Dv };
@@ -349,6 +359,7 @@ export function synthesizerParams(
   const H = opts.H === undefined ? 1 : size('H');
   const rng = new Rng(seedOf(seed, 'synthesizerParams.seed'));
   const xavier = (rows: number, columns: number): Tensor => {
+    checkFits(H * rows * columns * 4, prefix, `a matrix [H, rows, columns] = [${H}, ${rows}, ${columns}]`);
     const data = new Float32Array(H * rows * columns);
     const std = Math.sqrt(2 / (rows + columns));
     for (let i = 0; i < data.length; i++) data[i] = rng.normal() * std;
