@@ -6,9 +6,13 @@
  * approximate variant against exact attention. Writes a table on stdout,
  * `<out>/latest.json` and SVG charts.
  *
+ * Then the model section (bench/model.bench.ts): grouped-query attention and
+ * full with a mask, a bias and a cap, as ratios measured in the same run.
+ *
  *   node dist-bench/run.js [--quick | --full] [--variants a,b] [--sizes 256,1024]
  *                          [--peers tfjs,ort,threads,js | none] [--out DIR] [--rounds R]
  *                          [--budget SECONDS] [--accuracy-n N | --no-accuracy]
+ *                          [--model gqa,terms | none] [--model-sizes 1024,4096]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -17,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createAttention, hasSimd, variantNames } from 'wasm-attention';
 import { DATASETS, accuracyCases, measureAccuracy, type AccuracyRow } from './accuracy.js';
+import { modelParts, printModelSection, runModelSection, type ModelPartName, type ModelSection } from './model.bench.js';
 import { benchLongSequence } from './full.bench.js';
 import { fmtMs, measureGroup, table, type TimingRow } from './processes.js';
 import { D, H, SIZES, benchCases, peerImpls, sampleIndices, selectImpls, sizesOf, type Impl } from './suite.js';
@@ -28,20 +33,28 @@ const MiB = 2 ** 20;
 
 const USAGE = `usage: node dist-bench/run.js [options]
   --quick              the default sweep: sizes whose predicted time per call fits the
-                       budget (1.5 s; 10 s for full and the peers), 3 rounds; finishes
-                       in under 2 minutes on 2 cores
+                       budget (1.5 s; 10 s for full and the peers), 3 rounds, in under
+                       2 minutes on 2 cores; then the model section, 6 rounds, about a minute
   --full               every size (N = 256 ... 16384, 65536 for linear-time variants),
-                       60 s per call budget, 5 rounds, and full at N = 32768 (H = 1)
+                       60 s per call budget, 5 rounds, and full at N = 32768 (H = 1); the
+                       model section with GQA at N = 4096 too, 9 rounds
   --variants a,b       only these variants (default: every registered one; 'none' for none)
   --sizes 256,1024     only these sizes (for every implementation)
   --peers tfjs,ort,threads,js  which peers (default all; 'none' for none); threads = our full and
                        onnxruntime-web on 2 threads; js = our plain-JS backend
   --out DIR            write latest.json and the charts to DIR
                        (default: bench/results/latest.json and docs/*.svg)
-  --rounds R           interleaved rounds per size
+  --rounds R           interleaved rounds per size (the model section's too)
   --budget SECONDS     skip a size whose predicted time per call exceeds this
   --accuracy-n N       sequence length of the accuracy table (default 1024)
-  --no-accuracy        skip the accuracy table`;
+  --no-accuracy        skip the accuracy table
+  --model gqa,terms    the model section's parts (default both, unless --variants other than
+                       none or --sizes is given; 'none' for none): gqa = grouped-query
+                       attention, H = 32, Hkv = 8, D = 128, at N = 1024 (--full: also 4096)
+                       against k and v repeated and onnxruntime-web's Attention op; terms =
+                       full with a block mask, a bias and softcap 30 against plain full,
+                       H = 8, D = 64, N = 4096
+  --model-sizes 1024   the model section at these sizes instead (every part)`;
 
 // ---------------------------------------------------------------- arguments
 
@@ -57,6 +70,8 @@ const { values: args } = parseArgs({
     budget: { type: 'string' },
     'accuracy-n': { type: 'string' },
     'no-accuracy': { type: 'boolean' },
+    model: { type: 'string' },
+    'model-sizes': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -93,6 +108,14 @@ const timingBudgetS = fullSweep ? Infinity : 80;
 /** Quick sweep: seconds for everything (the accuracy table's slowest cases are dropped to fit). */
 const sweepBudgetS = 105;
 const accuracyN = args['no-accuracy'] ? 0 : args['accuracy-n'] ? positiveInt(args['accuracy-n'], 'accuracy-n') : 1024;
+const noVariants = list(args.variants).join() === 'none';
+const modelNames = Object.keys(modelParts) as ModelPartName[];
+const modelSelected =
+  args.model !== undefined ? list(args.model).filter((p) => p !== 'none') : (args.variants === undefined || noVariants) && !explicitSizes ? modelNames : [];
+for (const p of modelSelected) if (!modelNames.includes(p as ModelPartName)) throw new RangeError(`--model: expected some of ${modelNames.join(', ')} or none, received '${p}'`);
+const modelSizes = args['model-sizes'] ? list(args['model-sizes']).map((s) => positiveInt(s, 'model-sizes')) : undefined;
+/** The model section's rounds: more than the sweep's, its ratios (paired by round) are the figures. */
+const modelRounds = args.rounds ? rounds : fullSweep ? 9 : 6;
 const outDir = args.out ? resolve(args.out) : null;
 const jsonPath = outDir ? join(outDir, 'latest.json') : join(root, 'bench/results/latest.json');
 const chartDir = outDir ?? join(root, 'docs');
@@ -112,8 +135,7 @@ const progressDone = () => tty && process.stderr.write('\r\x1b[K');
 
 // ---------------------------------------------------------------- timing
 
-// --variants none: the peers alone
-const noVariants = list(args.variants).join() === 'none';
+// --variants none: the peers alone (or nothing, with --peers none: the model section alone)
 const { impls, missing, unknown } = selectImpls(noVariants ? [] : list(args.variants), peerNames);
 if (noVariants) impls.splice(0, impls.length, ...impls.filter((i) => i.kind === 'peer' || i.kind === 'ours-js'));
 if (unknown.length > 0) throw new RangeError(`--variants: unknown ${unknown.map((u) => `'${u}'`).join(', ')}; registered: ${variantNames.join(', ')}`);
@@ -236,6 +258,21 @@ if (accuracyN > 0) {
     }
   }
   accuracy = measureAccuracy(attn, ids, { N: accuracyN, H, D, progress, skip });
+}
+
+// ---------------------------------------------------------------- the model section
+
+let model: ModelSection | null = null;
+if (modelSelected.length > 0) {
+  model = await runModelSection({
+    parts: modelSelected as ModelPartName[],
+    sizes: modelSizes,
+    full: fullSweep,
+    rounds: modelRounds,
+    perRound,
+    oneCallAbove: 2 * (fullSweep ? 60_000 : essentialBudgetMs),
+    progress,
+  });
 }
 
 // ---------------------------------------------------------------- full at a long sequence (--full)
@@ -403,6 +440,8 @@ if (notes.length > 0) {
   }
 }
 
+if (model) printModelSection(model);
+
 // ---------------------------------------------------------------- JSON
 
 const meta = {
@@ -425,7 +464,7 @@ const meta = {
   noBenchmarkOptions: missing,
 };
 mkdirSync(dirname(jsonPath), { recursive: true });
-writeFileSync(jsonPath, `${JSON.stringify({ meta, timings: rows, ratios, accuracy, longSequence }, null, 1)}\n`);
+writeFileSync(jsonPath, `${JSON.stringify({ meta, timings: rows, ratios, accuracy, longSequence, model }, null, 1)}\n`);
 
 // ---------------------------------------------------------------- charts
 
