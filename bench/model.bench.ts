@@ -173,6 +173,8 @@ export interface ModelPart {
 export type ModelPartName = 'gqa' | 'terms';
 
 const flopsOf = (H: number, D: number) => (N: number) => 4 * H * N * N * D;
+/** Causal: the kept pairs only, N (N + 1) / 2 per head. */
+const causalFlopsOf = (H: number, D: number) => (N: number) => 2 * H * N * (N + 1) * D;
 const GQA = { H: 32, Hkv: 8, D: 128 };
 const TERMS = { H: 8, Hkv: 8, D: 64 };
 const ours = (id: string, c: ModelCase, part: { H: number; Hkv: number; D: number }, note: string, more: Partial<ModelMember> = {}): ModelMember => ({
@@ -218,12 +220,14 @@ export const modelParts: Record<ModelPartName, ModelPart> = {
       ours(ROW.gqaCausal, 'gqa causal', GQA, `attn.full(q, k, v, { causal: true }) with k and v of ${GQA.Hkv} heads`, {
         fullOnly: true,
         maxN: { N: 2048, why: 'the row it is compared with stops there' },
+        flops: causalFlopsOf(GQA.H, GQA.D),
       }),
       {
         id: ROW.ortGqa,
         kind: 'peer',
         worker: 'ort',
         params: { model: 'gqa', Hkv: GQA.Hkv },
+        flops: causalFlopsOf(GQA.H, GQA.D),
         fullOnly: true,
         maxN: { N: 2048, why: 'onnxruntime-web 1.30 takes ~170 s a call at N = 4096' },
         note: `onnxruntime-web wasm, numThreads 1: com.microsoft GroupQueryAttention (causal by construction), no past, num_heads ${GQA.H}, kv_num_heads ${GQA.Hkv}`,
@@ -311,11 +315,7 @@ export async function runModelSection(settings: ModelSettings): Promise<ModelSec
     for (const m of members) section.notes[m.id] = m.note;
     for (const N of settings.sizes ?? (settings.full ? part.sizes.full : part.sizes.quick)) {
       const shape = { part: name, H: part.H, Hkv: part.Hkv, D: part.D };
-      const group = members.filter((m) => {
-        if (!m.maxN || N <= m.maxN.N) return true;
-        section.rows.push({ impl: m.id, kind: m.kind, N, status: 'skipped', reason: `N > ${m.maxN.N}: ${m.maxN.why}`, ...shape });
-        return false;
-      });
+      const group = members.filter((m) => !m.maxN || N <= m.maxN.N);
       const result = await measureGroup(group, {
         N,
         H: part.H,
@@ -332,6 +332,9 @@ export async function runModelSection(settings: ModelSettings): Promise<ModelSec
       });
       const order = (id: string) => group.findIndex((m) => m.id === id);
       for (const row of [...result.rows].sort((a, b) => order(a.impl) - order(b.impl))) section.rows.push({ ...row, ...shape });
+      for (const m of members.filter((member) => !group.includes(member))) {
+        section.rows.push({ impl: m.id, kind: m.kind, N, status: 'skipped', reason: `N > ${m.maxN!.N}: ${m.maxN!.why}`, ...shape });
+      }
       for (const [id, info] of result.info) section.info[id] = info;
       const at = (id: string) => result.rows.find((r) => r.impl === id && r.status === 'ok' && r.medianMs);
       const ratio = (what: string, numerator: string, denominator: string) => {
@@ -397,7 +400,7 @@ export function printModelSection(section: ModelSection): void {
     const rows = section.rows.filter((r) => r.part === name);
     if (rows.length === 0) continue;
     table(
-      `Attention as models use it: ${modelParts[name].title}, one thread, ${section.rounds} interleaved rounds (median time per call, wall and CPU)`,
+      `Attention as models use it: ${modelParts[name].title}, one thread, ${section.rounds} interleaved round${section.rounds > 1 ? 's' : ''} (median time per call, wall and CPU)`,
       ['row', 'N', 'wall', 'CPU', 'GFLOP/s', 'calls', 'wasm MiB'],
       rows.map((r) => [r.impl, String(r.N), ...cell(r), r.samples ? String(r.samples) : '-', r.wasmBytes ? (r.wasmBytes / MiB).toFixed(0) : '-']),
     );
