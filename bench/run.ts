@@ -6,11 +6,14 @@
  * approximate variant against exact attention. Writes a table on stdout,
  * `<out>/latest.json` and SVG charts.
  *
+ * Then the model section (bench/model.bench.ts): grouped-query attention and
+ * full with a mask, a bias and a cap, as ratios measured in the same run.
+ *
  *   node dist-bench/run.js [--quick | --full] [--variants a,b] [--sizes 256,1024]
  *                          [--peers tfjs,ort,threads,js | none] [--out DIR] [--rounds R]
  *                          [--budget SECONDS] [--accuracy-n N | --no-accuracy]
+ *                          [--model gqa,terms | none] [--model-sizes 1024,4096]
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -18,8 +21,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createAttention, hasSimd, variantNames } from 'wasm-attention';
 import { DATASETS, accuracyCases, measureAccuracy, type AccuracyRow } from './accuracy.js';
+import { modelParts, printModelSection, runModelSection, type ModelPartName, type ModelSection } from './model.bench.js';
 import { benchLongSequence } from './full.bench.js';
-import type { Message, SetupRequest } from './peers/child.js';
+import { fmtMs, measureGroup, table, type TimingRow } from './processes.js';
 import { D, H, SIZES, benchCases, peerImpls, sampleIndices, selectImpls, sizesOf, type Impl } from './suite.js';
 import { PALETTE, lineChart, scatterChart, type Marker, type ScatterPoint, type Series } from './svg.js';
 
@@ -29,20 +33,28 @@ const MiB = 2 ** 20;
 
 const USAGE = `usage: node dist-bench/run.js [options]
   --quick              the default sweep: sizes whose predicted time per call fits the
-                       budget (1.5 s; 10 s for full and the peers), 3 rounds; finishes
-                       in under 2 minutes on 2 cores
+                       budget (1.5 s; 10 s for full and the peers), 3 rounds, in under
+                       2 minutes on 2 cores; then the model section, 6 rounds, about a minute
   --full               every size (N = 256 ... 16384, 65536 for linear-time variants),
-                       60 s per call budget, 5 rounds, and full at N = 32768 (H = 1)
-  --variants a,b       only these variants (default: every registered one)
+                       60 s per call budget, 5 rounds, and full at N = 32768 (H = 1); the
+                       model section with GQA at N = 4096 too, 9 rounds
+  --variants a,b       only these variants (default: every registered one; 'none' for none)
   --sizes 256,1024     only these sizes (for every implementation)
   --peers tfjs,ort,threads,js  which peers (default all; 'none' for none); threads = our full and
                        onnxruntime-web on 2 threads; js = our plain-JS backend
   --out DIR            write latest.json and the charts to DIR
                        (default: bench/results/latest.json and docs/*.svg)
-  --rounds R           interleaved rounds per size
+  --rounds R           interleaved rounds per size (the model section's too)
   --budget SECONDS     skip a size whose predicted time per call exceeds this
   --accuracy-n N       sequence length of the accuracy table (default 1024)
-  --no-accuracy        skip the accuracy table`;
+  --no-accuracy        skip the accuracy table
+  --model gqa,terms    the model section's parts (default both, unless --variants other than
+                       none or --sizes is given; 'none' for none): gqa = grouped-query
+                       attention, H = 32, Hkv = 8, D = 128, at N = 1024 (--full: also 4096)
+                       against k and v repeated and onnxruntime-web's Attention op; terms =
+                       full with a block mask, a bias and softcap 30 against plain full,
+                       H = 8, D = 64, N = 4096
+  --model-sizes 1024   the model section at these sizes instead (every part)`;
 
 // ---------------------------------------------------------------- arguments
 
@@ -58,6 +70,8 @@ const { values: args } = parseArgs({
     budget: { type: 'string' },
     'accuracy-n': { type: 'string' },
     'no-accuracy': { type: 'boolean' },
+    model: { type: 'string' },
+    'model-sizes': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -94,6 +108,14 @@ const timingBudgetS = fullSweep ? Infinity : 80;
 /** Quick sweep: seconds for everything (the accuracy table's slowest cases are dropped to fit). */
 const sweepBudgetS = 105;
 const accuracyN = args['no-accuracy'] ? 0 : args['accuracy-n'] ? positiveInt(args['accuracy-n'], 'accuracy-n') : 1024;
+const noVariants = list(args.variants).join() === 'none';
+const modelNames = Object.keys(modelParts) as ModelPartName[];
+const modelSelected =
+  args.model !== undefined ? list(args.model).filter((p) => p !== 'none') : (args.variants === undefined || noVariants) && !explicitSizes ? modelNames : [];
+for (const p of modelSelected) if (!modelNames.includes(p as ModelPartName)) throw new RangeError(`--model: expected some of ${modelNames.join(', ')} or none, received '${p}'`);
+const modelSizes = args['model-sizes'] ? list(args['model-sizes']).map((s) => positiveInt(s, 'model-sizes')) : undefined;
+/** The model section's rounds: more than the sweep's, its ratios (paired by round) are the figures. */
+const modelRounds = args.rounds ? rounds : fullSweep ? 9 : 6;
 const outDir = args.out ? resolve(args.out) : null;
 const jsonPath = outDir ? join(outDir, 'latest.json') : join(root, 'bench/results/latest.json');
 const chartDir = outDir ?? join(root, 'docs');
@@ -111,114 +133,11 @@ function progress(message: string): void {
 }
 const progressDone = () => tty && process.stderr.write('\r\x1b[K');
 
-// ---------------------------------------------------------------- children
-
-interface Reply {
-  error?: string;
-  [key: string]: unknown;
-}
-
-/** One worker process (bench/peers/<worker>.ts) serving one implementation at one size. */
-class Child {
-  private pending: { resolve: (r: Reply) => void; reject: (e: Error) => void } | null = null;
-  private stderr = '';
-  private exited: string | null = null;
-  private constructor(private readonly proc: ChildProcess) {
-    proc.stderr!.on('data', (chunk: Buffer) => (this.stderr = (this.stderr + chunk.toString()).slice(-2000)));
-    proc.on('message', (m: Reply) => {
-      const p = this.pending;
-      this.pending = null;
-      p?.resolve(m);
-    });
-    proc.on('exit', (code, signal) => {
-      this.exited = `exited (${signal ?? `code ${code}`})${this.stderr ? `: ${this.stderr.trim().split('\n').slice(-3).join(' ')}` : ''}`;
-      const p = this.pending;
-      this.pending = null;
-      p?.reject(new Error(this.exited));
-    });
-  }
-
-  static async start(worker: string, execArgv: string[] = []): Promise<Child> {
-    const proc = fork(join(here, 'peers', `${worker}.js`), [], { execArgv, serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-    const child = new Child(proc);
-    await child.next();
-    return child;
-  }
-
-  private next(): Promise<Reply> {
-    if (this.exited) return Promise.reject(new Error(this.exited));
-    return new Promise((resolve, reject) => (this.pending = { resolve, reject }));
-  }
-
-  /** Sends a request and waits for its reply; a child silent for `timeoutMs` is killed. */
-  async request(message: Message, timeoutMs = 15 * 60_000): Promise<Reply> {
-    const reply = this.next();
-    this.proc.send(message);
-    const timer = setTimeout(() => this.proc.kill(), timeoutMs);
-    try {
-      const r = await reply;
-      if (r.error) throw new Error(r.error);
-      return r;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  close(): void {
-    if (this.exited) return;
-    if (this.proc.connected) this.proc.disconnect();
-    setTimeout(() => this.exited || this.proc.kill(), 5000).unref();
-  }
-}
-
 // ---------------------------------------------------------------- timing
 
-export interface TimingRow {
-  impl: string;
-  kind: Impl['kind'];
-  family?: string;
-  N: number;
-  status: 'ok' | 'skipped' | 'error';
-  reason?: string;
-  medianMs?: number;
-  minMs?: number;
-  maxMs?: number;
-  samples?: number;
-  /** Starting the process, loading the library, making the inputs and parameters (in parallel with the others). */
-  setupMs?: number;
-  /** CPU time of the process per call (median over rounds): what a call costs when the machine is shared. */
-  cpuMs?: number;
-  /** The first call (compiles, grows memory). */
-  firstCallMs?: number;
-  gflops?: number;
-  /** full's time / this time, at the same N. */
-  speedupVsFull?: number;
-  /** WebAssembly memory of the process after the calls (its peak: it never shrinks). */
-  wasmBytes?: number;
-  /** Peak resident memory of the process (its own: one process per implementation and size). */
-  maxRssBytes?: number;
-  /** Resident memory after loading and making the inputs, before the first call. */
-  rssAfterSetupBytes?: number;
-  /** Max |output - full's output| on 64 sampled entries (peers and our JS backend). */
-  maxDiffVsFull?: number;
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-
-function fmtMs(ms: number | undefined): string {
-  if (ms === undefined || !Number.isFinite(ms)) return '-';
-  if (ms >= 1000) return `${(ms / 1000).toPrecision(3)} s`;
-  if (ms >= 100) return `${ms.toFixed(0)} ms`;
-  if (ms >= 10) return `${ms.toFixed(1)} ms`;
-  if (ms >= 1) return `${ms.toFixed(2)} ms`;
-  return `${ms.toFixed(3)} ms`;
-}
-
-const { impls, missing, unknown } = selectImpls(list(args.variants), peerNames);
+// --variants none: the peers alone (or nothing, with --peers none: the model section alone)
+const { impls, missing, unknown } = selectImpls(noVariants ? [] : list(args.variants), peerNames);
+if (noVariants) impls.splice(0, impls.length, ...impls.filter((i) => i.kind === 'peer' || i.kind === 'ours-js'));
 if (unknown.length > 0) throw new RangeError(`--variants: unknown ${unknown.map((u) => `'${u}'`).join(', ')}; registered: ${variantNames.join(', ')}`);
 for (const name of missing) console.log(`${name}: no benchmark options (add a case to benchCases in bench/suite.ts)`);
 
@@ -277,94 +196,26 @@ for (const N of allSizes) {
   if (group.length > 0) await runGroup(N, group);
 }
 
-/** Starts one child per implementation at size N, warms each, times them in interleaved rounds, reads their memory. */
+/** Measures a group of implementations at size N (bench/processes.ts), records their rows, checks exact ones against full. */
 async function runGroup(N: number, group: Impl[]): Promise<void> {
-  progress(`N=${N}: starting ${group.length} processes`);
-  const sampleAt = sampleIndices(N);
-  const live: { impl: Impl; child: Child; row: TimingRow; times: number[]; cpu: number[]; k: number }[] = [];
-  const fail = (impl: Impl, e: unknown) => {
-    const reason = e instanceof Error ? e.message : String(e);
-    failed.set(impl.id, `failed at N=${N}`);
-    rows.push({ impl: impl.id, kind: impl.kind, family: impl.family, N, status: 'error', reason });
-  };
-  // load and make inputs in parallel (untimed)
-  const setupStart = performance.now();
-  await Promise.all(
-    group.map(async (impl) => {
-      let child: Child | null = null;
-      try {
-        const t0 = performance.now();
-        child = await Child.start(impl.worker, impl.execArgv);
-        const request: SetupRequest = { N, H, D, params: impl.params, sampleAt };
-        const setup = await child.request({ cmd: 'setup', request });
-        const setupMs = performance.now() - t0;
-        const row: TimingRow = { impl: impl.id, kind: impl.kind, family: impl.family, N, status: 'ok', setupMs, rssAfterSetupBytes: setup.rssAfterSetup as number };
-        infoOf.set(impl.id, setup.info as Record<string, unknown>);
-        live.push({ impl, child, row, times: [], cpu: [], k: 1 });
-      } catch (e) {
-        child?.close();
-        fail(impl, e);
-      }
-    }),
-  );
-  lastSetupS = (performance.now() - setupStart) / 1000;
-  live.sort((a, b) => group.indexOf(a.impl) - group.indexOf(b.impl));
-  // one first call each, one at a time
-  for (const entry of [...live]) {
-    progress(`N=${N}: first call of ${entry.impl.id}`);
-    try {
-      const warm = await entry.child.request({ cmd: 'warm' });
-      entry.row.firstCallMs = warm.ms as number;
-      samplesOf.set(`${entry.impl.id}@${N}`, warm.sample as number[]);
-      entry.k = perRound(warm.ms as number);
-      // far slower than predicted: the first call is its one measurement
-      if ((warm.ms as number) > 2 * (essential(entry.impl) ? essentialBudgetMs : budgetMs)) {
-        entry.times.push(warm.ms as number);
-        entry.row.reason = 'one call (too slow to repeat)';
-      }
-    } catch (e) {
-      entry.child.close();
-      live.splice(live.indexOf(entry), 1);
-      fail(entry.impl, e);
-    }
-  }
-  // interleaved rounds: every configuration once per round, the order rotated
-  const timed = live.filter((e) => e.times.length === 0);
-  for (let r = 0; r < rounds; r++) {
-    for (let j = 0; j < timed.length; j++) {
-      const entry = timed[(j + r) % timed.length];
-      if (entry.row.status !== 'ok') continue;
-      progress(`N=${N}: round ${r + 1}/${rounds}, ${entry.impl.id} (${entry.k} call${entry.k > 1 ? 's' : ''})`);
-      try {
-        const reply = await entry.child.request({ cmd: 'time', iterations: entry.k });
-        entry.times.push(...(reply.samples as number[]));
-        entry.cpu.push(reply.cpuMs as number);
-      } catch (e) {
-        entry.row.status = 'error';
-        entry.row.reason = e instanceof Error ? e.message : String(e);
-        failed.set(entry.impl.id, `failed at N=${N}`);
-      }
-    }
-  }
-  for (const entry of live) {
-    const { row, times, impl } = entry;
-    try {
-      const stats = await entry.child.request({ cmd: 'stats' });
-      row.maxRssBytes = stats.maxRss as number;
-      row.wasmBytes = stats.wasmBytes as number;
-    } catch {
-      // memory figures stay unknown
-    }
-    entry.child.close();
-    if (row.status === 'ok' && times.length > 0) {
-      row.medianMs = median(times);
-      row.minMs = Math.min(...times);
-      row.maxMs = Math.max(...times);
-      row.samples = times.length;
-      if (entry.cpu.length > 0) row.cpuMs = median(entry.cpu);
-      if (impl.flops) row.gflops = impl.flops(N) / row.medianMs / 1e6;
-      last.set(impl.id, { N, ms: row.medianMs });
-    }
+  const result = await measureGroup(group, {
+    N,
+    H,
+    D,
+    rounds,
+    perRound,
+    // far slower than predicted: the first call is its one measurement
+    oneCallAbove: (impl) => 2 * (essential(impl) ? essentialBudgetMs : budgetMs),
+    sampleAt: sampleIndices(N),
+    label: `N=${N}`,
+    progress,
+  });
+  lastSetupS = result.setupS;
+  for (const [id, info] of result.info) infoOf.set(id, info);
+  for (const [id, sample] of result.samples) samplesOf.set(`${id}@${N}`, sample);
+  for (const row of result.rows) {
+    if (row.status === 'error') failed.set(row.impl, `failed at N=${N}`);
+    else if (row.medianMs) last.set(row.impl, { N, ms: row.medianMs });
     rows.push(row);
   }
   // exact implementations must agree with full
@@ -409,6 +260,21 @@ if (accuracyN > 0) {
   accuracy = measureAccuracy(attn, ids, { N: accuracyN, H, D, progress, skip });
 }
 
+// ---------------------------------------------------------------- the model section
+
+let model: ModelSection | null = null;
+if (modelSelected.length > 0) {
+  model = await runModelSection({
+    parts: modelSelected as ModelPartName[],
+    sizes: modelSizes,
+    full: fullSweep,
+    rounds: modelRounds,
+    perRound,
+    oneCallAbove: 2 * (fullSweep ? 60_000 : essentialBudgetMs),
+    progress,
+  });
+}
+
 // ---------------------------------------------------------------- full at a long sequence (--full)
 
 let longSequence: Record<string, number> | null = null;
@@ -420,12 +286,6 @@ progressDone();
 
 // ---------------------------------------------------------------- report
 
-function table(title: string, header: string[], body: string[][]): void {
-  const widths = header.map((h, c) => Math.max(h.length, ...body.map((r) => r[c].length)));
-  const line = (cells: string[]) => cells.map((v, c) => (c === 0 ? v.padEnd(widths[c]) : v.padStart(widths[c]))).join('  ');
-  console.log(`\n${title}\n${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}`);
-  for (const r of body) console.log(line(r));
-}
 
 const implIds = impls.map((i) => i.id).filter((id) => rows.some((r) => r.impl === id));
 const sizesRun = [...new Set(rows.map((r) => r.N))].sort((a, b) => a - b);
@@ -448,7 +308,7 @@ const cpu = cpus();
 console.log(
   `\nwasm-attention bench, ${mode} sweep: B=1 H=${H} D=${D}, one thread, Node ${process.version}, ${cpu[0]?.model ?? 'unknown CPU'} (${cpu.length} cores)${hasSimd() ? '' : ', NO WebAssembly SIMD'}`,
 );
-table(
+if (implIds.length > 0) table(
   'Time per call: median of all rounds [min-max]',
   ['implementation', ...sizesRun.map((N) => `N=${N}`)],
   implIds.map((id) => [id, ...sizesRun.map((N) => cell(id, N, (r) => fmtMs(r.medianMs) + spread(r)))]),
@@ -530,7 +390,7 @@ if (exactIds.length > 1) {
     );
   }
 }
-table(
+if (implIds.length > 0) table(
   'Peak memory: max RSS of the process, MiB (WebAssembly memory, MiB)',
   ['implementation', ...sizesRun.map((N) => `N=${N}`)],
   implIds.map((id) => [id, ...sizesRun.map((N) => cell(id, N, (r) => (r.maxRssBytes ? `${(r.maxRssBytes / MiB).toFixed(0)} (${((r.wasmBytes ?? 0) / MiB).toFixed(0)})` : '-')))]),
@@ -580,6 +440,8 @@ if (notes.length > 0) {
   }
 }
 
+if (model) printModelSection(model);
+
 // ---------------------------------------------------------------- JSON
 
 const meta = {
@@ -602,7 +464,7 @@ const meta = {
   noBenchmarkOptions: missing,
 };
 mkdirSync(dirname(jsonPath), { recursive: true });
-writeFileSync(jsonPath, `${JSON.stringify({ meta, timings: rows, ratios, accuracy, longSequence }, null, 1)}\n`);
+writeFileSync(jsonPath, `${JSON.stringify({ meta, timings: rows, ratios, accuracy, longSequence, model }, null, 1)}\n`);
 
 // ---------------------------------------------------------------- charts
 

@@ -2,7 +2,7 @@
  * The benchmark suite at a tiny size, so that it cannot rot: compiles
  * bench/, runs `dist-bench/run.js` on N = 64 with full, local and the
  * tfjs-wasm peer, and checks the JSON and the charts it writes to a
- * temporary directory.
+ * temporary directory; then the model section alone at N = 128.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -10,9 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAttention } from '../dist/index.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const out = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
+const tsc = () => execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'bench/tsconfig.json')], { cwd: root, stdio: 'pipe' });
 
 interface Timing {
   impl: string;
@@ -34,7 +36,7 @@ describe('npm run bench (smoke, N = 64)', () => {
   let result: { meta: Record<string, unknown>; timings: Timing[]; ratios: { N: number; family: string; ratio: number }[]; accuracy: Record<string, unknown>[] };
 
   beforeAll(() => {
-    execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'bench/tsconfig.json')], { cwd: root, stdio: 'pipe' });
+    tsc();
     const args = ['--sizes', '64', '--variants', 'full,local', '--peers', 'tfjs', '--rounds', '2', '--accuracy-n', '64', '--out', out];
     stdout = execFileSync(process.execPath, [join(root, 'dist-bench/run.js'), ...args], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
     result = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8'));
@@ -94,5 +96,104 @@ describe('npm run bench (smoke, N = 64)', () => {
     expect(run.status).not.toBe(0);
     expect(run.stderr).toContain("--variants: unknown 'nope'");
     expect(run.stderr).toContain('full');
+  });
+});
+
+/**
+ * Whether this build of the library takes what the model section calls: k
+ * and v with fewer heads than q, and the `mask`, `bias` and `softcap` options
+ * of full. Without them those rows are errors and only the others are checked.
+ */
+async function takesModelOptions(): Promise<boolean> {
+  const attn = await createAttention({ backend: 'wasm' });
+  const t = (dims: number[]) => ({ data: new Float32Array(dims.reduce((a, b) => a * b, 1)), dims });
+  try {
+    attn.full(t([1, 2, 4, 8]), t([1, 1, 4, 8]), t([1, 1, 4, 8]), { mask: { data: new Uint8Array(16).fill(1), dims: [4, 4] }, bias: t([4, 4]), softcap: 30 } as Parameters<typeof attn.full>[3]);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    attn.dispose();
+  }
+}
+const modelOptions = await takesModelOptions();
+
+interface ModelRow extends Timing {
+  part: string;
+  H: number;
+  Hkv: number;
+  D: number;
+  cpuMs?: number;
+  roundMs?: number[];
+  roundCpuMs?: number[];
+}
+interface ModelJson {
+  rows: ModelRow[];
+  ratios: { part: string; N: number; numerator: string; denominator: string; cpu: number; wall: number; rounds: number }[];
+  agreement: { a: string; b: string; maxDiff: number }[];
+  mask: { N: number; visibleBlocks: number; blocks: number; fraction: number }[];
+  memory: { N: number; gqaBytes: number; repeatedBytes: number; kvBytes: number; repeatedKvBytes: number }[];
+}
+
+describe('npm run bench: the model section (smoke, N = 128)', () => {
+  const dir = join(out, 'model');
+  let stdout = '';
+  let model: ModelJson;
+  const row = (id: string) => model.rows.find((r) => r.impl === id)!;
+
+  beforeAll(() => {
+    tsc();
+    const args = ['--variants', 'none', '--peers', 'none', '--no-accuracy', '--model', 'gqa,terms', '--model-sizes', '128', '--rounds', '2', '--out', dir];
+    stdout = execFileSync(process.execPath, [join(root, 'dist-bench/run.js'), ...args], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+    model = JSON.parse(readFileSync(join(dir, 'latest.json'), 'utf8')).model;
+  }, 90_000);
+
+  it('runs every row of both parts at the problem of its part, each in its own process', () => {
+    expect(model.rows.map((r) => r.impl)).toEqual([
+      'full GQA (Hkv = 8)',
+      'full, k and v repeated to 32 heads',
+      'ort Attention (opset 23)',
+      'full',
+      'full + block mask',
+      'full + bias',
+      'full + softcap 30',
+    ]);
+    for (const r of model.rows) {
+      expect(r.N).toBe(128);
+      expect(r.part === 'gqa' ? [r.H, r.Hkv, r.D] : [r.H, r.D]).toEqual(r.part === 'gqa' ? [32, 8, 128] : [8, 64]);
+    }
+    // the rows that need nothing new of the library
+    for (const id of ['full, k and v repeated to 32 heads', 'ort Attention (opset 23)', 'full']) {
+      const r = row(id);
+      expect(r, id).toMatchObject({ status: 'ok' });
+      expect(r.roundMs!.length).toBe(2);
+      expect(r.roundCpuMs!.length).toBe(2);
+      expect(r.wasmBytes!).toBeGreaterThan(0);
+    }
+    // onnxruntime-web's Attention op computes what our call with k and v repeated does
+    expect(model.agreement.find((a) => a.a === 'full, k and v repeated to 32 heads' && a.b === 'ort Attention (opset 23)')!.maxDiff).toBeLessThan(1e-5);
+    expect(stdout).toContain('Attention as models use it');
+  });
+
+  it.runIf(modelOptions)('reports the ratios, the mask, and the memory of GQA against k and v repeated', () => {
+    for (const r of model.rows) expect(r, r.impl).toMatchObject({ status: 'ok' });
+    expect(model.ratios.map((r) => `${r.numerator} / ${r.denominator}`)).toEqual([
+      'full, k and v repeated to 32 heads / full GQA (Hkv = 8)',
+      'ort Attention (opset 23) / full GQA (Hkv = 8)',
+      'full / full + block mask',
+      'full + bias / full',
+      'full + softcap 30 / full',
+    ]);
+    for (const r of model.ratios) {
+      expect(r.rounds).toBe(2);
+      expect(r.cpu).toBeGreaterThan(0);
+      expect(r.wall).toBeGreaterThan(0);
+    }
+    // grouped-query heads read in place: the same output, and memory that grows with Hkv, not H
+    expect(model.agreement.find((a) => a.a === 'full GQA (Hkv = 8)' && a.b === 'full, k and v repeated to 32 heads')!.maxDiff).toBe(0);
+    const [m] = model.memory;
+    expect(m.repeatedBytes - m.gqaBytes).toBeGreaterThanOrEqual(0.9 * (m.repeatedKvBytes - m.kvBytes));
+    expect(model.mask).toEqual([{ N: 128, visibleBlocks: 4, blocks: 4, fraction: 1, randomPerRow: 0 }]);
+    expect(stdout).toContain('Ratios of the model section');
   });
 });

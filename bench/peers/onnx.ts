@@ -1,5 +1,5 @@
 /**
- * The two ONNX models the onnxruntime-web peer runs, written as protobuf
+ * The ONNX models the onnxruntime-web peer runs, written as protobuf
  * bytes by hand (no Python, no .onnx file): the fields of onnx.proto that
  * these graphs need and nothing else.
  *
@@ -7,6 +7,10 @@
  *   inputs q, k, v `[1, N, H*D]` (its native layout), output `[1, N, H*D]`.
  * - `matMulSoftmaxModel`: `softmax((q * scale) k^T) v` as Mul, Transpose,
  *   MatMul, Softmax, MatMul, inputs `[1, H, N, D]` (ours), output `[1, H, N, D]`.
+ * - `attentionModel`: the ONNX `Attention` op (opset 23) with grouped-query
+ *   heads, 3D inputs `[1, N, H*D]` and `[1, N, Hkv*D]`.
+ * - `groupQueryAttentionModel`: the `com.microsoft` GroupQueryAttention op
+ *   (causal), the same layout.
  */
 
 const utf8 = new TextEncoder();
@@ -16,8 +20,9 @@ const VARINT = 0;
 const LENGTH_DELIMITED = 2;
 const FIXED32 = 5;
 
-/** Tensor element type FLOAT in onnx.proto (TensorProto.DataType). */
+/** Tensor element types FLOAT and INT32 in onnx.proto (TensorProto.DataType). */
 const FLOAT = 1;
+const INT32 = 6;
 /** AttributeProto.AttributeType values used here. */
 const ATTR_FLOAT = 1;
 const ATTR_INT = 2;
@@ -45,10 +50,10 @@ const float = (field: number, value: number) => [...key(field, FIXED32), ...new 
 /** A dimension: a number, or a name for a free (symbolic) size. */
 type Dim = number | string;
 
-/** ValueInfoProto: name and a float tensor type of the given shape. */
-function valueInfo(name: string, dims: readonly Dim[]): number[] {
+/** ValueInfoProto: name and a tensor type (float by default) of the given shape. */
+function valueInfo(name: string, dims: readonly Dim[], type = FLOAT): number[] {
   const shape = dims.flatMap((d) => message(1, typeof d === 'number' ? int(1, d) : text(2, d)));
-  const tensorType = [...int(1, FLOAT), ...message(2, shape)];
+  const tensorType = [...int(1, type), ...message(2, shape)];
   return [...text(1, name), ...message(2, message(1, tensorType))];
 }
 
@@ -68,19 +73,23 @@ function node(op: string, inputs: string[], outputs: string[], attributes: Attri
   ];
 }
 
-/** ModelProto (IR version 8, opset 17 and com.microsoft 1) around one graph. */
-function model(nodes: number[][], inputs: [string, Dim[]][], outputs: [string, Dim[]][]): Uint8Array {
+/**
+ * ModelProto around one graph: IR version 8 with opset 17 by default (IR 11
+ * for opset 23, the first with the ONNX Attention op), and com.microsoft 1.
+ * An input may have an element type other than float (`[name, dims, type]`).
+ */
+function model(nodes: number[][], inputs: [string, Dim[], number?][], outputs: [string, Dim[]][], opset = 17): Uint8Array {
   const graph = [
     ...nodes.flatMap((n) => message(1, n)),
     ...text(2, 'attention'),
-    ...inputs.flatMap(([name, dims]) => message(11, valueInfo(name, dims))),
+    ...inputs.flatMap(([name, dims, type]) => message(11, valueInfo(name, dims, type))),
     ...outputs.flatMap(([name, dims]) => message(12, valueInfo(name, dims))),
   ];
   return new Uint8Array([
-    ...int(1, 8),
+    ...int(1, opset >= 23 ? 11 : 8),
     ...text(2, 'wasm-attention bench'),
     ...message(7, graph),
-    ...message(8, [...text(1, ''), ...int(2, 17)]),
+    ...message(8, [...text(1, ''), ...int(2, opset)]),
     ...message(8, [...text(1, 'com.microsoft'), ...int(2, 1)]),
   ]);
 }
@@ -92,6 +101,43 @@ export function multiHeadAttentionModel(H: number, D: number, scale: number): Ui
     [node('MultiHeadAttention', ['q', 'k', 'v'], ['out'], [intAttr('num_heads', H), floatAttr('scale', scale)], 'com.microsoft')],
     [['q', io], ['k', io], ['v', io]],
     [['out', io]],
+  );
+}
+
+/**
+ * The ONNX `Attention` op (opset 23) with grouped-query heads: 3D inputs q
+ * `[1, N, H*D]`, k and v `[1, N, Hkv*D]`, attributes q_num_heads and
+ * kv_num_heads; output `[1, N, H*D]`. Query head h reads kv head
+ * floor(h / (H / Hkv)), as ours.
+ */
+export function attentionModel(H: number, Hkv: number, D: number, scale: number): Uint8Array {
+  return model(
+    [node('Attention', ['q', 'k', 'v'], ['out'], [intAttr('q_num_heads', H), intAttr('kv_num_heads', Hkv), floatAttr('scale', scale)])],
+    [['q', [1, 'N', H * D]], ['k', [1, 'N', Hkv * D]], ['v', [1, 'N', Hkv * D]]],
+    [['out', [1, 'N', H * D]]],
+    23,
+  );
+}
+
+/**
+ * `com.microsoft` GroupQueryAttention: q `[1, N, H*D]`, k and v
+ * `[1, N, Hkv*D]`, no past (the whole sequence as one prompt): seqlens_k
+ * `[1]` int32 = N - 1 and total_sequence_length `[]` int32 = N are inputs.
+ * The op is causal by construction (it serves decoders).
+ */
+export function groupQueryAttentionModel(H: number, Hkv: number, D: number, scale: number): Uint8Array {
+  return model(
+    [
+      node(
+        'GroupQueryAttention',
+        ['q', 'k', 'v', '', '', 'seqlens_k', 'total_sequence_length'],
+        ['out', 'present_key', 'present_value'],
+        [intAttr('num_heads', H), intAttr('kv_num_heads', Hkv), floatAttr('scale', scale)],
+        'com.microsoft',
+      ),
+    ],
+    [['q', [1, 'N', H * D]], ['k', [1, 'N', Hkv * D]], ['v', [1, 'N', Hkv * D]], ['seqlens_k', [1], INT32], ['total_sequence_length', [], INT32]],
+    [['out', [1, 'N', H * D]]],
   );
 }
 
