@@ -3,8 +3,8 @@
 // Mirrors src/variants/full.ts. attentionRows is the one loop; the key/value
 // cache (kvcache.ts) runs it over its own packed buffers.
 import {
-  KEY_BLOCK, ROWS, TILE_GROUP, tileBytes, accumulateValues, addKeyBias, finishRows, maskPrefix, packQueryTile, packedBias, packedKeys,
-  packedValues, scoreBlock, softmaxBlock, startRows, tileOutput, tileScores, tileState, valueWidthPadded,
+  KEY_BLOCK, ROWS, TILE_GROUP, tileBytes, accumulateValues, accumulateValues4, addKeyBias, finishRows, maskPrefix, packQueryTile, packedBias, packedKeys,
+  packedValues, scoreBlock, scoreBlock4, softmaxBlock, startRows, tileOutput, tileScores, tileState, valueWidthPadded,
 } from '../core/flash';
 import { roundUp } from '../core/simd';
 import { BLOCK_HIDDEN, applyTerms, termsCover } from '../core/terms';
@@ -69,6 +69,8 @@ export function attentionRows(
     // from memory once per group and reused from cache by its tiles
     for (let j0 = keyStart; j0 < keyEndPad; j0 += KEY_BLOCK) {
       const keys = min(KEY_BLOCK, keyEndPad - j0);
+      touchLines(kp + (<usize>(j0 * D) << 2), <usize>(keys * D) << 2, tileScores(tiles, D));
+      touchLines(vp + (<usize>(j0 * dvPad) << 2), <usize>(keys * dvPad) << 2, tileScores(tiles, D));
       for (let t = 0; t < count; t++) {
         const i0 = g0 + t * ROWS;
         const p0 = first + i0 * step; // position of the tile's first row
@@ -80,7 +82,10 @@ export function attentionRows(
         const tile = tiles + <usize>t * stride;
         const st = tileScores(tile, D);
         const state = tileState(tile, D);
-        scoreBlock(kp, j0 >> 2, keys >> 2, tile, D, st);
+        // a tile of at most 4 rows (a decoding step's query heads) takes the narrow path
+        const narrow = rowEnd - i0 <= 4;
+        if (narrow) scoreBlock4(kp, j0 >> 2, keys >> 2, tile, D, st);
+        else scoreBlock(kp, j0 >> 2, keys >> 2, tile, D, st);
         if (terms != 0) applyTerms(terms, st, keys, i0, 1, rowEnd, j0, 1, 0, Nk, cover);
         if (keyBias != 0) addKeyBias(st, keys, keyBias + (<usize>j0 << 2));
         if (causal && j0 + keys - 1 > p0) {
@@ -90,7 +95,8 @@ export function attentionRows(
         }
         if (windowed && j0 < pLast - before) maskBelow(st, keys, j0, i32x4.add(i32x4.splat(p0 - before), steps0), i32x4.add(i32x4.splat(p0 - before), steps1));
         softmaxBlock(st, keys, state);
-        accumulateValues(st, keys, vp + (<usize>(j0 * dvPad) << 2), dvPad, tileOutput(tile, D), state);
+        if (narrow) accumulateValues4(st, keys, vp + (<usize>(j0 * dvPad) << 2), dvPad, tileOutput(tile, D), state);
+        else accumulateValues(st, keys, vp + (<usize>(j0 * dvPad) << 2), dvPad, tileOutput(tile, D), state);
       }
     }
     for (let t = 0; t < count; t++) {
@@ -110,4 +116,19 @@ export function attentionRows(
     v128.store(row, v128.bitselect(minusInf, v128.load(row), i32x4.gt_s(lo0, j)));
     v128.store(row, v128.bitselect(minusInf, v128.load(row, 16), i32x4.gt_s(lo1, j)), 16);
   }
+}
+
+/**
+ * Reads one word of every 64-byte line of [at, at + bytes) in order, before
+ * accumulateValues walks the block's value rows column strip by column
+ * strip: a sequential stream that the hardware prefetches, where the strips'
+ * strided first touches of each line were not (a decoding step over a cache
+ * that is larger than the processor caches). The words are or-ed into a
+ * word of `sink` that the next scores overwrite, so that the reads stay.
+ */
+function touchLines(at: usize, bytes: usize, sink: usize): void {
+  let acc: u32 = 0;
+  const end = at + bytes;
+  for (let p = at; p < end; p += 64) acc |= load<u32>(p);
+  store<u32>(sink, acc);
 }
