@@ -15,4 +15,4 @@ export * from './variants/lsh';
 export * from './variants/linear';
 export * from './variants/routing';
 export { attentionRows } from './variants/full';
-export { kvAppend, kvHeadBytes, kvShift, kvValues } from './variants/kvcache';
+export { kvAppend, kvShift, kvValues } from './variants/kvcache';

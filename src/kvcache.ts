@@ -270,7 +270,6 @@ class JsKvCache extends KvCacheBase {
 
 /** The kernels of the cache (assembly/variants/kvcache.ts, attentionRows). */
 interface KvKernels {
-  kvHeadBytes(capacity: number, D: number, Dv: number): number;
   kvValues(head: number, capacity: number, D: number): number;
   kvAppend(head: number, k: number, v: number, T: number, D: number, Dv: number, kLd: number, vLd: number, slot0: number, capacity: number): void;
   kvShift(head: number, from: number, count: number, D: number, Dv: number, capacity: number): void;
@@ -300,7 +299,8 @@ class WasmKvCache extends KvCacheBase {
     const { B, Hkv, D, Dv, capacity } = shape;
     this.x = runtime.exports as unknown as KvKernels;
     this.capPad = roundUp4(capacity);
-    this.headBytes = this.x.kvHeadBytes(capacity, D, Dv);
+    // the layout of assembly/variants/kvcache.ts, sized here in doubles: no size can overflow
+    this.headBytes = this.capPad * (D + Math.ceil(Dv / 8) * 8) * 4;
     const bytes = this.capPad * 4 + B * Hkv * this.headBytes;
     const limit = MAX_PAGES * 65536;
     if (!(bytes < limit - runtime.arena.memory.buffer.byteLength)) {

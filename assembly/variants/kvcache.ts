@@ -3,17 +3,12 @@
 // `capacity` positions, so that appending packs only the new positions in
 // place and attending runs attentionRows (full.ts) straight over the buffer.
 //
-// A head: kp[capPad/4][D][4] | vp[capPad][dvPad]   (capPad = capacity rounded up to 4)
+// A head: kp[capPad/4][D][4] | vp[capPad][dvPad]   (capPad = capacity rounded up to 4;
+// the caller sizes the buffer)
 // Slots from the cache's count up to the end of its last key tile are kept
 // zero, so that the padding keys the engine reads score 0 and their values
 // add 0 (the caller's key bias hides them).
 import { KEY_TILE, keyCountPadded, valueWidthPadded } from '../core/flash';
-
-/** Bytes of one kv head of a cache of `capacity` positions (f64: the caller checks the total fits). */
-export function kvHeadBytes(capacity: i32, D: i32, Dv: i32): f64 {
-  const capPad = <f64>keyCountPadded(capacity);
-  return capPad * (<f64>D + <f64>valueWidthPadded(Dv)) * 4;
-}
 
 /** Where a head's values start. */
 export function kvValues(head: usize, capacity: i32, D: i32): usize {
