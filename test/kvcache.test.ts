@@ -200,6 +200,20 @@ describe('kvCache: the pooled form', () => {
       cache.dispose();
     }
   });
+
+  it('refuses to change the cache while a run() is pending', async () => {
+    const cache = two.kvCache({ heads: 2, dim: 8, capacity: 64 });
+    cache.append(randn([1, 2, 40, 8], 1), randn([1, 2, 40, 8], 2));
+    const q = randn([1, 4, 1, 8], 3);
+    const pending = cache.run(q);
+    expect(() => cache.append(randn([1, 2, 1, 8], 4), randn([1, 2, 1, 8], 5))).toThrow(/^cache: append\(\) while a run\(\) is pending/);
+    expect(() => cache.dispose()).toThrow(TypeError);
+    const out = await pending;
+    expect(out.data).toEqual(cache.attend(q).data);
+    cache.append(randn([1, 2, 1, 8], 4), randn([1, 2, 1, 8], 5));
+    expect(cache.length).toBe(41);
+    cache.dispose();
+  });
 });
 
 describe('kvCache: bad input', () => {
