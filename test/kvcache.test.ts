@@ -46,7 +46,7 @@ interface Case {
   D: number;
   Dv: number;
   window?: number;
-  terms?: 'mask' | 'bias' | 'softcap' | 'all';
+  terms?: 'mask' | 'bias' | 'softcap' | 'all' | 'scale';
 }
 
 const cases: Case[] = [
@@ -57,6 +57,7 @@ const cases: Case[] = [
   { B: 2, Hkv: 4, G: 1, D: 7, Dv: 12, window: 50, terms: 'bias' },
   { B: 1, Hkv: 1, G: 6, D: 64, Dv: 32, window: 3, terms: 'all' },
   { B: 1, Hkv: 2, G: 4, D: 16, Dv: 8, window: 1 },
+  { B: 1, Hkv: 1, G: 12, D: 16, Dv: 16, terms: 'scale' },
 ];
 
 const CHUNKS = [37, 1, 5, 64, 1, 1, 130, 1, 1, 1, 5, 1];
@@ -68,6 +69,7 @@ function stepOptions(c: Case, T: number, length: number, s: number): Record<stri
   if (c.terms === 'mask' || c.terms === 'all') o.mask = randomMask(c.terms === 'all' ? [T, length] : [c.B, H, T, length], 100 + s);
   if (c.terms === 'bias' || c.terms === 'all') o.bias = randn(c.terms === 'all' ? [H, T, length] : [1, H, 1, length], 200 + s);
   if (c.terms === 'softcap' || c.terms === 'all') o.softcap = 2.5;
+  if (c.terms === 'scale') o.scale = 0.3;
   return o;
 }
 
