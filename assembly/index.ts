@@ -14,3 +14,5 @@ export * from './variants/synthesizer';
 export * from './variants/lsh';
 export * from './variants/linear';
 export * from './variants/routing';
+export { attentionRows } from './variants/full';
+export { kvAppend, kvShift, kvValues } from './variants/kvcache';

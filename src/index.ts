@@ -32,6 +32,7 @@ import type { LinformerOptions } from './variants/linformer.js';
 import type { CompressedOptions } from './variants/compressed.js';
 import { createLinearState, type LinearOptions, type LinearState, type LinearStateOptions } from './variants/linear.js';
 import type { SynthesizerOptions } from './variants/synthesizer.js';
+import { createKvCache, type KvCache, type KvCacheOptions } from './kvcache.js';
 
 export type { Tensor, Layout } from './tensor.js';
 export type { ScoringOptions, MaskTensor } from './model.js';
@@ -56,6 +57,7 @@ export type { SinkhornOptions } from './variants/sinkhorn.js';
 export type { LinformerOptions } from './variants/linformer.js';
 export type { CompressedOptions, CompressedConv } from './variants/compressed.js';
 export type { LinearOptions, LinearState, LinearStateOptions } from './variants/linear.js';
+export type { KvCache, KvCacheOptions, KvAttendOptions } from './kvcache.js';
 export type { SynthesizerOptions, SynthesizerFactors, SynthesizerDense, RandomSizes, FactorizedSizes, DenseSizes } from './variants/synthesizer.js';
 export { linformerProjection } from './variants/linformer.js';
 export { favorProjection, rfaProjection } from './variants/linear.js';
@@ -186,6 +188,16 @@ export interface Attention {
    * cost per token. `dispose()` it when done.
    */
   linearState(options: LinearStateOptions): LinearState;
+
+  /**
+   * A key/value cache for decoding, in WebAssembly memory in the kernels'
+   * packed layout: `append(k, v)` adds positions in place, `attend(q,
+   * options)` is `full(q, K, V, options)` over every cached position (the
+   * queries being the last ones), reading the cache once; with `window: W`
+   * each query sees its last W positions and the buffer rolls. `dispose()`
+   * it when done.
+   */
+  kvCache(options: KvCacheOptions): KvCache;
 
   /**
    * Fits Routing Transformer centroids by seeded spherical k-means on each
@@ -425,6 +437,10 @@ class Instance implements Attention {
 
   linearState(options: LinearStateOptions): LinearState {
     return createLinearState(this.runtime, options);
+  }
+
+  kvCache(options: KvCacheOptions): KvCache {
+    return createKvCache(this.runtime, (name, q, k, v, o) => this.apply(name, q, k, v, o), options);
   }
 
   fitRoutingCentroids(q: Tensor, k: Tensor, options: RoutingFitOptions): Tensor {

@@ -5,6 +5,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { initOptions } from '../src/index.js';
+import { kvAttendOptions, kvCacheOptions } from '../src/kvcache.js';
 import type { OptionTable } from '../src/options.js';
 import { patternOptions } from '../src/patterns.js';
 import { variants } from '../src/registry.js';
@@ -40,6 +41,8 @@ export function optionTables(): string {
     ...Object.entries(patternOptions).map(([type, options]) => table(`a \`'${type}'\` pattern of \`sparse\``, options)),
     table('`createAttention(init)`', initOptions),
     table('`attn.linearState(options)`', linearStateOptions),
+    table('`attn.kvCache(options)`', kvCacheOptions),
+    table('`cache.attend(q, options)` and `cache.run(q, options)`', kvAttendOptions),
     table('`attn.fitRoutingCentroids(q, k, options)`', routingFitOptions),
   ];
   return [BEGIN, ...sections, END].join('\n\n');

@@ -79,6 +79,16 @@ describe('the misspellings new users make', () => {
     ['weights()', (a) => a.weights('full', q, k, { casual: true }), 'casual', 'causal'],
     ['mask()', (a) => a.mask('local', 8, 8, { widow: 1 }), 'widow', 'window'],
     ['linearState', (a) => a.linearState({ dim: 4, valuedim: 4 } as never), 'valuedim', 'valueDim'],
+    ['kvCache', (a) => a.kvCache({ dim: 4, capacity: 8, value_dim: 4 } as never), 'value_dim', 'valueDim'],
+    ['kvCache.attend', (a) => {
+      const cache = a.kvCache({ dim: 4, capacity: 8 });
+      cache.append(randn([1, 1, 2, 4], 10), randn([1, 1, 2, 4], 11));
+      try {
+        return cache.attend(randn([1, 1, 1, 4], 12), { sofcap: 3 } as never);
+      } finally {
+        cache.dispose();
+      }
+    }, 'sofcap', 'softcap'],
     ['fitRoutingCentroids', (a) => a.fitRoutingCentroids(q, k, { cluster: 2, seed: 1 } as never), 'cluster', 'clusters'],
   ];
   for (const [what, call, key, near] of cases) {

@@ -108,6 +108,75 @@ export function scoreBlock(kp: usize, tile0: i32, tiles: i32, qt: usize, D: i32,
 }
 
 /**
+ * scoreBlock for a tile of at most 4 rows: st[j][r] for rows 0-3 (lanes 4-7
+ * are not written), two key tiles per step with the keys as vectors and the
+ * rows splatted, so that no lane is wasted. Every score is the same sum in
+ * the same order as scoreBlock's: the same bits.
+ */
+export function scoreBlock4(kp: usize, tile0: i32, tiles: i32, qt: usize, D: i32, st: usize): void {
+  const tileBytes = <usize>(D * KEY_TILE) << 2;
+  let kt = kp + <usize>tile0 * tileBytes;
+  let t = 0;
+  for (; t + 1 < tiles; t += 2) {
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+    let kd = kt;
+    let qd = qt;
+    const end = kt + tileBytes;
+    while (kd < end) {
+      const ka = v128.load(kd);
+      const kb = v128.load(kd + tileBytes);
+      let q = v128.load32_splat(qd);
+      a0 = madd(q, ka, a0);
+      b0 = madd(q, kb, b0);
+      q = v128.load32_splat(qd, 4);
+      a1 = madd(q, ka, a1);
+      b1 = madd(q, kb, b1);
+      q = v128.load32_splat(qd, 8);
+      a2 = madd(q, ka, a2);
+      b2 = madd(q, kb, b2);
+      q = v128.load32_splat(qd, 12);
+      a3 = madd(q, ka, a3);
+      b3 = madd(q, kb, b3);
+      kd += 16;
+      qd += 32;
+    }
+    storeColumns(a0, a1, a2, a3, st + (<usize>t << 7));
+    storeColumns(b0, b1, b2, b3, st + (<usize>(t + 1) << 7));
+    kt = end + tileBytes;
+  }
+  if (t < tiles) {
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let kd = kt;
+    let qd = qt;
+    const end = kt + tileBytes;
+    while (kd < end) {
+      const ka = v128.load(kd);
+      a0 = madd(v128.load32_splat(qd), ka, a0);
+      a1 = madd(v128.load32_splat(qd, 4), ka, a1);
+      a2 = madd(v128.load32_splat(qd, 8), ka, a2);
+      a3 = madd(v128.load32_splat(qd, 12), ka, a3);
+      kd += 16;
+      qd += 32;
+    }
+    storeColumns(a0, a1, a2, a3, st + (<usize>t << 7));
+  }
+}
+
+/** Stores lane c of rows r0 .. r3 (the scores of key c for rows 0-3) at st[c][0..3], c < 4. */
+// @ts-ignore: decorator
+@inline function storeColumns(r0: v128, r1: v128, r2: v128, r3: v128, st: usize): void {
+  const ab01 = f32x4.shuffle(r0, r1, 0, 4, 1, 5);
+  const cd01 = f32x4.shuffle(r2, r3, 0, 4, 1, 5);
+  const ab23 = f32x4.shuffle(r0, r1, 2, 6, 3, 7);
+  const cd23 = f32x4.shuffle(r2, r3, 2, 6, 3, 7);
+  v128.store(st, f32x4.shuffle(ab01, cd01, 0, 1, 4, 5));
+  v128.store(st, f32x4.shuffle(ab01, cd01, 2, 3, 6, 7), 32);
+  v128.store(st, f32x4.shuffle(ab23, cd23, 0, 1, 4, 5), 64);
+  v128.store(st, f32x4.shuffle(ab23, cd23, 2, 3, 6, 7), 96);
+}
+
+/**
  * Hides key j0 + t (t < count) from the rows whose visible keys end before
  * it (j >= limit): a prefix mask, with limits lim0 for rows 0-3 and lim1 for
  * rows 4-7 of the tile.
@@ -186,8 +255,20 @@ export function softmaxBlock(st: usize, count: i32, state: usize): void {
  * 4 rows x 8 value columns: 8 accumulators, 2 value vectors, 4 splats.
  */
 export function accumulateValues(st: usize, count: i32, vp: usize, dvPad: i32, o: usize, state: usize): void {
+  accumulateFour(st, count, vp, dvPad, o, state, 0);
+  accumulateFour(st, count, vp, dvPad, o, state, 4);
+}
+
+/** accumulateValues for rows 0-3 only (a tile of at most 4 rows): the same sums, the same bits. */
+export function accumulateValues4(st: usize, count: i32, vp: usize, dvPad: i32, o: usize, state: usize): void {
+  accumulateFour(st, count, vp, dvPad, o, state, 0);
+}
+
+/** accumulateValues for rows r0 .. r0 + 3. */
+// @ts-ignore: decorator
+@inline function accumulateFour(st: usize, count: i32, vp: usize, dvPad: i32, o: usize, state: usize, r0: i32): void {
   const rowBytes = <usize>dvPad << 2;
-  for (let r0 = 0; r0 < ROWS; r0 += 4) {
+  {
     const alphaR = state + 64 + (<usize>r0 << 2);
     const s0 = v128.load32_splat(alphaR);
     const s1 = v128.load32_splat(alphaR, 4);

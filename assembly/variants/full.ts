@@ -1,9 +1,10 @@
 // `full`: exact softmax attention over all keys that causal and key padding
 // leave visible, by the tiled online-softmax engine (no Nq x Nk buffer).
-// Mirrors src/variants/full.ts.
+// Mirrors src/variants/full.ts. attentionRows is the one loop; the key/value
+// cache (kvcache.ts) runs it over its own packed buffers.
 import {
-  KEY_BLOCK, ROWS, TILE_GROUP, tileBytes, accumulateValues, addKeyBias, finishRows, maskCausal, packQueryTile, packedBias, packedKeys,
-  packedValues, scoreBlock, softmaxBlock, startRows, tileOutput, tileScores, tileState, valueWidthPadded,
+  KEY_BLOCK, ROWS, TILE_GROUP, tileBytes, accumulateValues, accumulateValues4, addKeyBias, finishRows, maskPrefix, packQueryTile, packedBias, packedKeys,
+  packedValues, scoreBlock, scoreBlock4, softmaxBlock, startRows, tileOutput, tileScores, tileState, valueWidthPadded,
 } from '../core/flash';
 import { roundUp } from '../core/simd';
 import { BLOCK_HIDDEN, applyTerms, termsCover } from '../core/terms';
@@ -20,13 +21,37 @@ export function fullAttentionRows(
   q: usize, out: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, qLd: i32, oLd: i32,
   scale: f32, causal: bool, terms: usize, pack: usize, tiles: usize, rowStart: i32, rowEnd: i32,
 ): void {
+  attentionRows(
+    q, out, Nk, D, Dv, qLd, oLd, scale, causal, terms,
+    packedKeys(pack), packedValues(pack, Nk, D), load<i32>(pack) != 0 ? packedBias(pack, Nk, D, Dv) : 0,
+    tiles, rowStart, rowEnd, Nk - Nq, 1, -1,
+  );
+}
+
+/**
+ * The engine loop over packed keys kp[j/4][D][4] and values vp[j][dvPad] of
+ * Nk keys (a buffer may hold more: only tiles below roundUp(Nk, 4) are read)
+ * and, when keyBias != 0, a per-key bias (0 or -inf) added to every score
+ * (it hides padding and the zero keys that fill the last tile).
+ *
+ * Row i of q sits at position first + i step (step 1: consecutive queries of
+ * one head, first = Nk - Nq; step 0: rows that share one position, such as
+ * the query heads of a grouped-query kv head at one decoding step). Causal:
+ * row at position p sees keys j <= p; before >= 0: it sees keys
+ * j >= p - before only (a sliding window), and blocks wholly below every
+ * row's window are never read.
+ */
+export function attentionRows(
+  q: usize, out: usize, Nk: i32, D: i32, Dv: i32, qLd: i32, oLd: i32,
+  scale: f32, causal: bool, terms: usize, kp: usize, vp: usize, keyBias: usize,
+  tiles: usize, rowStart: i32, rowEnd: i32, first: i32, step: i32, before: i32,
+): void {
   const dvPad = valueWidthPadded(Dv);
-  const kp = packedKeys(pack);
-  const vp = packedValues(pack, Nk, D);
-  const bias = packedBias(pack, Nk, D, Dv);
-  const hidden = load<i32>(pack) != 0;
   const stride = <usize>tileBytes(D, Dv);
-  const shift = Nk - Nq;
+  const windowed = before >= 0;
+  const lanes = v128(0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0);
+  const steps0 = i32x4.mul(lanes, i32x4.splat(step));
+  const steps1 = i32x4.add(steps0, i32x4.splat(4 * step));
   for (let g0 = rowStart; g0 < rowEnd; g0 += ROWS * TILE_GROUP) {
     const count = min(TILE_GROUP, (rowEnd - g0 + ROWS - 1) / ROWS);
     for (let t = 0; t < count; t++) {
@@ -34,28 +59,44 @@ export function fullAttentionRows(
       packQueryTile(q, g0 + t * ROWS, rowEnd, D, qLd, scale, tile);
       startRows(tileState(tile, D), tileOutput(tile, D), dvPad);
     }
-    // causal: no row of the group sees past its last row's position
-    const keyEnd = causal ? min(Nk, max(0, g0 + count * ROWS + shift)) : Nk;
+    // causal: no row of the group sees past its last row's position; a
+    // window: none sees below its first row's lower bound
+    const lastRow = min(rowEnd, g0 + count * ROWS) - 1;
+    const keyEnd = causal ? min(Nk, max(0, first + lastRow * step + 1)) : Nk;
     const keyEndPad = roundUp(keyEnd, 4);
+    const keyStart = windowed ? max(0, first + g0 * step - before) & ~3 : 0;
     // key blocks outside, tiles inside: each block of keys and values is read
     // from memory once per group and reused from cache by its tiles
-    for (let j0 = 0; j0 < keyEndPad; j0 += KEY_BLOCK) {
+    for (let j0 = keyStart; j0 < keyEndPad; j0 += KEY_BLOCK) {
       const keys = min(KEY_BLOCK, keyEndPad - j0);
+      touchLines(kp + (<usize>(j0 * D) << 2), <usize>(keys * D) << 2, tileScores(tiles, D));
+      touchLines(vp + (<usize>(j0 * dvPad) << 2), <usize>(keys * dvPad) << 2, tileScores(tiles, D));
       for (let t = 0; t < count; t++) {
         const i0 = g0 + t * ROWS;
-        const p0 = i0 + shift; // position of the tile's first row
-        if (causal && j0 > p0 + ROWS - 1) continue; // the tile sees no key of the block
+        const p0 = first + i0 * step; // position of the tile's first row
+        const pLast = first + min(i0 + ROWS, rowEnd) * step - step; // and of its last
+        if (causal && j0 > pLast) continue; // the tile sees no key of the block
+        if (windowed && j0 + keys <= p0 - before) continue;
         const cover = terms != 0 ? termsCover(terms, keys, i0, 1, rowEnd, j0, 1, 0, Nk) : 0;
         if (terms != 0 && cover == BLOCK_HIDDEN) continue;
         const tile = tiles + <usize>t * stride;
         const st = tileScores(tile, D);
         const state = tileState(tile, D);
-        scoreBlock(kp, j0 >> 2, keys >> 2, tile, D, st);
+        // a tile of at most 4 rows (a decoding step's query heads) takes the narrow path
+        const narrow = rowEnd - i0 <= 4;
+        if (narrow) scoreBlock4(kp, j0 >> 2, keys >> 2, tile, D, st);
+        else scoreBlock(kp, j0 >> 2, keys >> 2, tile, D, st);
         if (terms != 0) applyTerms(terms, st, keys, i0, 1, rowEnd, j0, 1, 0, Nk, cover);
-        if (hidden) addKeyBias(st, keys, bias + (<usize>j0 << 2));
-        if (causal && j0 + keys - 1 > p0) maskCausal(st, keys, j0, p0);
+        if (keyBias != 0) addKeyBias(st, keys, keyBias + (<usize>j0 << 2));
+        if (causal && j0 + keys - 1 > p0) {
+          // row r sees the prefix of keys 0 ..= p0 + r step
+          const lim0 = i32x4.add(i32x4.splat(p0 + 1), steps0);
+          maskPrefix(st, keys, j0, lim0, i32x4.add(i32x4.splat(p0 + 1), steps1));
+        }
+        if (windowed && j0 < pLast - before) maskBelow(st, keys, j0, i32x4.add(i32x4.splat(p0 - before), steps0), i32x4.add(i32x4.splat(p0 - before), steps1));
         softmaxBlock(st, keys, state);
-        accumulateValues(st, keys, vp + (<usize>(j0 * dvPad) << 2), dvPad, tileOutput(tile, D), state);
+        if (narrow) accumulateValues4(st, keys, vp + (<usize>(j0 * dvPad) << 2), dvPad, tileOutput(tile, D), state);
+        else accumulateValues(st, keys, vp + (<usize>(j0 * dvPad) << 2), dvPad, tileOutput(tile, D), state);
       }
     }
     for (let t = 0; t < count; t++) {
@@ -63,4 +104,31 @@ export function fullAttentionRows(
       finishRows(tileOutput(tile, D), tileState(tile, D), dvPad, out, g0 + t * ROWS, rowEnd, Dv, oLd);
     }
   }
+}
+
+/** Hides key j0 + t from the rows whose window starts after it (j < low), lows lo0 for rows 0-3 and lo1 for rows 4-7. */
+// @ts-ignore: decorator
+@inline function maskBelow(st: usize, count: i32, j0: i32, lo0: v128, lo1: v128): void {
+  const minusInf = f32x4.splat(-Infinity);
+  for (let t = 0; t < count; t++) {
+    const j = i32x4.splat(j0 + t);
+    const row = st + (<usize>t << 5);
+    v128.store(row, v128.bitselect(minusInf, v128.load(row), i32x4.gt_s(lo0, j)));
+    v128.store(row, v128.bitselect(minusInf, v128.load(row, 16), i32x4.gt_s(lo1, j)), 16);
+  }
+}
+
+/**
+ * Reads one word of every 64-byte line of [at, at + bytes) in order, before
+ * accumulateValues walks the block's value rows column strip by column
+ * strip: a sequential stream that the hardware prefetches, where the strips'
+ * strided first touches of each line were not (a decoding step over a cache
+ * that is larger than the processor caches). The words are or-ed into a
+ * word of `sink` that the next scores overwrite, so that the reads stay.
+ */
+function touchLines(at: usize, bytes: usize, sink: usize): void {
+  let acc: u32 = 0;
+  const end = at + bytes;
+  for (let p = at; p < end; p += 64) acc |= load<u32>(p);
+  store<u32>(sink, acc);
 }
