@@ -140,7 +140,7 @@ describe('more of the same kind', () => {
   });
 
   it('a mixed spec list that contains itself is a TypeError, not a stack overflow', () => {
-    const heads: object[] = [];
+    const heads: { kind: string; heads: unknown }[] = [];
     heads.push({ kind: 'mixed', heads });
     for (const attn of [one, js]) expect(() => attn.mixed(q, k, v, { heads })).toThrow(/^options\.heads\[0\]\.heads: expected specs that do not contain themselves/);
   });

@@ -11,6 +11,7 @@ import { lookup } from '../dist/registry.js';
 import { fitCentroids } from '../dist/reference/routing.js';
 import { sortMatrices, type SinkhornSettings } from '../dist/reference/sinkhorn.js';
 import type { Heads } from '../dist/tensor.js';
+import type { LinearParsed } from '../dist/variants/linear.js';
 import type { LshParsed } from '../dist/variants/lsh.js';
 import type { MixedParsed } from '../dist/variants/mixed.js';
 import type { RoutingParsed } from '../dist/variants/routing.js';
@@ -65,6 +66,8 @@ function clear(name: string, inputs: Inputs, parsed: Parsed): boolean {
       return routingClear(inputs.q!, inputs.k!, parsed as RoutingParsed);
     case 'sinkhorn':
       return sinkhornClear(inputs.q!, inputs.k!, parsed as unknown as SinkhornSettings);
+    case 'linear':
+      return (parsed as LinearParsed).featureMap !== 'rfa' || rfaClear(inputs.q!, inputs.k!, parsed as LinearParsed);
     case 'mixed':
       return (parsed as MixedParsed).heads.every(({ variant, parsed: head }, h) =>
         clear(variant.name, { q: inputs.q && headOf(inputs.q, h), k: inputs.k && headOf(inputs.k, h), v: inputs.v && headOf(inputs.v, h) }, head),
@@ -132,6 +135,44 @@ function sinkhornClear(q: Heads, k: Heads, s: SinkhornSettings): boolean {
   for (let row = 0; row < S.length / nb; row++) {
     const values = Array.from(S.subarray(row * nb, (row + 1) * nb));
     if (values.some((x) => x > 0) && !separated(values, 1)) return false;
+  }
+  return true;
+}
+
+/**
+ * RFA's features have signs, so a denominator `phi(q_i) . z + eps` may cancel
+ * (the method's own weakness, SPEC "linear"); its float32 rounding is then
+ * that of its terms, and the output's that much larger. A row whose
+ * denominator is below 1/MAX_CANCELLATION of the sum of its terms' sizes is
+ * too close to 0 to be held to 1e-4.
+ */
+const MAX_CANCELLATION = 20;
+
+function rfaClear(q: Heads, k: Heads, p: LinearParsed): boolean {
+  const { M, data, headStride } = p.projection!;
+  const features = (x: Heads, b: number, h: number, n: number): number[] => {
+    const row = unit(x.data, ((b * x.H + h) * x.N + n) * x.D, x.D);
+    const angles = Array.from({ length: M }, (_, m) => dot(row, Array.from(data.subarray(h * headStride + m * x.D, h * headStride + (m + 1) * x.D))));
+    return [...angles.map(Math.sin), ...angles.map(Math.cos)].map((f) => f / Math.sqrt(M));
+  };
+  const shift = k.N - q.N;
+  for (let b = 0; b < q.B; b++) {
+    for (let h = 0; h < q.H; h++) {
+      const keys = Array.from({ length: k.N }, (_, j) => features(k, b, h, j));
+      for (let i = 0; i < q.N; i++) {
+        const phi = features(q, b, h, i);
+        let den = p.eps;
+        let size = p.eps;
+        keys.forEach((key, j) => {
+          if ((p.causal && j > i + shift) || (p.keyPadding && p.keyPadding[b * k.N + j] === 0)) return;
+          key.forEach((f, t) => {
+            den += phi[t] * f;
+            size += Math.abs(phi[t] * f);
+          });
+        });
+        if (size > 0 && Math.abs(den) * MAX_CANCELLATION < size) return false;
+      }
+    }
   }
   return true;
 }

@@ -103,7 +103,7 @@ export function getAt(call: Call, path: Path): unknown {
 export function setAt(call: Call, path: Path, value: unknown, remove = false): Call {
   const set = (container: unknown, keys: (string | number)[]): unknown => {
     const [key, ...rest] = keys;
-    const copy: Record<string | number, unknown> = Array.isArray(container) ? [...container] : { ...(container as object) };
+    const copy = (Array.isArray(container) ? [...container] : { ...(container as object) }) as Record<string | number, unknown>;
     if (rest.length > 0) copy[key] = set(copy[key], rest);
     else if (remove) delete copy[key];
     else copy[key] = value;

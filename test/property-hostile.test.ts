@@ -120,7 +120,7 @@ describe('property: hostile values throw a named error or mean what the SPEC say
 
       // every entry point, on the hostile call and (where it has a meaning) on the call it means
       const entries = (c: Call) => {
-        const runs = [() => one.apply(name, c.q, c.k, c.v, c.options), () => two.run(name, c.q, c.k, c.v, c.options), () => js.apply(name, c.q, c.k, c.v, c.options)];
+        const runs: (() => unknown)[] = [() => one.apply(name, c.q, c.k, c.v, c.options), () => two.run(name, c.q, c.k, c.v, c.options), () => js.apply(name, c.q, c.k, c.v, c.options)];
         if (!path.startsWith('v') && takesWeights(base)) runs.push(() => one.weights(name, c.q, c.k, c.options));
         if (patternVariants.has(name) && path.startsWith('options')) {
           const [Nq, Nk] = [lengthOf(base, base.q!), lengthOf(base, base.k!)];

@@ -77,7 +77,7 @@ function weightsOf(call: Call): { data: Float32Array; dims: number[] } {
 
 describe('property: valid calls agree with the float64 reference', () => {
   for (const name of variantNames) {
-    test.prop([validCall(name)], fuzzParams(25))(name, async (call) => {
+    test.prop([validCall(name)], fuzzParams(20))(name, async (call) => {
       fc.pre(wellConditioned(call));
       const { q, k, v, options } = call;
       const want = js.apply(name, q, k, v, options);
