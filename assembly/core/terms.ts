@@ -59,16 +59,19 @@ const SERIES_END: f32 = 0.25;
  */
 // @ts-ignore: decorator
 @inline export function tanh4(x: v128): v128 {
-  const one = f32x4.splat(1);
   const a = f32x4.abs(x);
-  const e = expNonPositive(f32x4.mul(a, f32x4.splat(-2)));
-  const far = v128.or(f32x4.div(f32x4.sub(one, e), f32x4.add(one, e)), v128.and(x, SIGN));
   const x2 = f32x4.mul(x, x);
   let p = madd(x2, f32x4.splat(T9), f32x4.splat(-T7));
   p = madd(p, x2, f32x4.splat(T5));
   p = madd(p, x2, f32x4.splat(-T3));
   const near = madd(f32x4.mul(p, x2), x, x);
-  return v128.bitselect(near, far, f32x4.lt(a, f32x4.splat(SERIES_END)));
+  const inSeries = f32x4.lt(a, f32x4.splat(SERIES_END));
+  // a large cap keeps most logits / c in the series' range: no exp, no division
+  if (i32x4.all_true(inSeries)) return near;
+  const one = f32x4.splat(1);
+  const e = expNonPositive(f32x4.mul(a, f32x4.splat(-2)));
+  const far = v128.or(f32x4.div(f32x4.sub(one, e), f32x4.add(one, e)), v128.and(x, SIGN));
+  return v128.bitselect(near, far, inSeries);
 }
 
 // The columns of the last transpose4 (module globals: AssemblyScript returns one value).
@@ -116,7 +119,7 @@ export const BLOCK_MIXED: i32 = 2; // the mask hides some pairs
 /**
  * How the mask (and a bias of -inf) covers a block of count keys (as in
  * applyTerms) for the tile's rows: BLOCK_HIDDEN, BLOCK_SEEN or BLOCK_MIXED.
- * Contiguous mask rows are read four bytes at a time.
+ * Contiguous mask rows are read sixteen bytes at a time (then four).
  */
 export function termsCover(terms: usize, count: i32, i0: i32, rowStep: i32, rowEnd: i32, jFirst: i32, jStep: i32, keyList: usize, Nk: i32): i32 {
   const bias = <usize>load<u32>(terms + BIAS);
@@ -127,8 +130,10 @@ export function termsCover(terms: usize, count: i32, i0: i32, rowStep: i32, rowE
   const maskRow = <usize>load<i32>(terms + MASK_ROW);
   const maskKey = <usize>load<i32>(terms + MASK_KEY);
   const real = keyList != 0 ? count : min(count, jStep > 0 ? (Nk - jFirst + jStep - 1) / jStep : count);
-  // the mask's bytes of a row are contiguous: a word test per 4 keys
-  const words = mask != 0 && keyList == 0 && jStep == 1 && maskKey == 1 ? real & ~3 : 0;
+  // the mask's bytes of a row are contiguous: 16, then 4, at a time
+  const contiguous = mask != 0 && keyList == 0 && jStep == 1 && maskKey == 1;
+  const vectors = contiguous ? real & ~15 : 0;
+  const words = contiguous ? real & ~3 : 0;
   let anyHidden = false;
   let anySeen = false;
   for (let r = 0; r < 8; r++) {
@@ -137,6 +142,11 @@ export function termsCover(terms: usize, count: i32, i0: i32, rowStep: i32, rowE
     const biasAt = bias + ((<usize>i * biasRow) << 2);
     const maskAt = mask + <usize>i * maskRow;
     let t = 0;
+    for (; t < vectors; t += 16) {
+      const m = v128.load(maskAt + <usize>(jFirst + t));
+      if (!i8x16.all_true(m)) anyHidden = true;
+      if (v128.any_true(m)) anySeen = anySeen || bias == 0 || !allMinusInf(biasAt, biasKey, jFirst + t, 16);
+    }
     for (; t < words; t += 4) {
       const w = load<u32>(maskAt + <usize>(jFirst + t));
       if (hasZeroByte(w)) anyHidden = true;
@@ -146,7 +156,11 @@ export function termsCover(terms: usize, count: i32, i0: i32, rowStep: i32, rowE
       const j = keyAt(jFirst, jStep, keyList, t);
       if (j >= Nk) continue;
       if (mask != 0 && load<u8>(maskAt + <usize>j * maskKey) == 0) anyHidden = true;
-      else if (bias == 0 || load<f32>(biasAt + ((<usize>j * biasKey) << 2)) != NEG_INF) anySeen = true;
+      else if (bias == 0 || load<f32>(biasAt + ((<usize>j * biasKey) << 2)) != NEG_INF) {
+        // without a mask, one pair a bias does not hide settles it
+        if (mask == 0) return BLOCK_SEEN;
+        anySeen = true;
+      }
     }
     if (anyHidden && anySeen) return BLOCK_MIXED;
   }
