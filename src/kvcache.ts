@@ -304,12 +304,12 @@ class WasmKvCache extends KvCacheBase {
     const bytes = this.capPad * 4 + B * Hkv * this.headBytes;
     const limit = MAX_PAGES * 65536;
     if (!(bytes < limit - runtime.arena.memory.buffer.byteLength)) {
-      throw new RangeError(`options.capacity: a cache of ${capacity} positions ([B, Hkv] = [${B}, ${Hkv}], D = ${D}, Dv = ${Dv}) needs ${bytes} bytes, more than WebAssembly memory can hold`);
+      throw new RangeError(`options.batch, options.heads, options.dim, options.valueDim, options.capacity: a cache of ${capacity} positions ([B, Hkv] = [${B}, ${Hkv}], D = ${D}, Dv = ${Dv}) needs ${bytes} bytes, more than WebAssembly memory can hold`);
     }
     try {
       this.block = runtime.arena.tensor([bytes / 4]);
     } catch (error) {
-      if (error instanceof RangeError) throw new RangeError(`options.capacity: a cache of ${capacity} positions needs ${bytes} bytes: ${error.message}`);
+      if (error instanceof RangeError) throw new RangeError(`options.batch, options.heads, options.dim, options.valueDim, options.capacity: a cache of ${capacity} positions needs ${bytes} bytes: ${error.message}`);
       throw error;
     }
     this.block.data.fill(0);

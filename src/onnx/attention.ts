@@ -148,15 +148,17 @@ function readSizes(Q: Tensor, K: Tensor, V: Tensor, a: Attributes): Omit<Sizes, 
     };
     const Hq = heads('q_num_heads', a.qHeads);
     const Hkv = heads('kv_num_heads', a.kvHeads);
-    sizes = ([['Q', Q, Hq], ['K', K, Hkv], ['V', V, Hkv]] as const).map(([name, t, H]) => {
-      if (t.dims[2] % H !== 0) throw new RangeError(`inputs.${name}.dims: the hidden size ${t.dims[2]} is not a multiple of the ${H} heads, received ${dimsText(t)}`);
+    sizes = ([['Q', Q, Hq, 'q_num_heads'], ['K', K, Hkv, 'kv_num_heads'], ['V', V, Hkv, 'kv_num_heads']] as const).map(([name, t, H, key]) => {
+      if (t.dims[2] % H !== 0) throw new RangeError(`inputs.${name}.dims: the hidden size ${t.dims[2]} is not a multiple of the ${H} heads of attributes.${key}, received ${dimsText(t)}`);
       return [t.dims[0], H, t.dims[1], t.dims[2] / H];
     });
   }
   const [[B, Hq, Sq, D], [Bk, Hkv, Skv, Dk], [Bv, Hv, Sv, Dv]] = sizes;
   if (Bk !== B || Bv !== B) throw new RangeError(`inputs.${Bk !== B ? 'K' : 'V'}.dims: batch size must be Q's ${B}, received K ${dimsText(K)}, V ${dimsText(V)}`);
-  if (D < 1) throw new RangeError(`inputs.Q.dims: the head size must be at least 1, received ${dimsText(Q)}`);
-  if (Dk !== D) throw new RangeError(`inputs.K.dims: the head size must be Q's ${D}, received ${Dk} (${dimsText(K)})`);
+  // 3D inputs take their head sizes from the head-count attributes
+  const from = Q.dims.length === 3 ? ' (hidden sizes divided by attributes.q_num_heads and attributes.kv_num_heads)' : '';
+  if (D < 1) throw new RangeError(`inputs.Q.dims: the head size must be at least 1, received ${dimsText(Q)}${from}`);
+  if (Dk !== D) throw new RangeError(`inputs.K.dims: the head size must be Q's ${D}, received ${Dk} (${dimsText(K)})${from}`);
   if (Sv !== Skv || Hv !== Hkv) throw new RangeError(`inputs.V.dims: V must have K's length ${Skv} and ${Hkv} heads, received ${dimsText(V)}`);
   if (Hkv < 1 || Hq % Hkv !== 0) throw new RangeError(`inputs.K.dims: Q's ${Hq} heads must be a multiple of K's ${Hkv} heads (grouped-query attention), received ${dimsText(K)}`);
   return { rank, B, Hq, Hkv, Sq, Skv, D, Dv };
