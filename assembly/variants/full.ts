@@ -69,8 +69,7 @@ export function attentionRows(
     // from memory once per group and reused from cache by its tiles
     for (let j0 = keyStart; j0 < keyEndPad; j0 += KEY_BLOCK) {
       const keys = min(KEY_BLOCK, keyEndPad - j0);
-      touchLines(kp + (<usize>(j0 * D) << 2), <usize>(keys * D) << 2, tileScores(tiles, D));
-      touchLines(vp + (<usize>(j0 * dvPad) << 2), <usize>(keys * dvPad) << 2, tileScores(tiles, D));
+      let touched = false;
       for (let t = 0; t < count; t++) {
         const i0 = g0 + t * ROWS;
         const p0 = first + i0 * step; // position of the tile's first row
@@ -79,6 +78,12 @@ export function attentionRows(
         if (windowed && j0 + keys <= p0 - before) continue;
         const cover = terms != 0 ? termsCover(terms, keys, i0, 1, rowEnd, j0, 1, 0, Nk) : 0;
         if (terms != 0 && cover == BLOCK_HIDDEN) continue;
+        // the block's keys and values, read in address order once, by the first tile that uses them
+        if (!touched) {
+          touchLines(kp + (<usize>(j0 * D) << 2), <usize>(keys * D) << 2, tileScores(tiles, D));
+          touchLines(vp + (<usize>(j0 * dvPad) << 2), <usize>(keys * dvPad) << 2, tileScores(tiles, D));
+          touched = true;
+        }
         const tile = tiles + <usize>t * stride;
         const st = tileScores(tile, D);
         const state = tileState(tile, D);
