@@ -3,7 +3,7 @@
 export { heapBase, relaxedSimd } from './core/memory';
 export { groupBytes, packBytes, packHead } from './core/flash';
 export { fullAttentionRows } from './variants/full';
-export { termsBytes, writeTerms } from './core/terms';
+export { shareCovers, termsBytes, writeTerms } from './core/terms';
 export { gemm, transpose } from './core/gemm';
 export { inverseNorms } from './core/gather';
 export * from './variants/sinkhorn';

@@ -22,13 +22,15 @@ const BIAS: usize = 12;
 const BIAS_ROW: usize = 16;
 const BIAS_KEY: usize = 20;
 const CAP: usize = 24;
+const COVERS: usize = 28;
+const COVER_BLOCKS: usize = 32;
 
 const NEG_INF: f32 = -Infinity;
 const SIGN: v128 = i32x4.splat(0x80000000);
 
 /** Bytes of one head's terms record. */
 export function termsBytes(): i32 {
-  return 32;
+  return 40;
 }
 
 /** Writes a head's terms record (a pointer of 0: no mask, no bias; softcap 0: no cap). */
@@ -40,6 +42,31 @@ export function writeTerms(terms: usize, mask: usize, maskRow: i32, maskKey: i32
   store<i32>(terms + BIAS_ROW, biasRow);
   store<i32>(terms + BIAS_KEY, biasKey);
   store<f32>(terms + CAP, softcap);
+  store<u32>(terms + COVERS, 0);
+}
+
+/**
+ * Lets the heads of a batch share their blocks' covers (a mask and bias that
+ * do not vary by head): `covers` holds a byte per (8-row tile, 64-key block),
+ * `blocks` to a tile row, 0 until the first head that needs it computes it.
+ * Heads on other threads may compute the same byte at once: they write the
+ * same value.
+ */
+export function shareCovers(terms: usize, covers: usize, blocks: i32): void {
+  store<u32>(terms + COVERS, <u32>covers);
+  store<i32>(terms + COVER_BLOCKS, blocks);
+}
+
+/** termsCover of a whole tile (rows i0 .. i0 + 8 below rowEnd) and a 64-key block at j0, from the shared covers when there are some. */
+export function tileCover(terms: usize, count: i32, i0: i32, rowEnd: i32, j0: i32, Nk: i32): i32 {
+  const covers = <usize>load<u32>(terms + COVERS);
+  if (covers == 0) return termsCover(terms, count, i0, 1, rowEnd, j0, 1, 0, Nk);
+  const at = covers + <usize>(i0 >> 3) * <usize>load<i32>(terms + COVER_BLOCKS) + <usize>(j0 >> 6);
+  const known = load<u8>(at);
+  if (known != 0) return <i32>known - 1;
+  const cover = termsCover(terms, count, i0, 1, rowEnd, j0, 1, 0, Nk);
+  store<u8>(at, <u8>(cover + 1));
+  return cover;
 }
 
 // tanh's Taylor series at 0, x - x^3/3 + 2x^5/15 - 17x^7/315 + 62x^9/2835 - ...

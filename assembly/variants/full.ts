@@ -7,7 +7,7 @@ import {
   packedValues, scoreBlock, scoreBlock4, softmaxBlock, startRows, tileOutput, tileScores, tileState, valueWidthPadded,
 } from '../core/flash';
 import { roundUp } from '../core/simd';
-import { BLOCK_HIDDEN, applyTerms, termsCover } from '../core/terms';
+import { BLOCK_HIDDEN, applyTerms, termsCover, tileCover } from '../core/terms';
 
 /**
  * Rows [rowStart, rowEnd) of one head: out = softmax(scale q k^T + mask) v,
@@ -76,7 +76,8 @@ export function attentionRows(
         const pLast = first + min(i0 + ROWS, rowEnd) * step - step; // and of its last
         if (causal && j0 > pLast) continue; // the tile sees no key of the block
         if (windowed && j0 + keys <= p0 - before) continue;
-        const cover = terms != 0 ? termsCover(terms, keys, i0, 1, rowEnd, j0, 1, 0, Nk) : 0;
+        // tiles of 8 consecutive rows and blocks from key 0 may share their covers across heads
+        const cover = terms == 0 ? 0 : step == 1 && !windowed ? tileCover(terms, keys, i0, rowEnd, j0, Nk) : termsCover(terms, keys, i0, 1, rowEnd, j0, 1, 0, Nk);
         if (terms != 0 && cover == BLOCK_HIDDEN) continue;
         // the block's keys and values, read in address order once, by the first tile that uses them
         if (!touched) {

@@ -17,6 +17,8 @@ export interface Exports extends Record<string, unknown> {
   termsBytes(): number;
   /** Writes a head's model terms record: mask, bias (head pointers, row and key strides in elements; 0: none), softcap (0: none). */
   writeTerms(record: number, mask: number, maskRow: number, maskKey: number, bias: number, biasRow: number, biasKey: number, softcap: number): void;
+  /** Lets the heads of a batch share the covers of their (tile, key block) pairs (a byte map, `blocks` a row). */
+  shareCovers(record: number, covers: number, blocks: number): void;
   /** C[M][N] = A B (+ C): A(i, p) at a + (i rsA + p csA) floats, B rows ldb, C rows ldc. */
   gemm(M: number, N: number, K: number, a: number, rsA: number, csA: number, b: number, ldb: number, c: number, ldc: number, accumulate: number): void;
   /** dst[c][r] = src[r][c] for an R x C block. */

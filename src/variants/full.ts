@@ -70,18 +70,22 @@ export function fullPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, common:
   const pad = common.keyPadding;
   const out = { H, N: Nq, D: Dv, layout: q.layout };
   const [pack, tiles, record] = [scratch(0), scratch(1), scratch(2)];
+  // a mask and bias the same for every head: the heads of a batch share each (tile, block)'s cover
+  const sharedByHeads = H > 1 && (terms.mask ?? terms.bias) !== null && (terms.mask?.strides[1] ?? 0) === 0 && (terms.bias?.strides[1] ?? 0) === 0;
+  const [tileCount, blockCount] = [Math.ceil(Nq / 8), Math.ceil(Nk / 64)];
   return {
     what: 'full',
-    parts: [q.data, k.data, v.data, B * H * Nq * Dv * 4, pad ?? 0, ...termsParts(terms)],
+    parts: [q.data, k.data, v.data, B * H * Nq * Dv * 4, pad ?? 0, ...termsParts(terms), sharedByHeads ? new Uint8Array(B * tileCount * blockCount) : 0],
     output: 3,
     length: B * H * Nq * Dv,
     scratch: [x.packBytes(Nk, D, Dv), x.groupBytes(D, Dv), x.termsBytes()],
-    jobs: ([qp, kp, vp, op, padp, maskp, biasp]) =>
+    jobs: ([qp, kp, vp, op, padp, maskp, biasp, coversp]) =>
       Array.from({ length: B * H }, (_, bh) => {
         const [b, h] = [Math.floor(bh / H), bh % H];
         const [qh, kh, vh, oh] = [q, k, v, out].map((x) => ({ offset: headOffset(x, b, h, H) * 4, ld: rowStride(x) }));
         const prepare: KernelCall[] = [['packHead', kp + kh.offset, vp + vh.offset, Nk, D, Dv, kh.ld, vh.ld, pad ? padp + b * Nk : 0, pack]];
         if (hasLogitOptions(terms)) prepare.push(writeTermsCall(terms, maskp, biasp, b, h, record));
+        if (sharedByHeads) prepare.push(['shareCovers', record, coversp + b * tileCount * blockCount, blockCount]);
         const termsArg = hasLogitOptions(terms) ? record : 0;
         // each job packs its head again: N (D + Dv) work against its rows' N (D + Dv) per row
         return rowJobs(Nq, Nk, D + Dv).map(([start, end]): Job => [
