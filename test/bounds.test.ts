@@ -6,18 +6,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAttention, type Attention, type VariantName } from '../dist/index.js';
 import { randn } from './random.js';
+import { bytes, comparedBackends } from './backends.js';
 
 let one: Attention;
 let two: Attention;
 let js: Attention;
-beforeAll(async () => {
-  one = await createAttention({ backend: 'wasm', threads: 1 });
-  two = await createAttention({ backend: 'wasm', threads: 2 });
-  js = await createAttention({ backend: 'js' });
-});
+beforeAll(async () => ({ one, two, js } = await comparedBackends()));
 afterAll(() => two.dispose());
 
-const bytes = (x: Float32Array) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
 const N = 8;
 const q = randn([N, 4], 1);
 const k = randn([N, 4], 2);

@@ -8,6 +8,7 @@ import { softmaxAttention } from '../src/reference/softmax.js';
 import { asHeads } from '../src/tensor.js';
 import { maxAbsDiff } from './golden.js';
 import { changedFrom, normalised, padding, randn, type T } from './random.js';
+import { bytes } from './backends.js';
 
 let wasm: Attention;
 let js: Attention;
@@ -337,7 +338,6 @@ describe('lsh and routing: memory', () => {
 });
 
 describe('lsh and routing: threads', () => {
-  const bytes = (x: Float32Array) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
   let one: Attention;
   let two: Attention;
   beforeAll(async () => {

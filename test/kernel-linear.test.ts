@@ -8,6 +8,7 @@ import { Runtime } from '../dist/runtime/runtime.js';
 import { createLinearState, type LinearState, type LinearStateOptions } from '../dist/variants/linear.js';
 import { loadGolden, maxAbsDiff } from './golden.js';
 import { padding, randn, type T } from './random.js';
+import { bytes } from './backends.js';
 
 let wasm: Attention;
 let js: Attention;
@@ -203,7 +204,6 @@ describe('linear: wasm kernel vs JS reference', () => {
 });
 
 describe('linear: on the thread pool, one job per (batch, head)', () => {
-  const bytes = (x: Float32Array) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
   // [B, H, Nq, Nk, D, Dv]: a cache ahead of the queries, and more queries than keys
   const shapes = [
     [2, 3, 150, 220, 16, 12],

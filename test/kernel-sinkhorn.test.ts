@@ -6,6 +6,7 @@ import { Runtime } from '../dist/runtime/runtime.js';
 import { sinkhorn, sinkhornKernelSortMatrices, sinkhornProfile, sinkhornSortMatrices } from '../dist/variants/sinkhorn.js';
 import { maxAbsDiff } from './golden.js';
 import { padding, randn, type T } from './random.js';
+import { bytes } from './backends.js';
 
 let wasm: Attention;
 let js: Attention;
@@ -357,7 +358,6 @@ describe('sinkhorn: threads', () => {
     two = await createAttention({ backend: 'wasm', threads: 2 });
   });
   afterAll(() => two.dispose());
-  const bytes = (x: Float32Array) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
 
   // 2 batches x 3 heads x 768 queries, b = 64: six (batch, head) jobs
   const [B, H, N, b] = [2, 3, 768, 64];

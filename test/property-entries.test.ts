@@ -11,6 +11,7 @@ import { MAX_ROW_WEIGHT, rowWeight, wellConditioned } from './conditioning.js';
 import { maxAbsDiff } from './golden.js';
 import { hostileValues, namesPath, UserError } from './hostile.js';
 import { randn, type T } from './random.js';
+import { bytes } from './backends.js';
 
 let one: Attention;
 let js: Attention;
@@ -19,7 +20,6 @@ beforeAll(async () => {
   js = await createAttention({ backend: 'js' });
 });
 
-const bytes = (x: Float32Array) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
 const timeout = FUZZING ? 3_600_000 : 60_000;
 const int = (min: number, max: number) => fc.integer({ min, max });
 const seedArb = fc.nat({ max: 2 ** 31 - 1 });

@@ -8,24 +8,20 @@
 // not raise), with the same guarantees on memory and the next call.
 import { fc, test } from '@fast-check/vitest';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
-import { createAttention, variantNames, type Attention, type VariantName } from '../dist/index.js';
+import { variantNames, type Attention, type VariantName } from '../dist/index.js';
 import { lengthOf, small, takesWeights, validCall, type Call } from './arbitraries.js';
 import { wellConditioned } from './conditioning.js';
 import { FUZZING, fuzzParams } from './fuzz.js';
 import { maxAbsDiff } from './golden.js';
 import { equivalentCall, getAt, hostileArb, makesOtherShape, namesPath, setAt, UserError, type Path } from './hostile.js';
+import { bytes, comparedBackends } from './backends.js';
 
 let one: Attention;
 let two: Attention;
 let js: Attention;
-beforeAll(async () => {
-  one = await createAttention({ backend: 'wasm', threads: 1 });
-  two = await createAttention({ backend: 'wasm', threads: 2 });
-  js = await createAttention({ backend: 'js' });
-});
+beforeAll(async () => ({ one, two, js } = await comparedBackends()));
 afterAll(() => two.dispose());
 
-const bytes = (x: Float32Array) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
 const patternVariants = new Set<VariantName>(['local', 'strided', 'global', 'sparse']);
 /** A hostile call on these small problems that takes longer than this is a hang. */
 const PROMPT_MS = 5000;

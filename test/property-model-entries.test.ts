@@ -52,6 +52,22 @@ const onnxCall = fc
     return { inputs, attributes };
   });
 
+/** `call` either runs or throws a TypeError / RangeError naming `name`; WebAssembly memory in use is as before either way. */
+function expectNamedOrValid(call: () => unknown, name: string): void {
+  const before = wasm.memory.inUse;
+  let error: unknown = null;
+  try {
+    call();
+  } catch (e) {
+    error = e;
+  }
+  if (error !== null) {
+    expect(error instanceof TypeError || error instanceof RangeError, String(error)).toBe(true);
+    expect((error as Error).message).toContain(name);
+  }
+  expect(wasm.memory.inUse).toBe(before);
+}
+
 const hostileNumbers = [NaN, Infinity, -Infinity, -2, 0.5, 2 ** 31, 1e300, '1', null, {}, [], 3n, Symbol('x')];
 const attributeNames = ['is_causal', 'q_num_heads', 'kv_num_heads', 'qk_matmul_output_mode', 'scale', 'softcap', 'softmax_precision', 'left_window_size', 'right_window_size'];
 
@@ -67,18 +83,7 @@ describe('property: onnxAttention', () => {
   test.prop([onnxCall, fc.constantFrom(...attributeNames, 'is_casual'), fc.constantFrom(...hostileNumbers)], fuzzParams(60))(
     'a hostile attribute throws naming it or means what the operator says; memory and the next call are unharmed',
     ({ inputs, attributes }, name, value) => {
-      const before = wasm.memory.inUse;
-      let error: unknown = null;
-      try {
-        wasm.onnxAttention(inputs as never, { ...attributes, [name]: value } as never);
-      } catch (e) {
-        error = e;
-      }
-      if (error !== null) {
-        expect(error instanceof TypeError || error instanceof RangeError, String(error)).toBe(true);
-        expect((error as Error).message).toContain(name);
-      }
-      expect(wasm.memory.inUse).toBe(before);
+      expectNamedOrValid(() => wasm.onnxAttention(inputs as never, { ...attributes, [name]: value } as never), name);
       const again = wasm.onnxAttention(inputs as never, attributes);
       expect(maxAbsDiff(again.Y.data, js.onnxAttention(inputs as never, attributes).Y.data)).toBeLessThanOrEqual(1e-4);
     },
@@ -121,18 +126,7 @@ describe('property: kvCache', () => {
   test.prop([fc.constantFrom('batch', 'heads', 'dim', 'valueDim', 'capacity', 'window', 'capcity'), fc.constantFrom(...hostileNumbers)], fuzzParams(40))(
     'a hostile option throws naming it (or is a valid size); memory returns to its level',
     (name, value) => {
-      const before = wasm.memory.inUse;
-      let error: unknown = null;
-      try {
-        wasm.kvCache({ heads: 2, dim: 4, capacity: 16, [name]: value } as never).dispose();
-      } catch (e) {
-        error = e;
-      }
-      if (error !== null) {
-        expect(error instanceof TypeError || error instanceof RangeError, String(error)).toBe(true);
-        expect((error as Error).message).toContain(name);
-      }
-      expect(wasm.memory.inUse).toBe(before);
+      expectNamedOrValid(() => wasm.kvCache({ heads: 2, dim: 4, capacity: 16, [name]: value } as never).dispose(), name);
     },
   );
 });

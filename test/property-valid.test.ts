@@ -5,23 +5,19 @@
 // pattern, and no call leaves memory in use.
 import { fc, test } from '@fast-check/vitest';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
-import { createAttention, variantNames, type Attention, type VariantName } from '../dist/index.js';
+import { variantNames, type Attention, type VariantName } from '../dist/index.js';
 import { lengthOf, takesWeights, validCall, type Call } from './arbitraries.js';
 import { MAX_ROW_WEIGHT, rowWeight, wellConditioned } from './conditioning.js';
 import { FUZZING, fuzzParams } from './fuzz.js';
 import { maxAbsDiff } from './golden.js';
+import { bytes, comparedBackends } from './backends.js';
 
 let one: Attention;
 let two: Attention;
 let js: Attention;
-beforeAll(async () => {
-  one = await createAttention({ backend: 'wasm', threads: 1 });
-  two = await createAttention({ backend: 'wasm', threads: 2 });
-  js = await createAttention({ backend: 'js' });
-});
+beforeAll(async () => ({ one, two, js } = await comparedBackends()));
 afterAll(() => two.dispose());
 
-const bytes = (x: Float32Array) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
 const patternVariants = new Set<VariantName>(['local', 'strided', 'global', 'sparse']);
 
 /** `out = P v`, per batch and head, in float64 (v `[B, H, Nk, Dv]` as flat data). */

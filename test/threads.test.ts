@@ -10,6 +10,7 @@ import { createAttention, variantNames, type Attention, type VariantName } from 
 import type { Runtime } from '../dist/runtime/runtime.js';
 import { loadGolden } from './golden.js';
 import { padding, randn } from './random.js';
+import { bytes } from './backends.js';
 
 let one: Attention;
 let two: Attention;
@@ -19,7 +20,6 @@ beforeAll(async () => {
 });
 afterAll(() => two.dispose());
 
-const bytes = (x: Float32Array) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
 
 /** `value` named `label` in test titles (a non-enumerable toJSON, so option checks never see it). */
 function labelled<T extends object>(value: T, label: string): T {
