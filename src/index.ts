@@ -33,6 +33,7 @@ import type { CompressedOptions } from './variants/compressed.js';
 import { createLinearState, type LinearOptions, type LinearState, type LinearStateOptions } from './variants/linear.js';
 import type { SynthesizerOptions } from './variants/synthesizer.js';
 import { createKvCache, type KvCache, type KvCacheOptions } from './kvcache.js';
+import { backwardOf, gradientsInLayout, readGradOutput, type GradientTensors } from './grad/facade.js';
 
 export type { Tensor, Layout } from './tensor.js';
 export type { ScoringOptions, MaskTensor } from './model.js';
@@ -58,6 +59,7 @@ export type { LinformerOptions } from './variants/linformer.js';
 export type { CompressedOptions, CompressedConv } from './variants/compressed.js';
 export type { LinearOptions, LinearState, LinearStateOptions } from './variants/linear.js';
 export type { KvCache, KvCacheOptions, KvAttendOptions } from './kvcache.js';
+export type { GradientTensors, GradParams } from './grad/facade.js';
 export type { SynthesizerOptions, SynthesizerFactors, SynthesizerDense, RandomSizes, FactorizedSizes, DenseSizes } from './variants/synthesizer.js';
 export { linformerProjection } from './variants/linformer.js';
 export { favorProjection, rfaProjection } from './variants/linear.js';
@@ -214,6 +216,21 @@ export interface Attention {
    * usable meanwhile.
    */
   run(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, options?: object): Promise<Tensor>;
+
+  /**
+   * The gradients of `sum(attn[name](q, k, v, options) * gradOutput)` with
+   * respect to q, k, v (null where the variant takes that input as null;
+   * lsh's q covers both its roles) and, in `params`, the tensor-valued
+   * options, nested as they are given (`bias`; linformer `e`, `f`;
+   * compressed `convK`, `convV`, `nullKey`, `nullValue`; synthesizer
+   * `logits`, `factors`, `dense`; sinkhorn `sortLogits`). Each gradient has
+   * the dims and layout of what it is the gradient of; random draws and
+   * discrete choices (buckets, memberships, sorts) are constants.
+   */
+  backward(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, gradOutput: Tensor, options?: object): GradientTensors;
+
+  /** {@link Attention.backward} on the thread pool: the same bits. */
+  runBackward(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, gradOutput: Tensor, options?: object): Promise<GradientTensors>;
 
   /** Stops the pool's threads (the synchronous methods keep working). */
   dispose(): void;
@@ -385,6 +402,36 @@ class Instance implements Attention {
     const { variant, inputs, parsed, output, here, runtime } = this.prepare(name, q, k, v, options);
     if (!runtime || runtime.threads === 1 || !variant.plan) return output(here());
     return output(await runtime.executeParallel(variant.plan(runtime, inputs, parsed)));
+  }
+
+  /** A backward call validated: the forward's checks, then gradOutput against the output's shape; inputs in 'bhnd'. */
+  private prepareBackward(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, gradOutput: Tensor, options?: object) {
+    const variant = lookup(name, 'name');
+    const backward = backwardOf(name);
+    const given = asOptions(options);
+    const layout = readLayout(given);
+    const read = readInputs(variant, q, k, v, true, layout);
+    const parsed = parseOptions(variant, read, given);
+    const inputs = inBhnd(read);
+    const dOut = readGradOutput(gradOutput, parsed.problem, (read.q ?? read.v)!.rank, layout);
+    const output = gradientsInLayout(read, parsed.problem, layout);
+    return { backward, inputs, parsed, dOut, output };
+  }
+
+  backward(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, gradOutput: Tensor, options?: object): GradientTensors {
+    const { backward, inputs, parsed, dOut, output } = this.prepareBackward(name, q, k, v, gradOutput, options);
+    const { runtime } = this;
+    if (!runtime || !backward.plan) return output(backward.reference(inputs, parsed, dOut));
+    const { plan, split } = backward.plan(runtime, inputs, parsed, dOut);
+    return output(split(runtime.execute(plan)));
+  }
+
+  async runBackward(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, gradOutput: Tensor, options?: object): Promise<GradientTensors> {
+    const { backward, inputs, parsed, dOut, output } = this.prepareBackward(name, q, k, v, gradOutput, options);
+    const { runtime } = this;
+    if (!runtime || !backward.plan) return output(backward.reference(inputs, parsed, dOut));
+    const { plan, split } = backward.plan(runtime, inputs, parsed, dOut);
+    return output(split(runtime.threads === 1 ? runtime.execute(plan) : await runtime.executeParallel(plan)));
   }
 
   dispose(): void {

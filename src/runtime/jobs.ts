@@ -33,6 +33,17 @@ export interface JobPlan {
   readonly scratch: readonly number[];
   /** The jobs, given the parts' pointers. */
   jobs(pointers: readonly number[]): Job[];
+  /**
+   * Later stages (a backward pass's key-block and query-block sweeps after
+   * its row statistics): each stage's jobs start once every job before it
+   * has finished, and are independent of each other.
+   */
+  readonly stages?: readonly ((pointers: readonly number[]) => Job[])[];
+}
+
+/** A plan's jobs, stage by stage: its `jobs`, then each of its `stages`. */
+export function planStages(plan: JobPlan, pointers: readonly number[]): Job[][] {
+  return [plan.jobs(pointers), ...(plan.stages ?? []).map((stage) => stage(pointers))];
 }
 
 export const scratch = (index: number): ScratchRef => ({ scratch: index });

@@ -6,7 +6,7 @@
  */
 import { Arena, MAX_PAGES, type FramePart } from './arena.js';
 import type { Exports } from './exports.js';
-import { runJob, type JobPlan } from './jobs.js';
+import { planStages, runJob, type JobPlan } from './jobs.js';
 import { instantiateModule, type WasmSource } from './load.js';
 import { Pool } from './pool.js';
 
@@ -56,7 +56,7 @@ export class Runtime {
   execute(plan: JobPlan): Float32Array {
     return this.arena.frame([...plan.parts, ...plan.scratch], frameName(plan), (p) => {
       const scratchPointers = p.slice(plan.parts.length);
-      for (const job of plan.jobs(p)) runJob(this.exports, job, scratchPointers);
+      for (const jobs of planStages(plan, p)) for (const job of jobs) runJob(this.exports, job, scratchPointers);
       return this.readOutput(plan, p);
     });
   }
@@ -73,7 +73,7 @@ export class Runtime {
         const base = plan.parts.length;
         const per = plan.scratch.length;
         const scratchPointers = Array.from({ length: pool.size }, (_, i) => p.slice(base + i * per, base + (i + 1) * per));
-        await pool.run(plan.jobs(p), scratchPointers);
+        for (const jobs of planStages(plan, p)) await pool.run(jobs, scratchPointers);
         return this.readOutput(plan, p);
       });
     };

@@ -1,0 +1,43 @@
+/** The facade's side of a backward call: reading gradOutput, giving gradients back in the caller's layout. */
+import { inBhnd, outputInLayout } from '../layout.js';
+import type { VariantName } from '../registry.js';
+import { asHeads, toTensor, type Heads, type Layout, type Tensor } from '../tensor.js';
+import type { Inputs, Problem } from '../variants/variant.js';
+import type { Backward, GradParams, Gradients } from './backward.js';
+import { backwards } from './index.js';
+
+export type { GradParams } from './backward.js';
+
+/** What `attn.backward` returns: each gradient in the dims and layout of what it is the gradient of. */
+export interface GradientTensors {
+  readonly q: Tensor | null;
+  readonly k: Tensor | null;
+  readonly v: Tensor | null;
+  readonly params: GradParams;
+}
+
+export function backwardOf(name: VariantName): Backward {
+  const backward = backwards[name];
+  if (!backward) throw new TypeError(`name: backward() is not defined for '${name}' yet`);
+  return backward;
+}
+
+/** gradOutput, checked against the output `[B, H, Nq, Dv]` in the caller's rank and layout, as 'bhnd' heads. */
+export function readGradOutput(gradOutput: unknown, problem: Problem, rank: 2 | 3 | 4, layout: Layout): Heads {
+  const { B, H, Nq, Dv } = problem;
+  const want = toTensor(new Float32Array(0), B, H, Nq, Dv, rank, layout).dims;
+  const heads = asHeads(gradOutput, 'gradOutput', layout);
+  const dims = (gradOutput as Tensor).dims;
+  if (dims.length !== want.length || dims.some((d, i) => d !== want[i])) {
+    throw new RangeError(`gradOutput.dims: expected the output's dims [${want.join(', ')}], received [${dims.join(', ')}]`);
+  }
+  return inBhnd({ q: heads, k: null, v: null }).q!;
+}
+
+/** Turns 'bhnd' gradients into tensors shaped as the inputs they belong to. */
+export function gradientsInLayout(read: Inputs, problem: Problem, layout: Layout): (g: Gradients) => GradientTensors {
+  const { B } = problem;
+  const as = (x: Heads | null, data: Float32Array | null): Tensor | null =>
+    x && data ? toTensor(outputInLayout(data, B, x.H, x.N, x.D, layout), B, x.H, x.N, x.D, x.rank, layout) : null;
+  return (g) => ({ q: as(read.q, g.q), k: read.k === read.q ? null : as(read.k, g.k), v: as(read.v, g.v), params: g.params });
+}
