@@ -299,8 +299,8 @@ class WasmKvCache extends KvCacheBase {
     const { B, Hkv, D, Dv, capacity } = shape;
     this.x = runtime.exports as unknown as KvKernels;
     this.capPad = roundUp4(capacity);
-    // the layout of assembly/variants/kvcache.ts, sized here in doubles: no size can overflow
-    this.headBytes = this.capPad * (D + Math.ceil(Dv / 8) * 8) * 4;
+    // the layout of assembly/variants/kvcache.ts (keys in tiles of 4, values in blocks of 64), sized here in doubles: no size can overflow
+    this.headBytes = (this.capPad * D + Math.ceil(capacity / 64) * 64 * Math.ceil(Dv / 8) * 8) * 4;
     const bytes = this.capPad * 4 + B * Hkv * this.headBytes;
     const limit = MAX_PAGES * 65536;
     if (!(bytes < limit - runtime.arena.memory.buffer.byteLength)) {
@@ -401,7 +401,7 @@ class WasmKvCache extends KvCacheBase {
           const engine = (h: number, rows: [number, number], step: number, rowsAreHeads: boolean): Job => {
             const call: KernelCall = [
               'attentionRows', qp + headOffset(qShape, b, h, H) * 4, op + headOffset(oShape, b, h, H) * 4, count, D, Dv, D, Dv,
-              scale, causal ? 1 : 0, hasTerms ? record : 0, kp, vp, keyBias, tiles, rows[0], rows[1], step === 0 ? count - 1 : count - T, step, before,
+              scale, causal ? 1 : 0, hasTerms ? record : 0, kp, vp, 1, keyBias, tiles, rows[0], rows[1], step === 0 ? count - 1 : count - T, step, before,
             ];
             return hasTerms ? [termsCall(maskp, biasp, b, h, rowsAreHeads), call] : [call];
           };

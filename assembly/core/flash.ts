@@ -216,14 +216,25 @@ export function addKeyBias(st: usize, count: i32, bias: usize): void {
  * gets p = 0 (it subtracts 0 instead of -inf, so no NaN appears).
  */
 export function softmaxBlock(st: usize, count: i32, state: usize): void {
+  softmaxRows(st, count, state, false);
+}
+
+/** softmaxBlock for rows 0-3 only (a tile of at most 4 rows): the same lanes, the same bits. */
+export function softmaxBlock4(st: usize, count: i32, state: usize): void {
+  softmaxRows(st, count, state, true);
+}
+
+/** softmaxBlock of rows 0-3, and of rows 4-7 unless `narrow` (in the same loops: two exp chains interleave). */
+// @ts-ignore: decorator
+@inline function softmaxRows(st: usize, count: i32, state: usize, narrow: bool): void {
   let max0 = v128.load(state);
-  let max1 = v128.load(state, 16);
+  let max1 = narrow ? max0 : v128.load(state, 16);
   const old0 = max0;
   const old1 = max1;
   for (let t = 0; t < count; t++) {
     const row = st + (<usize>t << 5);
     max0 = f32x4.max(max0, v128.load(row));
-    max1 = f32x4.max(max1, v128.load(row, 16));
+    if (!narrow) max1 = f32x4.max(max1, v128.load(row, 16));
   }
   const minusInf = f32x4.splat(NEG_INF);
   // subtract 0 where nothing is visible yet: exp(-inf - 0) = 0 instead of NaN
@@ -234,39 +245,61 @@ export function softmaxBlock(st: usize, count: i32, state: usize): void {
   for (let t = 0; t < count; t++) {
     const row = st + (<usize>t << 5);
     const p0 = expNonPositive(f32x4.sub(v128.load(row), safe0));
-    const p1 = expNonPositive(f32x4.sub(v128.load(row, 16), safe1));
     v128.store(row, p0);
-    v128.store(row, p1, 16);
     sum0 = f32x4.add(sum0, p0);
-    sum1 = f32x4.add(sum1, p1);
+    if (!narrow) {
+      const p1 = expNonPositive(f32x4.sub(v128.load(row, 16), safe1));
+      v128.store(row, p1, 16);
+      sum1 = f32x4.add(sum1, p1);
+    }
   }
-  const alpha0 = expNonPositive(f32x4.sub(old0, safe0));
-  const alpha1 = expNonPositive(f32x4.sub(old1, safe1));
   v128.store(state, max0);
-  v128.store(state, max1, 16);
+  const alpha0 = expNonPositive(f32x4.sub(old0, safe0));
   v128.store(state, madd(v128.load(state, 32), alpha0, sum0), 32);
-  v128.store(state, madd(v128.load(state, 48), alpha1, sum1), 48);
   v128.store(state, alpha0, 64);
-  v128.store(state, alpha1, 80);
+  if (!narrow) {
+    const alpha1 = expNonPositive(f32x4.sub(old1, safe1));
+    v128.store(state, max1, 16);
+    v128.store(state, madd(v128.load(state, 48), alpha1, sum1), 48);
+    v128.store(state, alpha1, 80);
+  }
 }
 
 /**
  * o[r][:] = o[r][:] * alpha[r] + sum_t st[t][r] * vp[j0 + t][:], in tiles of
  * 4 rows x 8 value columns: 8 accumulators, 2 value vectors, 4 splats.
+ * vp: the block's first value row of the row layout vp[j][dvPad].
  */
 export function accumulateValues(st: usize, count: i32, vp: usize, dvPad: i32, o: usize, state: usize): void {
-  accumulateFour(st, count, vp, dvPad, o, state, 0);
-  accumulateFour(st, count, vp, dvPad, o, state, 4);
+  accumulateFour(st, count, vp, 32, <usize>dvPad << 2, dvPad, o, state, 0);
+  accumulateFour(st, count, vp, 32, <usize>dvPad << 2, dvPad, o, state, 4);
 }
 
-/** accumulateValues for rows 0-3 only (a tile of at most 4 rows): the same sums, the same bits. */
-export function accumulateValues4(st: usize, count: i32, vp: usize, dvPad: i32, o: usize, state: usize): void {
-  accumulateFour(st, count, vp, dvPad, o, state, 0);
+// Blocked values (the key/value cache): vb[j/64][c/8][j%64][8], so that a
+// block's column strips are read in address order, one after the other.
+
+/** Bytes of one column strip of a block of blocked values: KEY_BLOCK keys of 8 floats. */
+export const STRIP_BYTES: usize = <usize>KEY_BLOCK << 5;
+
+/** Where key j's first strip sits in blocked values of dvPad columns. */
+// @ts-ignore: decorator
+@inline export function blockedValueRow(vb: usize, j: i32, dvPad: i32): usize {
+  return vb + <usize>(j >> 6) * (<usize>dvPad * STRIP_BYTES >> 3) + (<usize>(j & (KEY_BLOCK - 1)) << 5);
+}
+
+/**
+ * accumulateValues over value rows in either layout, for rows 0-3 only when
+ * `narrow` (a tile of at most 4 rows: the same sums, the same bits): strip c
+ * of key j0 + t at `values + (c / 8) stripBytes + t keyBytes`.
+ */
+export function accumulateRows(st: usize, count: i32, values: usize, stripBytes: usize, keyBytes: usize, dvPad: i32, o: usize, state: usize, narrow: bool): void {
+  accumulateFour(st, count, values, stripBytes, keyBytes, dvPad, o, state, 0);
+  if (!narrow) accumulateFour(st, count, values, stripBytes, keyBytes, dvPad, o, state, 4);
 }
 
 /** accumulateValues for rows r0 .. r0 + 3. */
 // @ts-ignore: decorator
-@inline function accumulateFour(st: usize, count: i32, vp: usize, dvPad: i32, o: usize, state: usize, r0: i32): void {
+@inline function accumulateFour(st: usize, count: i32, values: usize, stripBytes: usize, keyBytes: usize, dvPad: i32, o: usize, state: usize, r0: i32): void {
   const rowBytes = <usize>dvPad << 2;
   {
     const alphaR = state + 64 + (<usize>r0 << 2);
@@ -274,6 +307,7 @@ export function accumulateValues4(st: usize, count: i32, vp: usize, dvPad: i32, 
     const s1 = v128.load32_splat(alphaR, 4);
     const s2 = v128.load32_splat(alphaR, 8);
     const s3 = v128.load32_splat(alphaR, 12);
+    let strip = values;
     for (let c = 0; c < dvPad; c += 8) {
       const oc = o + (<usize>(r0 * dvPad + c) << 2);
       let a0 = f32x4.mul(v128.load(oc), s0);
@@ -285,7 +319,7 @@ export function accumulateValues4(st: usize, count: i32, vp: usize, dvPad: i32, 
       let e0 = f32x4.mul(v128.load(oc + 3 * rowBytes), s3);
       let e1 = f32x4.mul(v128.load(oc + 3 * rowBytes, 16), s3);
       let p = st + (<usize>r0 << 2);
-      let vr = vp + (<usize>c << 2);
+      let vr = strip;
       const end = p + (<usize>count << 5);
       while (p < end) {
         const v0 = v128.load(vr);
@@ -303,7 +337,7 @@ export function accumulateValues4(st: usize, count: i32, vp: usize, dvPad: i32, 
         e0 = madd(w, v0, e0);
         e1 = madd(w, v1, e1);
         p += 32;
-        vr += rowBytes;
+        vr += keyBytes;
       }
       v128.store(oc, a0);
       v128.store(oc, a1, 16);
@@ -313,6 +347,7 @@ export function accumulateValues4(st: usize, count: i32, vp: usize, dvPad: i32, 
       v128.store(oc + 2 * rowBytes, c1, 16);
       v128.store(oc + 3 * rowBytes, e0);
       v128.store(oc + 3 * rowBytes, e1, 16);
+      strip += stripBytes;
     }
   }
 }

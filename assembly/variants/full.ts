@@ -3,8 +3,8 @@
 // Mirrors src/variants/full.ts. attentionRows is the one loop; the key/value
 // cache (kvcache.ts) runs it over its own packed buffers.
 import {
-  KEY_BLOCK, ROWS, TILE_GROUP, tileBytes, accumulateValues, accumulateValues4, addKeyBias, finishRows, maskPrefix, packQueryTile, packedBias, packedKeys,
-  packedValues, scoreBlock, scoreBlock4, softmaxBlock, startRows, tileOutput, tileScores, tileState, valueWidthPadded,
+  KEY_BLOCK, ROWS, STRIP_BYTES, TILE_GROUP, tileBytes, accumulateRows, addKeyBias, blockedValueRow, finishRows, maskPrefix, packQueryTile, packedBias,
+  packedKeys, packedValues, scoreBlock, scoreBlock4, softmaxBlock, softmaxBlock4, startRows, tileOutput, tileScores, tileState, valueWidthPadded,
 } from '../core/flash';
 import { roundUp } from '../core/simd';
 import { BLOCK_HIDDEN, applyTerms, termsCover, tileCover } from '../core/terms';
@@ -23,15 +23,16 @@ export function fullAttentionRows(
 ): void {
   attentionRows(
     q, out, Nk, D, Dv, qLd, oLd, scale, causal, terms,
-    packedKeys(pack), packedValues(pack, Nk, D), load<i32>(pack) != 0 ? packedBias(pack, Nk, D, Dv) : 0,
+    packedKeys(pack), packedValues(pack, Nk, D), false, load<i32>(pack) != 0 ? packedBias(pack, Nk, D, Dv) : 0,
     tiles, rowStart, rowEnd, Nk - Nq, 1, -1,
   );
 }
 
 /**
- * The engine loop over packed keys kp[j/4][D][4] and values vp[j][dvPad] of
- * Nk keys (a buffer may hold more: only tiles below roundUp(Nk, 4) are read)
- * and, when keyBias != 0, a per-key bias (0 or -inf) added to every score
+ * The engine loop over packed keys kp[j/4][D][4] and values of Nk keys (a
+ * buffer may hold more: only tiles below roundUp(Nk, 4) are read), as rows
+ * vp[j][dvPad] or, when `blocked`, as the cache's column strips
+ * vp[j/64][c/8][j%64][8] (blockedValueRow), and, when keyBias != 0, a per-key bias (0 or -inf) added to every score
  * (it hides padding and the zero keys that fill the last tile).
  *
  * Row i of q sits at position first + i step (step 1: consecutive queries of
@@ -43,7 +44,7 @@ export function fullAttentionRows(
  */
 export function attentionRows(
   q: usize, out: usize, Nk: i32, D: i32, Dv: i32, qLd: i32, oLd: i32,
-  scale: f32, causal: bool, terms: usize, kp: usize, vp: usize, keyBias: usize,
+  scale: f32, causal: bool, terms: usize, kp: usize, vp: usize, blocked: bool, keyBias: usize,
   tiles: usize, rowStart: i32, rowEnd: i32, first: i32, step: i32, before: i32,
 ): void {
   const dvPad = valueWidthPadded(Dv);
@@ -64,7 +65,8 @@ export function attentionRows(
     const lastRow = min(rowEnd, g0 + count * ROWS) - 1;
     const keyEnd = causal ? min(Nk, max(0, first + lastRow * step + 1)) : Nk;
     const keyEndPad = roundUp(keyEnd, 4);
-    const keyStart = windowed ? max(0, first + g0 * step - before) & ~3 : 0;
+    // (blocks of blocked values start at a multiple of KEY_BLOCK)
+    const keyStart = windowed ? max(0, first + g0 * step - before) & (blocked ? ~(KEY_BLOCK - 1) : ~3) : 0;
     // key blocks outside, tiles inside: each block of keys and values is read
     // from memory once per group and reused from cache by its tiles
     for (let j0 = keyStart; j0 < keyEndPad; j0 += KEY_BLOCK) {
@@ -80,9 +82,10 @@ export function attentionRows(
         const cover = terms == 0 ? 0 : step == 1 && !windowed ? tileCover(terms, keys, i0, rowEnd, j0, Nk) : termsCover(terms, keys, i0, 1, rowEnd, j0, 1, 0, Nk);
         if (terms != 0 && cover == BLOCK_HIDDEN) continue;
         // the block's keys and values, read in address order once, by the first tile that uses them
+        // (blocked values are read in address order as they are)
         if (!touched) {
           touchLines(kp + (<usize>(j0 * D) << 2), <usize>(keys * D) << 2, tileScores(tiles, D));
-          touchLines(vp + (<usize>(j0 * dvPad) << 2), <usize>(keys * dvPad) << 2, tileScores(tiles, D));
+          if (!blocked) touchLines(vp + (<usize>(j0 * dvPad) << 2), <usize>(keys * dvPad) << 2, tileScores(tiles, D));
           touched = true;
         }
         const tile = tiles + <usize>t * stride;
@@ -100,9 +103,10 @@ export function attentionRows(
           maskPrefix(st, keys, j0, lim0, i32x4.add(i32x4.splat(p0 + 1), steps1));
         }
         if (windowed && j0 < pLast - before) maskBelow(st, keys, j0, i32x4.add(i32x4.splat(p0 - before), steps0), i32x4.add(i32x4.splat(p0 - before), steps1));
-        softmaxBlock(st, keys, state);
-        if (narrow) accumulateValues4(st, keys, vp + (<usize>(j0 * dvPad) << 2), dvPad, tileOutput(tile, D), state);
-        else accumulateValues(st, keys, vp + (<usize>(j0 * dvPad) << 2), dvPad, tileOutput(tile, D), state);
+        if (narrow) softmaxBlock4(st, keys, state);
+        else softmaxBlock(st, keys, state);
+        const values = blocked ? blockedValueRow(vp, j0, dvPad) : vp + (<usize>(j0 * dvPad) << 2);
+        accumulateRows(st, keys, values, blocked ? STRIP_BYTES : 32, blocked ? 32 : <usize>dvPad << 2, dvPad, tileOutput(tile, D), state, narrow);
       }
     }
     for (let t = 0; t < count; t++) {
