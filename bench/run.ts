@@ -23,6 +23,7 @@ import { createAttention, hasSimd, variantNames } from 'wasm-attention';
 import { DATASETS, accuracyCases, measureAccuracy, type AccuracyRow } from './accuracy.js';
 import { modelParts, printModelSection, runModelSection, type ModelPartName, type ModelSection } from './model.bench.js';
 import { benchLongSequence } from './full.bench.js';
+import { DECODE_SIZES, printDecodeSection, runDecodeSection, type DecodeSection } from './decode.bench.js';
 import { fmtMs, measureGroup, table, type TimingRow } from './processes.js';
 import { D, H, SIZES, benchCases, peerImpls, sampleIndices, selectImpls, sizesOf, type Impl } from './suite.js';
 import { PALETTE, lineChart, scatterChart, type Marker, type ScatterPoint, type Series } from './svg.js';
@@ -54,7 +55,11 @@ const USAGE = `usage: node dist-bench/run.js [options]
                        against k and v repeated and onnxruntime-web's Attention op; terms =
                        full with a block mask, a bias and softcap 30 against plain full,
                        H = 8, D = 64, N = 4096
-  --model-sizes 1024   the model section at these sizes instead (every part)`;
+  --model-sizes 1024   the model section at these sizes instead (every part)
+  --decode 1024,4096   the decoding section's cache lengths (default 1024,4096,16384,32768
+                       unless --variants other than none or --sizes is given; 'none' for
+                       none): one step of a kvCache (H = 32, Hkv = 8, D = 128) against copying
+                       its K and V, full without a cache and onnxruntime-web's Attention with past`;
 
 // ---------------------------------------------------------------- arguments
 
@@ -72,6 +77,7 @@ const { values: args } = parseArgs({
     'no-accuracy': { type: 'boolean' },
     model: { type: 'string' },
     'model-sizes': { type: 'string' },
+    decode: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -116,6 +122,12 @@ for (const p of modelSelected) if (!modelNames.includes(p as ModelPartName)) thr
 const modelSizes = args['model-sizes'] ? list(args['model-sizes']).map((s) => positiveInt(s, 'model-sizes')) : undefined;
 /** The model section's rounds: more than the sweep's, its ratios (paired by round) are the figures. */
 const modelRounds = args.rounds ? rounds : fullSweep ? 9 : 6;
+const decodeSizes =
+  args.decode !== undefined
+    ? list(args.decode).filter((s) => s !== 'none').map((s) => positiveInt(s, 'decode'))
+    : (args.variants === undefined || noVariants) && !explicitSizes
+      ? DECODE_SIZES
+      : [];
 const outDir = args.out ? resolve(args.out) : null;
 const jsonPath = outDir ? join(outDir, 'latest.json') : join(root, 'bench/results/latest.json');
 const chartDir = outDir ?? join(root, 'docs');
@@ -274,6 +286,10 @@ if (modelSelected.length > 0) {
     progress,
   });
 }
+
+// ---------------------------------------------------------------- the decoding section
+
+const decode: DecodeSection | null = decodeSizes.length > 0 ? await runDecodeSection({ sizes: decodeSizes, rounds: modelRounds, progress }) : null;
 
 // ---------------------------------------------------------------- full at a long sequence (--full)
 
@@ -441,6 +457,7 @@ if (notes.length > 0) {
 }
 
 if (model) printModelSection(model);
+if (decode) printDecodeSection(decode);
 
 // ---------------------------------------------------------------- JSON
 
@@ -464,7 +481,7 @@ const meta = {
   noBenchmarkOptions: missing,
 };
 mkdirSync(dirname(jsonPath), { recursive: true });
-writeFileSync(jsonPath, `${JSON.stringify({ meta, timings: rows, ratios, accuracy, longSequence, model }, null, 1)}\n`);
+writeFileSync(jsonPath, `${JSON.stringify({ meta, timings: rows, ratios, accuracy, longSequence, model, decode }, null, 1)}\n`);
 
 // ---------------------------------------------------------------- charts
 

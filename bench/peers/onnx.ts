@@ -11,6 +11,8 @@
  *   heads, 3D inputs `[1, N, H*D]` and `[1, N, Hkv*D]`.
  * - `groupQueryAttentionModel`: the `com.microsoft` GroupQueryAttention op
  *   (causal), the same layout.
+ * - `attentionDecodeModel`: the ONNX `Attention` op for one decoding step,
+ *   with `past_key` / `past_value` `[1, Hkv, P, D]` and their presents.
  */
 
 const utf8 = new TextEncoder();
@@ -115,6 +117,21 @@ export function attentionModel(H: number, Hkv: number, D: number, scale: number)
     [node('Attention', ['q', 'k', 'v'], ['out'], [intAttr('q_num_heads', H), intAttr('kv_num_heads', Hkv), floatAttr('scale', scale)])],
     [['q', [1, 'N', H * D]], ['k', [1, 'N', Hkv * D]], ['v', [1, 'N', Hkv * D]]],
     [['out', [1, 'N', H * D]]],
+    23,
+  );
+}
+
+/**
+ * One decoding step of the ONNX `Attention` op (opset 23): q `[1, 1, H*D]`,
+ * k and v `[1, 1, Hkv*D]` for the new token, `past_key` and `past_value`
+ * `[1, Hkv, P, D]`; outputs `[1, 1, H*D]` and the presents `[1, Hkv, P + 1, D]`
+ * (the operator concatenates past and new: a copy of the cache per step).
+ */
+export function attentionDecodeModel(H: number, Hkv: number, D: number, scale: number): Uint8Array {
+  return model(
+    [node('Attention', ['q', 'k', 'v', '', 'past_key', 'past_value'], ['out', 'present_key', 'present_value'], [intAttr('q_num_heads', H), intAttr('kv_num_heads', Hkv), floatAttr('scale', scale)])],
+    [['q', [1, 1, H * D]], ['k', [1, 1, Hkv * D]], ['v', [1, 1, Hkv * D]], ['past_key', [1, Hkv, 'P', D]], ['past_value', [1, Hkv, 'P', D]]],
+    [['out', [1, 1, H * D]], ['present_key', [1, Hkv, 'T', D]], ['present_value', [1, Hkv, 'T', D]]],
     23,
   );
 }
