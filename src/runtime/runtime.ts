@@ -126,6 +126,20 @@ export function rowJobs(Nq: number, Nk: number, width: number): [number, number]
   return jobs;
 }
 
+/**
+ * {@link rowJobs} as jobs of one or two row ranges: with a causal mask a
+ * row's work grows with its position, so the first range goes with the last,
+ * the second with the last but one, and so on: jobs of equal work, which
+ * the pool's threads (taking every other job) share evenly.
+ */
+export function balancedRowJobs(Nq: number, Nk: number, width: number, causal: boolean): [number, number][][] {
+  const ranges = rowJobs(Nq, Nk, width);
+  if (!causal) return ranges.map((range) => [range]);
+  const jobs: [number, number][][] = [];
+  for (let a = 0, b = ranges.length - 1; a <= b; a++, b--) jobs.push(a === b ? [ranges[a]] : [ranges[a], ranges[b]]);
+  return jobs;
+}
+
 /** Rows the kernels process together (TILE_GROUP tiles of 8 rows): chunks are multiples of it. */
 const ROW_GROUP = 32;
 

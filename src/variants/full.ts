@@ -11,7 +11,7 @@ import { checkQKV, commonOptions, parseCommon, type Common, type CommonOptions }
 import type { Inputs, Parsed, Problem, Variant } from './variant.js';
 import { headOffset, rowStride, type Heads } from '../tensor.js';
 import { termsParts, writeTermsCall } from '../engine.js';
-import { rowJobs, type Runtime } from '../runtime/runtime.js';
+import { balancedRowJobs, type Runtime } from '../runtime/runtime.js';
 import { scratch, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
 
 /** Options of `full`: the common ones, and `mask`, `bias`, `softcap`. */
@@ -88,9 +88,9 @@ export function fullPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, common:
         if (sharedByHeads) prepare.push(['shareCovers', record, coversp + b * tileCount * blockCount, blockCount]);
         const termsArg = hasLogitOptions(terms) ? record : 0;
         // each job packs its head again: N (D + Dv) work against its rows' N (D + Dv) per row
-        return rowJobs(Nq, Nk, D + Dv).map(([start, end]): Job => [
+        return balancedRowJobs(Nq, Nk, D + Dv, common.causal).map((ranges): Job => [
           ...prepare,
-          ['fullAttentionRows', qp + qh.offset, op + oh.offset, Nq, Nk, D, Dv, qh.ld, oh.ld, common.scale, common.causal ? 1 : 0, termsArg, pack, tiles, start, end],
+          ...ranges.map(([start, end]): KernelCall => ['fullAttentionRows', qp + qh.offset, op + oh.offset, Nq, Nk, D, Dv, qh.ld, oh.ld, common.scale, common.causal ? 1 : 0, termsArg, pack, tiles, start, end]),
         ]);
       }).flat(),
   };
