@@ -1,7 +1,17 @@
 /** The backward pass of every variant, by name (SPEC "Gradients"). */
 import type { VariantName } from '../registry.js';
 import type { Backward } from './backward.js';
+import { full } from './full.js';
+import { local } from './local.js';
+import { strided } from './strided.js';
+import { globalTokens } from './global.js';
+import { sparse } from './sparse.js';
 
 export const backwards: Partial<Record<VariantName, Backward<any>>> = {
+  full,
+  local,
+  strided,
+  global: globalTokens,
+  sparse,
   // each variant has its own parsed-options type
 };
