@@ -6,6 +6,7 @@ import { local } from './local.js';
 import { strided } from './strided.js';
 import { globalTokens } from './global.js';
 import { sparse } from './sparse.js';
+import { mixed } from './mixed.js';
 
 export const backwards: Partial<Record<VariantName, Backward<any>>> = {
   full,
@@ -13,5 +14,6 @@ export const backwards: Partial<Record<VariantName, Backward<any>>> = {
   strided,
   global: globalTokens,
   sparse,
+  mixed,
   // each variant has its own parsed-options type
 };
