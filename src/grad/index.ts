@@ -7,6 +7,8 @@ import { strided } from './strided.js';
 import { globalTokens } from './global.js';
 import { sparse } from './sparse.js';
 import { mixed } from './mixed.js';
+import { linformer } from './linformer.js';
+import { compressed } from './compressed.js';
 
 export const backwards: Partial<Record<VariantName, Backward<any>>> = {
   full,
@@ -15,5 +17,7 @@ export const backwards: Partial<Record<VariantName, Backward<any>>> = {
   global: globalTokens,
   sparse,
   mixed,
+  linformer,
+  compressed,
   // each variant has its own parsed-options type
 };
