@@ -9,6 +9,7 @@ import { sparse } from './sparse.js';
 import { mixed } from './mixed.js';
 import { linformer } from './linformer.js';
 import { compressed } from './compressed.js';
+import { synthesizer } from './synthesizer.js';
 
 export const backwards: Partial<Record<VariantName, Backward<any>>> = {
   full,
@@ -19,5 +20,6 @@ export const backwards: Partial<Record<VariantName, Backward<any>>> = {
   mixed,
   linformer,
   compressed,
+  synthesizer,
   // each variant has its own parsed-options type
 };
