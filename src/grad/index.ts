@@ -10,6 +10,7 @@ import { mixed } from './mixed.js';
 import { linformer } from './linformer.js';
 import { compressed } from './compressed.js';
 import { synthesizer } from './synthesizer.js';
+import { linear } from './linear.js';
 
 export const backwards: Partial<Record<VariantName, Backward<any>>> = {
   full,
@@ -21,5 +22,6 @@ export const backwards: Partial<Record<VariantName, Backward<any>>> = {
   linformer,
   compressed,
   synthesizer,
+  linear,
   // each variant has its own parsed-options type
 };
