@@ -11,6 +11,7 @@ import { linformer } from './linformer.js';
 import { compressed } from './compressed.js';
 import { synthesizer } from './synthesizer.js';
 import { linear } from './linear.js';
+import { lsh } from './lsh.js';
 
 export const backwards: Partial<Record<VariantName, Backward<any>>> = {
   full,
@@ -23,5 +24,6 @@ export const backwards: Partial<Record<VariantName, Backward<any>>> = {
   compressed,
   synthesizer,
   linear,
+  lsh,
   // each variant has its own parsed-options type
 };
