@@ -12,6 +12,7 @@ import { compressed } from './compressed.js';
 import { synthesizer } from './synthesizer.js';
 import { linear } from './linear.js';
 import { lsh } from './lsh.js';
+import { routing } from './routing.js';
 
 export const backwards: Partial<Record<VariantName, Backward<any>>> = {
   full,
@@ -25,5 +26,6 @@ export const backwards: Partial<Record<VariantName, Backward<any>>> = {
   synthesizer,
   linear,
   lsh,
+  routing,
   // each variant has its own parsed-options type
 };
