@@ -13,6 +13,7 @@ import { synthesizer } from './synthesizer.js';
 import { linear } from './linear.js';
 import { lsh } from './lsh.js';
 import { routing } from './routing.js';
+import { sinkhorn } from './sinkhorn.js';
 
 export const backwards: Partial<Record<VariantName, Backward<any>>> = {
   full,
@@ -27,5 +28,6 @@ export const backwards: Partial<Record<VariantName, Backward<any>>> = {
   linear,
   lsh,
   routing,
+  sinkhorn,
   // each variant has its own parsed-options type
 };
