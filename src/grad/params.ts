@@ -7,16 +7,10 @@
  */
 import type { BiasView } from '../model.js';
 import type { Tensor } from '../tensor.js';
-import type { Param } from '../validate.js';
 
 /** A float64 sum rounded to float32 once, at the end. */
 export function toFloat32(x: Float64Array): Float32Array {
   return Float32Array.from(x);
-}
-
-/** A zeroed float64 gradient for a per-head parameter: one slice when shared, H otherwise. */
-export function paramGradient(param: Param, H: number, innerSize: number): Float64Array {
-  return new Float64Array(param.headStride === 0 ? innerSize : H * innerSize);
 }
 
 /** The gradient of a per-head parameter as a tensor `[1 | H, ...inner]`. */

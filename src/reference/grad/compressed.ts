@@ -15,6 +15,7 @@
 import { headOffset, type Heads } from '../../tensor.js';
 import type { Param } from '../../validate.js';
 import { compressSequence, isReal, slotCount, slotVisible, type CompressedMath, type SlotConv } from '../compressed.js';
+import { paramGradient } from './param.js';
 import { softmaxBackward } from './softmax.js';
 
 /** Gradients of a Conv1d's weight `[1|H, Dx, Dx, s]` and bias `[1|H, Dx]` (null without one). */
@@ -34,10 +35,6 @@ export interface CompressedGradients {
   readonly nullValue: Float64Array | null;
 }
 
-function zerosLike(param: Param, H: number, size: number): Float64Array {
-  return new Float64Array(param.headStride === 0 ? size : H * size);
-}
-
 /**
  * Takes the slot gradients `dSlots` (`[B, H, S, Dx]`, null row first when
  * `nullRow`) back to x (`dx`, the kv head each query head reads) and to the
@@ -49,8 +46,8 @@ function poolBackward(x: Heads, H: number, math: CompressedMath, conv: SlotConv 
   const slots = slotCount(N, s);
   const first = nullRow ? 1 : 0;
   const S = first + slots;
-  const dConv = conv ? { weight: zerosLike(conv.weight, H, D * D * s), bias: conv.bias ? zerosLike(conv.bias, H, D) : null } : null;
-  const dNull = nullRow ? zerosLike(nullRow, H, D) : null;
+  const dConv = conv ? { weight: paramGradient(conv.weight, H, D * D * s), bias: conv.bias ? paramGradient(conv.bias, H, D) : null } : null;
+  const dNull = nullRow ? paramGradient(nullRow, H, D) : null;
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
       const base = (b * H + h) * S;

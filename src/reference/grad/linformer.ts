@@ -9,6 +9,7 @@
 import { headOffset, type Heads } from '../../tensor.js';
 import type { Param } from '../../validate.js';
 import { isPadded, projectSequence, type LinformerMath } from '../linformer.js';
+import { paramGradient } from './param.js';
 import { softmaxBackward } from './softmax.js';
 
 export interface LinformerGradients {
@@ -56,9 +57,8 @@ export function linformerBackward(q: Heads, k: Heads, v: Heads, math: LinformerM
   const g = softmaxBackward(q, projectedKeys, projectedValues, math, () => true, gradOutput);
   const dk = new Float64Array(k.data.length);
   const dv = new Float64Array(v.data.length);
-  const size = (param: Param) => (param.headStride === 0 ? P * k.N : H * P * k.N);
-  const de = new Float64Array(size(e));
-  const df = f === e ? de : new Float64Array(size(f));
+  const de = paramGradient(e, H, P * k.N);
+  const df = f === e ? de : paramGradient(f, H, P * k.N);
   projectBackward(k, H, e, P, keyPadding, g.k, dk, de);
   projectBackward(v, H, f, P, keyPadding, g.v, dv, df);
   return { q: g.q, k: dk, v: dv, e: de, f: df };

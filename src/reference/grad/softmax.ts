@@ -51,7 +51,7 @@ export function softmaxBackward(q: Heads, k: Heads, v: Heads, rule: LogitRule, v
   const dk = new Float64Array(k.data.length);
   const dv = new Float64Array(v.data.length);
   const dbias = bias ? new Float64Array(viewSize(bias)) : null;
-  const biasGradStrides = bias ? compactStrides(bias.dims) : null;
+  const [sb, sh, si, sj] = bias ? compactStrides(bias.dims) : [0, 0, 0, 0];
   const raw = new Float64Array(Nk); // scale q . k, before the cap
   const p = new Float64Array(Nk);
   const out = new Float64Array(Dv);
@@ -91,7 +91,7 @@ export function softmaxBackward(q: Heads, k: Heads, v: Heads, rule: LogitRule, v
         let gOut = 0;
         for (let e = 0; e < Dv; e++) gOut += gradOutput[gOff + e] * out[e];
         // backward, key by key
-        const biasGradRow = biasGradStrides ? b * biasGradStrides[0] + h * biasGradStrides[1] + i * biasGradStrides[2] : 0;
+        const biasGradRow = b * sb + h * sh + i * si;
         for (let j = 0; j < Nk; j++) {
           if (p[j] === 0) continue;
           let gv = 0;
@@ -100,7 +100,7 @@ export function softmaxBackward(q: Heads, k: Heads, v: Heads, rule: LogitRule, v
             dv[vBase + j * Dv + e] += p[j] * gradOutput[gOff + e];
           }
           const dLogit = p[j] * (gv - gOut);
-          if (dbias) dbias[biasGradRow + j * biasGradStrides![3]] += dLogit;
+          if (dbias) dbias[biasGradRow + j * sj] += dLogit;
           const tanh = softcap !== null ? Math.tanh(raw[j] / softcap) : 0;
           const dRaw = scale * dLogit * (1 - tanh * tanh);
           for (let d = 0; d < D; d++) {

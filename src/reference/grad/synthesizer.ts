@@ -15,8 +15,8 @@
 import { commonVisible } from '../softmax.js';
 import { logitRow, softmaxVisible, type SynthesizerLogits, type SynthesizerMath } from '../synthesizer.js';
 import type { Heads } from '../../tensor.js';
-import type { Param } from '../../validate.js';
 import type { Problem } from '../../variants/variant.js';
+import { paramGradient } from './param.js';
 
 /** Gradients of the logits' parameters, by form; each per-head one `[1|H, ...]` as its parameter. */
 export type SynthesizerParamGradients =
@@ -29,26 +29,22 @@ export interface SynthesizerGradients {
   readonly params: SynthesizerParamGradients;
 }
 
-function zerosLike(param: Param, H: number, size: number): Float64Array {
-  return new Float64Array(param.headStride === 0 ? size : H * size);
-}
-
 function zeroGradients(form: SynthesizerLogits, problem: Problem): SynthesizerParamGradients {
   const { B, H, Nq, Nk } = problem;
   switch (form.kind) {
     case 'random':
-      return { kind: 'random', logits: zerosLike(form.logits, H, Nq * Nk) };
+      return { kind: 'random', logits: paramGradient(form.logits, H, Nq * Nk) };
     case 'factorized':
-      return { kind: 'factorized', a: zerosLike(form.a, H, Nq * form.R), b: zerosLike(form.b, H, Nk * form.R) };
+      return { kind: 'factorized', a: paramGradient(form.a, H, Nq * form.R), b: paramGradient(form.b, H, Nk * form.R) };
     case 'dense': {
       const { Dm, Dh, Nmax } = form;
       return {
         kind: 'dense',
         x: new Float64Array(B * Nq * Dm),
-        w1: zerosLike(form.w1, H, Dm * Dh),
-        b1: zerosLike(form.b1, H, Dh),
-        w2: zerosLike(form.w2, H, Dh * Nmax),
-        b2: zerosLike(form.b2, H, Nmax),
+        w1: paramGradient(form.w1, H, Dm * Dh),
+        b1: paramGradient(form.b1, H, Dh),
+        w2: paramGradient(form.w2, H, Dh * Nmax),
+        b2: paramGradient(form.b2, H, Nmax),
       };
     }
   }
