@@ -48,6 +48,11 @@ export const gradCases: GradCase[] = [
     ...qkv(1, 3, 3, 6, 6, 4, 4, 90),
     options: { heads: [{ kind: 'linformer', e: randn([3, 6], 91, 0.5) }, { kind: 'synthesizer', logits: randn([6, 6], 92) }, { kind: 'sinkhorn', blockSize: 2 }] },
   },
+  (() => {
+    // q given as k too: the lsh head reads it in both roles, the full head as queries and keys
+    const x = randn([1, 2, 6, 4], 95);
+    return { name: 'mixed lsh and full heads on one tensor', variant: 'mixed', q: x, k: x, v: randn([1, 2, 6, 3], 96), options: { heads: [{ kind: 'lsh', bucketSize: 3, rotations: randn([1, 1, 4, 1], 97) }, { kind: 'full' }] } };
+  })(),
   // clustering
   { name: 'lsh causal padded', variant: 'lsh', q: randn([2, 1, 8, 4], 100), k: null, v: randn([2, 1, 8, 3], 101), options: { bucketSize: 2, rotations: randn([1, 2, 4, 2], 102), causal: true, keyPadding: padding(2, 8, 103) } },
   { name: 'lsh', variant: 'lsh', q: randn([1, 2, 8, 4], 110), k: null, v: randn([1, 2, 8, 4], 111), options: { bucketSize: 3, rotations: randn([2, 3, 4, 1], 112) } },
