@@ -1,8 +1,10 @@
 // Every case of test/golden/grad/*.json through attn.backward (JS backend, the default wasm
 // instance) and attn.runBackward, each compared with the golden gradients (never with another
-// backend): max |got - want| / max(1, max |want|) <= 1e-4 per tensor (test/golden/grad/README.md).
+// backend): max |got - want| / max(1, max |want|) <= 1e-4 per tensor (test/golden/grad/README.md);
+// and runBackward on the pool gives the bits of backward on one thread (SPEC "Gradients").
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createAttention, variantNames, type Attention, type GradientTensors, type VariantName } from '../dist/index.js';
+import { bytes } from './backends.js';
 import { flatParams, gradGoldenFiles, loadGradGolden, relativeError, type GradGoldenCase } from './grad-golden.js';
 
 const TOLERANCE = 1e-4;
@@ -54,5 +56,17 @@ describe.each(gradGoldenFiles)('%s', (file) => {
       const errors = compare(await call(instances[instance], c), c);
       for (const [name, error] of Object.entries(errors)) expect(error, name).toBeLessThanOrEqual(TOLERANCE);
     });
+  });
+});
+
+/** Every gradient of a call, q, k, v then the params by path, as bytes. */
+const gradientBytes = (g: GradientTensors): [string, Uint8Array][] =>
+  [...flatParams({ q: g.q, k: g.k, v: g.v }, 'grad'), ...flatParams(g.params)].map(([path, t]) => [path, bytes(t.data)]);
+
+describe.each(gradGoldenFiles)('%s: runBackward has the bits of backward', (file) => {
+  it.each(loadGradGolden(file).map((c, index) => [`${index}: ${c.name}`, c] as const))('%s', async (_name, c) => {
+    const name = c.variant as VariantName;
+    const pooled = await instances.wasm.runBackward(name, c.q, c.k, c.v, c.gradOutput, c.options);
+    expect(gradientBytes(pooled)).toEqual(gradientBytes(instances.wasm.backward(name, c.q, c.k, c.v, c.gradOutput, c.options)));
   });
 });
