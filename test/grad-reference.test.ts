@@ -8,17 +8,20 @@
 // removes the O(h^2) truncation error, leaving O(h^4) ~ 1e-8. So 1e-3 (1 + |gradient|) is
 // tight against a wrong formula (which is off by O(|gradient|)) and loose against that noise.
 // Coordinates where the forward is not smooth over [x - 2h, x + 2h] (an lsh bucket, a routing
-// membership or a relu switching) are told apart by D(h) and D(2h) disagreeing and skipped.
+// membership or a relu switching) are told apart (test/grad-fd.ts) and skipped.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createAttention, type Attention, type Tensor, type VariantName } from '../dist/index.js';
 import { Rng } from '../src/prng.js';
 import { gradCases, type GradCase } from './grad-cases.js';
 import { randn } from './random.js';
+import { richardson } from './grad-fd.js';
 import { flatParams } from './grad-golden.js';
 
 const STEP = 1e-2;
 const TOLERANCE = 1e-3;
 const SAMPLES = 3;
+/** The objective's float32 rounding on these problems, about (see above). */
+const NOISE = 1e-6;
 
 let js: Attention;
 beforeAll(async () => {
@@ -36,17 +39,6 @@ function objective(c: GradCase, gradOutput: Tensor): number {
   let sum = 0;
   for (let n = 0; n < out.data.length; n++) sum += out.data[n] * gradOutput.data[n];
   return sum;
-}
-
-/** The central difference of the objective in `data[index]` with step h (the float32 steps actually taken). */
-function centralDifference(c: GradCase, gradOutput: Tensor, data: Float32Array, index: number, h: number): number {
-  const x = data[index];
-  data[index] = x + h;
-  const [up, above] = [objective(c, gradOutput), data[index]];
-  data[index] = x - h;
-  const [down, below] = [objective(c, gradOutput), data[index]];
-  data[index] = x;
-  return (up - down) / (above - below);
 }
 
 describe.each(gradCases.map((c) => [c.name, c] as const))('%s', (_name, c) => {
@@ -71,10 +63,8 @@ describe.each(gradCases.map((c) => [c.name, c] as const))('%s', (_name, c) => {
       let accepted = 0;
       for (let attempt = 0; attempt < 12 && accepted < SAMPLES; attempt++) {
         const index = rng.int(x.data.length);
-        const d1 = centralDifference(c, gradOutput, x.data, index, STEP);
-        const d2 = centralDifference(c, gradOutput, x.data, index, 2 * STEP);
-        if (Math.abs(d1 - d2) > 0.05 * (1 + Math.abs(d1))) continue; // not smooth here
-        const fd = (4 * d1 - d2) / 3;
+        const fd = richardson(() => objective(c, gradOutput), x.data, index, STEP, (estimate) => TOLERANCE * (1 + Math.abs(estimate)), NOISE);
+        if (fd === null) continue; // not smooth here
         expect(Math.abs(fd - grad.data[index]), `${name}[${index}]: finite difference ${fd}, backward ${grad.data[index]}`).toBeLessThanOrEqual(TOLERANCE * (1 + Math.abs(fd)));
         accepted++;
       }

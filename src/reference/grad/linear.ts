@@ -92,7 +92,7 @@ export function linearBackward(q: Heads, k: Heads, v: Heads, config: LinearConfi
   const S = new Float64Array(F * Dv);
   const z = new Float64Array(F);
   const phiQ = new Float64Array(Nq * F);
-  const scaleOf = new Float64Array(Nq); // 1 / den_i, 0 where the row sees nothing
+  const dens = new Float64Array(Nq); // den_i, 0 where the row sees nothing (its output is 0)
   const gOut = new Float64Array(Nq); // g_i . out_i
   const dPhi = new Float64Array(F);
   const A = new Float64Array(F * Dv);
@@ -118,19 +118,20 @@ export function linearBackward(q: Heads, k: Heads, v: Heads, config: LinearConfi
         const row = (b * H + h) * Nq + i;
         const phi = phiQ.subarray(i * F, (i + 1) * F);
         const qOffset = featureRow(kernel, h, q.data, row * D, D, phi);
-        const den = denominator(phi, z, F, logEps, qOffset, keys.offset);
-        scaleOf[i] = den === 0 ? 0 : 1 / den;
+        // divided, never multiplied by 1 / den: a subnormal eps may make that Infinity
+        const den = (dens[i] = denominator(phi, z, F, logEps, qOffset, keys.offset));
+        if (den === 0) continue;
         const g = gradOutput.subarray(row * Dv, (row + 1) * Dv);
         gOut[i] = 0;
         for (let e = 0; e < Dv; e++) {
           let num = 0;
           for (let f = 0; f < F; f++) num += phi[f] * S[f * Dv + e];
-          gOut[i] += g[e] * num * scaleOf[i];
+          gOut[i] += (g[e] * num) / den;
         }
         for (let f = 0; f < F; f++) {
           let sg = 0;
           for (let e = 0; e < Dv; e++) sg += S[f * Dv + e] * g[e];
-          dPhi[f] = (sg - gOut[i] * z[f]) * scaleOf[i];
+          dPhi[f] = (sg - gOut[i] * z[f]) / den;
         }
         featureBackward(kernel, h, q.data, row * D, D, phi, dPhi, dq, row * D);
       }
@@ -143,10 +144,10 @@ export function linearBackward(q: Heads, k: Heads, v: Heads, config: LinearConfi
         while (from > firstQuery) {
           from--;
           const row = (b * H + h) * Nq + from;
-          const w = scaleOf[from];
-          if (w === 0) continue;
+          const den = dens[from];
+          if (den === 0) continue;
           for (let f = 0; f < F; f++) {
-            const phi = phiQ[from * F + f] * w;
+            const phi = phiQ[from * F + f] / den;
             c[f] -= gOut[from] * phi;
             for (let e = 0; e < Dv; e++) A[f * Dv + e] += phi * gradOutput[row * Dv + e];
           }
@@ -154,6 +155,9 @@ export function linearBackward(q: Heads, k: Heads, v: Heads, config: LinearConfi
         if (!isReal(config.keyPadding, b, Nk, j)) continue;
         const phiK = keys.phi.subarray(j * F, (j + 1) * F);
         for (let f = 0; f < F; f++) {
+          // a zero feature sends nothing back (phi(q)_f / den may overflow where z_f is 0 and eps subnormal)
+          dPhi[f] = 0;
+          if (phiK[f] === 0) continue;
           let av = 0;
           for (let e = 0; e < Dv; e++) {
             av += A[f * Dv + e] * v.data[vBase + j * Dv + e];
