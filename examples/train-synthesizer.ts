@@ -14,6 +14,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { createAttention, type Attention, type Tensor } from '../dist/index.js';
+import { normal, uniformGenerator } from './random.js';
 
 export interface TrainOptions {
   /** Sequence length N (the permutation's size). */
@@ -37,24 +38,10 @@ export interface TrainResult {
   readonly learned: number[];
 }
 
-/** A small seeded generator (xorshift32), so that a run replays. */
-function generator(seed: number): () => number {
-  let state = seed >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 2 ** 32;
-  };
-}
-
-/** A standard normal, by Box-Muller. */
-const normal = (uniform: () => number): number => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
-
 export async function trainSynthesizer(options: TrainOptions = {}): Promise<TrainResult> {
   const { length: N = 16, features: Dv = 8, batch: B = 8, steps = 200, learningRate = 20, seed = 1 } = options;
   const attn = options.attn ?? (await createAttention());
-  const uniform = generator(seed);
+  const uniform = uniformGenerator(seed);
   // the permutation to learn (Fisher-Yates)
   const permutation = Array.from({ length: N }, (_, i) => i);
   for (let i = N - 1; i > 0; i--) {
