@@ -414,7 +414,7 @@ class Instance implements Attention {
     const parsed = parseOptions(variant, read, given);
     const inputs = inBhnd(read);
     const dOut = readGradOutput(gradOutput, parsed.problem, (read.q ?? read.v)!.rank, layout);
-    const output = gradientsInLayout(read, parsed.problem, layout);
+    const output = gradientsInLayout(read, parsed.problem, layout, given);
     return { backward, inputs, parsed, dOut, output };
   }
 

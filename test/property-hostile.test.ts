@@ -2,7 +2,7 @@
 // data or dims, any option at any depth, the options object) holds a
 // hostile value. Each entry point must then throw a TypeError or RangeError
 // naming that place, or, where the SPEC gives the value a meaning, return
-// what that meaning defines, promptly; memory in use returns to its level
+// what that meaning defines, promptly (backward included); memory in use returns to its level
 // and the next valid call is exact. A getter that throws the user's own
 // error lets it propagate unchanged (the library does not wrap what it did
 // not raise), with the same guarantees on memory and the next call.
@@ -111,7 +111,10 @@ describe('property: hostile values throw a named error or mean what the SPEC say
       const value = make(getAt(base, path));
       const call = setAt(base, path, value);
       const equivalent = equivalentCall(base, path, value);
-      const baseOut = one.apply(name, base.q, base.k, base.v, base.options).data;
+      const baseTensor = one.apply(name, base.q, base.k, base.v, base.options);
+      const baseOut = baseTensor.data;
+      // backward's gradOutput, of the valid call's output dims (a hostile shape elsewhere may disagree with it)
+      const gradOutput = { data: baseOut.map((_, n) => Math.sin(n)), dims: [...baseTensor.dims] };
       const inUse = [one.memory.inUse, two.memory.inUse];
 
       // every entry point, on the hostile call and (where it has a meaning) on the call it means
@@ -122,6 +125,8 @@ describe('property: hostile values throw a named error or mean what the SPEC say
           const [Nq, Nk] = [lengthOf(base, base.q!), lengthOf(base, base.k!)];
           runs.push(() => one.mask(name, Nq, Nk, maskOptions(base, c, path) as object));
         }
+        // the gradients' v stands for the whole backward result (v is the one gradient every variant has)
+        runs.push(() => one.backward(name, c.q, c.k, c.v, gradOutput, c.options).v, () => js.backward(name, c.q, c.k, c.v, gradOutput, c.options).v);
         return runs;
       };
       const outcomes: Outcome[] = [];

@@ -1,6 +1,7 @@
 // Run by relaxed.test.ts under `node --experimental-wasm-relaxed-simd`: every
-// golden case on the relaxed-SIMD build; prints the features and each case's
-// max error (for the ONNX operator files, relative above 1 as their README says).
+// golden case on the relaxed-SIMD build, gradients included; prints the features
+// and each case's max error (for the ONNX operator files and the gradients,
+// relative above 1 as their READMEs say).
 import { readFileSync, readdirSync } from 'node:fs';
 import { createAttention } from '../dist/index.js';
 
@@ -51,5 +52,23 @@ for (const c of JSON.parse(readFileSync(new URL('onnx-attention.json', dir), 'ut
   const attributes = c.expected.qk_matmul_output && c.attributes.qk_matmul_output_mode === undefined ? { ...c.attributes, qk_matmul_output_mode: 0 } : c.attributes;
   const outputs = attn.onnxAttention(inputs, attributes);
   errors[`onnx-attention.json ${c.name}`] = Math.max(...Object.entries(c.expected).map(([name, t]) => relative(outputs[name].data, onnxTensor(t).data)));
+}
+// the gradient goldens (test/golden/grad/README.md): max |got - want| / max(1, max |want|) per tensor
+const tensors = (x, path) =>
+  x && Array.isArray(x.dims) ? [[path, x]] : x && typeof x === 'object' ? Object.entries(x).flatMap(([key, value]) => tensors(value, `${path}.${key}`)) : [];
+const scaled = (got, want) => {
+  let [worst, scale] = [got.length === want.length ? 0 : Infinity, 1];
+  for (let i = 0; i < want.length; i++) [worst, scale] = [Math.max(worst, Math.abs(got[i] - want[i]) || (Number.isNaN(got[i]) ? Infinity : 0)), Math.max(scale, Math.abs(want[i]))];
+  return worst / scale;
+};
+const gradDir = new URL('./golden/grad/', import.meta.url);
+for (const file of readdirSync(gradDir).filter((f) => f.endsWith('.json'))) {
+  for (const [index, c] of revive(JSON.parse(readFileSync(new URL(file, gradDir), 'utf8'))).entries()) {
+    const got = attn.backward(c.variant, c.q, c.k, c.v, c.gradOutput, c.options);
+    const found = new Map([...tensors({ q: got.q, k: got.k, v: got.v }, ''), ...tensors(got.params, '.params')]);
+    for (const [path, want] of [...tensors({ q: c.expected.q, k: c.expected.k, v: c.expected.v }, ''), ...tensors(c.expected.params, '.params')]) {
+      errors[`grad/${file}#${index} ${c.name} ${path.slice(1)}`] = found.has(path) ? scaled(found.get(path).data, want.data) : Infinity;
+    }
+  }
 }
 console.log(JSON.stringify({ features: attn.features, errors }));

@@ -14,10 +14,11 @@ import type { Inputs, Parsed } from '../variants/variant.js';
 /**
  * Gradients of the tensor-valued options, nested as the options are
  * (`{ e, f }`, `{ convK: { weight, bias } }`, `{ bias }`), each a tensor
- * with the option's own dims and order.
+ * with the option's own dims and order; `mixed` gives its heads' own
+ * parameters as `heads`, one entry per head spec.
  */
 export interface GradParams {
-  readonly [name: string]: Tensor | GradParams;
+  readonly [name: string]: Tensor | GradParams | readonly GradParams[];
 }
 
 /**

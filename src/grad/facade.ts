@@ -34,10 +34,34 @@ export function readGradOutput(gradOutput: unknown, problem: Problem, rank: 2 | 
   return inBhnd({ q: heads, k: null, v: null }).q!;
 }
 
-/** Turns 'bhnd' gradients into tensors shaped as the inputs they belong to. */
-export function gradientsInLayout(read: Inputs, problem: Problem, layout: Layout): (g: Gradients) => GradientTensors {
+function isTensor(value: unknown): value is Tensor {
+  return value !== null && typeof value === 'object' && 'data' in value && 'dims' in value && Array.isArray((value as Tensor).dims);
+}
+
+/**
+ * The parameter gradients with the dims the caller gave each option (a
+ * backward pass gives a per-head parameter as `[1 | H, ...inner]` and a bias
+ * as its broadcast `[B|1, H|1, Nq|1, Nk|1]`; the values are the same).
+ */
+function paramsAsGiven(params: GradParams, given: unknown): GradParams {
+  const options = (given ?? {}) as Record<string, unknown>;
+  const out = (Array.isArray(params) ? [] : {}) as Record<string, unknown>;
+  for (const [key, value] of Object.entries(params)) {
+    const option = options[key];
+    if (isTensor(value)) {
+      const same = isTensor(option) && option.dims.reduce((a, b) => a * b, 1) === value.data.length;
+      out[key] = same ? { data: value.data, dims: [...option.dims] } : value;
+    } else {
+      out[key] = paramsAsGiven(value as GradParams, option);
+    }
+  }
+  return out as GradParams;
+}
+
+/** Turns 'bhnd' gradients into tensors shaped as the inputs (and options) they belong to. */
+export function gradientsInLayout(read: Inputs, problem: Problem, layout: Layout, options: object): (g: Gradients) => GradientTensors {
   const { B } = problem;
   const as = (x: Heads | null, data: Float32Array | null): Tensor | null =>
     x && data ? toTensor(outputInLayout(data, B, x.H, x.N, x.D, layout), B, x.H, x.N, x.D, x.rank, layout) : null;
-  return (g) => ({ q: as(read.q, g.q), k: read.k === read.q ? null : as(read.k, g.k), v: as(read.v, g.v), params: g.params });
+  return (g) => ({ q: as(read.q, g.q), k: read.k === read.q ? null : as(read.k, g.k), v: as(read.v, g.v), params: paramsAsGiven(g.params, options) });
 }

@@ -34,7 +34,7 @@ export function slotCount(Nk: number, factor: number): number {
   return Math.ceil(Nk / factor);
 }
 
-function isReal(keyPadding: Uint8Array | null, b: number, Nk: number, j: number): boolean {
+export function isReal(keyPadding: Uint8Array | null, b: number, Nk: number, j: number): boolean {
   return keyPadding === null || keyPadding[b * Nk + j] !== 0;
 }
 
@@ -80,7 +80,7 @@ function convolveSlot(x: Heads, base: number, b: number, h: number, m: number, s
  * head h pools the kv head it reads with its own parameters): the null row
  * first when given, then one pooled row per slot of s positions.
  */
-function compressSequence(x: Heads, H: number, math: CompressedMath, conv: SlotConv | null, nullRow: Param | null): Heads {
+export function compressSequence(x: Heads, H: number, math: CompressedMath, conv: SlotConv | null, nullRow: Param | null): Heads {
   const { B, N, D } = x;
   const s = math.factor;
   const slots = slotCount(N, s);
@@ -108,7 +108,7 @@ function compressSequence(x: Heads, H: number, math: CompressedMath, conv: SlotC
  * a real key and, with `causal`, only once complete (its last position
  * `min((m + 1) s, Nk) - 1` is at most the query's position `i + Nk - Nq`).
  */
-function slotVisible(math: CompressedMath, B: number, Nq: number, Nk: number): Visible {
+export function slotVisible(math: CompressedMath, B: number, Nq: number, Nk: number): Visible {
   const s = math.factor;
   const slots = slotCount(Nk, s);
   const first = math.nullKey ? 1 : 0;

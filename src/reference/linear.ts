@@ -42,10 +42,10 @@ export interface LinearConfig {
 }
 
 /** The kernel feature maps, everything but `efficient` (which has no phi). */
-type KernelConfig = LinearConfig & { readonly featureMap: Exclude<FeatureMap, 'efficient'> };
+export type KernelConfig = LinearConfig & { readonly featureMap: Exclude<FeatureMap, 'efficient'> };
 
 /** Length F of a feature vector phi(x) for inputs of size D. */
-function featureCount(config: LinearConfig, D: number): number {
+export function featureCount(config: LinearConfig, D: number): number {
   switch (config.featureMap) {
     case 'favor':
       return projectionOf(config).M;
@@ -56,7 +56,7 @@ function featureCount(config: LinearConfig, D: number): number {
   }
 }
 
-function projectionOf(config: LinearConfig): Projection {
+export function projectionOf(config: LinearConfig): Projection {
   if (!config.projection) throw new TypeError(`options.projection: featureMap '${config.featureMap}' needs a projection, received none`);
   return config.projection;
 }
@@ -65,7 +65,7 @@ function projectionOf(config: LinearConfig): Projection {
  * phi(x) for the row of `x` that starts at `xOff`, as `exp(offset) * out`:
  * writes `out` (F values) and returns `offset` (0 except for `favor`).
  */
-function featureRow(config: KernelConfig, head: number, x: Float32Array, xOff: number, D: number, out: Float64Array): number {
+export function featureRow(config: KernelConfig, head: number, x: Float32Array, xOff: number, D: number, out: Float64Array): number {
   switch (config.featureMap) {
     case 'elu':
       // Katharopoulos et al. 2020: phi(x) = elu(x) + 1 > 0
@@ -131,7 +131,7 @@ function rfaRow(p: Projection, head: number, x: Float32Array, xOff: number, D: n
  * Infinity, where the true output is 0 as well). A zero denominator (no key
  * seen, eps = 0) gives zeros, never NaN.
  */
-function denominator(phi: Float64Array, z: Float64Array, F: number, logEps: number, qOffset: number, keyOffset: number): number {
+export function denominator(phi: Float64Array, z: Float64Array, F: number, logEps: number, qOffset: number, keyOffset: number): number {
   let dot = 0;
   for (let f = 0; f < F; f++) dot += phi[f] * z[f];
   return dot + Math.exp(logEps - qOffset - keyOffset);
@@ -147,7 +147,7 @@ function readOut(phi: Float64Array, S: Float64Array, F: number, Dv: number, den:
 }
 
 /** Is key j of batch b a real key (not padding)? */
-function isReal(keyPadding: Uint8Array | null, b: number, Nk: number, j: number): boolean {
+export function isReal(keyPadding: Uint8Array | null, b: number, Nk: number, j: number): boolean {
   return !keyPadding || keyPadding[b * Nk + j] !== 0;
 }
 
@@ -157,7 +157,7 @@ function isReal(keyPadding: Uint8Array | null, b: number, Nk: number, j: number)
  * (SPEC: one constant for all keys of a head cancels exactly). Padded keys
  * get zero features, so they leave both S and z.
  */
-function keyFeatures(config: KernelConfig, k: Heads, b: number, h: number, H: number, keyPadding: Uint8Array | null): { phi: Float64Array; offset: number } {
+export function keyFeatures(config: KernelConfig, k: Heads, b: number, h: number, H: number, keyPadding: Uint8Array | null): { phi: Float64Array; offset: number } {
   const { N: Nk, D } = k;
   const F = featureCount(config, D);
   const phi = new Float64Array(Nk * F);
@@ -264,7 +264,7 @@ export function linearWeights(q: Heads, k: Heads, config: LinearConfig & Common)
  * head): `rho_q` = softmax of each q row over its D features, `rho_k` =
  * softmax of each k column over the real keys (padded keys get 0).
  */
-function efficientNormalisers(q: Heads, k: Heads, b: number, h: number, keyPadding: Uint8Array | null): { rhoQ: Float64Array; rhoK: Float64Array } {
+export function efficientNormalisers(q: Heads, k: Heads, b: number, h: number, keyPadding: Uint8Array | null): { rhoQ: Float64Array; rhoK: Float64Array } {
   const { N: Nq, D } = q;
   const { N: Nk } = k;
   const rhoQ = new Float64Array(Nq * D);

@@ -26,7 +26,7 @@ export interface LinformerMath extends Common {
 /** Every projected row is visible: the P rows mix all positions, so there is nothing to hide. */
 const everyRow: Visible = () => true;
 
-function isPadded(keyPadding: Uint8Array | null, b: number, N: number, j: number): boolean {
+export function isPadded(keyPadding: Uint8Array | null, b: number, N: number, j: number): boolean {
   return keyPadding !== null && keyPadding[b * N + j] === 0;
 }
 
@@ -35,7 +35,7 @@ function isPadded(keyPadding: Uint8Array | null, b: number, N: number, j: number
  * projection of head h applied to the kv head that h reads): `[B, H, P, Dx]`.
  * Padded rows of x are zeroed first, so they contribute nothing to x'.
  */
-function projectSequence(x: Heads, H: number, proj: Param, P: number, keyPadding: Uint8Array | null): Heads {
+export function projectSequence(x: Heads, H: number, proj: Param, P: number, keyPadding: Uint8Array | null): Heads {
   const { B, N, D } = x;
   const out = new Float32Array(B * H * P * D);
   const acc = new Float64Array(D);

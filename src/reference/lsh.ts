@@ -106,10 +106,10 @@ export function lshSortedPositions(x: Heads, rotations: LshRotations): Int32Arra
  * pairs, rounds already combined. A key may appear several times (once per
  * round and chunk it sits in); its weights add up.
  */
-type RowSink = (i: number, keys: Int32Array, weights: Float64Array, count: number) => void;
+export type RowSink = (i: number, keys: Int32Array, weights: Float64Array, count: number) => void;
 
 /** Runs SPEC steps 1-4 and the round combination for batch b, head h, handing each query's row to `sink`. */
-function lshHead(x: Heads, s: LshSettings, visible: Visible, b: number, h: number, sink: RowSink): void {
+export function lshHead(x: Heads, s: LshSettings, visible: Visible, b: number, h: number, sink: RowSink): void {
   const { N, D } = x;
   const c = s.bucketSize;
   const R = s.rotations.rounds;

@@ -148,10 +148,10 @@ export function topIndices(scores: Float64Array, w: number): Int32Array {
 }
 
 /** Receives the softmax row of member query i in one cluster: weights over `keys[0..count)`. */
-type RowSink = (i: number, keys: Int32Array, weights: Float64Array, count: number) => void;
+export type RowSink = (i: number, keys: Int32Array, weights: Float64Array, count: number) => void;
 
 /** SPEC steps 1-2 for batch b, head h: every (cluster, member query) softmax row that sees a key. */
-function routeHead(q: Heads, k: Heads, s: RoutingSettings, visible: Visible, b: number, h: number, sink: RowSink): void {
+export function routeHead(q: Heads, k: Heads, s: RoutingSettings, visible: Visible, b: number, h: number, sink: RowSink): void {
   const { D } = q;
   const C = s.centroids.clusters;
   const qBase = (b * q.H + h) * q.N * D;

@@ -31,7 +31,7 @@ export interface SinkhornSettings extends Common {
 }
 
 /** log(sum_n exp(values[n])) over `count` entries `stride` apart from `offset`. */
-function logSumExp(values: Float64Array, offset: number, count: number, stride: number): number {
+export function logSumExp(values: Float64Array, offset: number, count: number, stride: number): number {
   let max = -Infinity;
   for (let n = 0; n < count; n++) max = Math.max(max, values[offset + n * stride]);
   if (max === -Infinity) return -Infinity;
@@ -41,7 +41,7 @@ function logSumExp(values: Float64Array, offset: number, count: number, stride: 
 }
 
 /** `[nb, D]`: row u is the mean of block u of the head of x that query head h of H reads (batch b), or its first row when `firstRowOnly`. */
-function blockSummaries(x: Heads, b: number, h: number, H: number, blockSize: number, firstRowOnly: boolean): Float64Array {
+export function blockSummaries(x: Heads, b: number, h: number, H: number, blockSize: number, firstRowOnly: boolean): Float64Array {
   const { N, D } = x;
   const nb = N / blockSize;
   const base = headOffset(x, b, h, H);
@@ -56,7 +56,7 @@ function blockSummaries(x: Heads, b: number, h: number, H: number, blockSize: nu
 }
 
 /** The sort logits `R_ut` of batch b, head h: given, or `scale qbar_u . kbar_t`. */
-function sortLogitsOf(q: Heads, k: Heads, s: SinkhornSettings, b: number, h: number): Float64Array {
+export function sortLogitsOf(q: Heads, k: Heads, s: SinkhornSettings, b: number, h: number): Float64Array {
   const nb = q.N / s.blockSize;
   if (s.sortLogits) {
     const offset = b * s.sortLogits.batchStride + h * s.sortLogits.headStride;
@@ -119,7 +119,7 @@ export function sortMatrices(q: Heads, k: Heads, s: SinkhornSettings): Float64Ar
 }
 
 /** The sorted blocks `x~_(u,r) = sum_t S_ut x_(t*b + r)` of batch b, query head h of H: `[N, D]` in (u, r) order. */
-function sortedRows(x: Heads, S: Float64Array, blockSize: number, b: number, h: number, H: number): Float64Array {
+export function sortedRows(x: Heads, S: Float64Array, blockSize: number, b: number, h: number, H: number): Float64Array {
   const { N, D } = x;
   const nb = N / blockSize;
   const base = headOffset(x, b, h, H);
@@ -140,10 +140,10 @@ function sortedRows(x: Heads, S: Float64Array, blockSize: number, b: number, h: 
  * Receives the softmax row of query i (in block u) over its 2b keys: `weights[r]`
  * for the sorted key (u, r), `weights[b + r]` for its own block's key `u*b + r`.
  */
-type RowSink = (i: number, u: number, weights: Float64Array) => void;
+export type RowSink = (i: number, u: number, weights: Float64Array) => void;
 
 /** Softmax of every query over its sorted block and own block, for batch b, head h with sort matrix S. */
-function attendHead(q: Heads, k: Heads, s: SinkhornSettings, S: Float64Array, b: number, h: number, sink: RowSink): void {
+export function attendHead(q: Heads, k: Heads, s: SinkhornSettings, S: Float64Array, b: number, h: number, sink: RowSink): void {
   const { N, D } = q;
   const bs = s.blockSize;
   const nb = N / bs;

@@ -38,7 +38,7 @@ export interface SynthesizerMath extends Common {
 }
 
 /** Row i of the logits B for batch b, head h, over the Nk keys. */
-function logitRow(form: SynthesizerLogits, b: number, h: number, i: number, Nq: number, Nk: number, row: Float64Array): void {
+export function logitRow(form: SynthesizerLogits, b: number, h: number, i: number, Nq: number, Nk: number, row: Float64Array): void {
   switch (form.kind) {
     case 'random': {
       const off = h * form.logits.headStride + i * Nk;
@@ -78,7 +78,7 @@ function logitRow(form: SynthesizerLogits, b: number, h: number, i: number, Nq: 
 }
 
 /** Softmax of row i over the keys `visible` leaves, in place; all zeros when none is visible. */
-function softmaxVisible(row: Float64Array, visible: Visible, b: number, h: number, i: number): void {
+export function softmaxVisible(row: Float64Array, visible: Visible, b: number, h: number, i: number): void {
   let max = -Infinity;
   for (let j = 0; j < row.length; j++) {
     if (!visible(b, h, i, j)) row[j] = -Infinity;

@@ -5,7 +5,7 @@
  * outputs (and `weights()`) are stacked back. `mask()` is per pattern
  * variant, so `mixed` has none.
  */
-import { parseLogitOptions, scoringOptions, viewOfHead, type LogitOptions, type ScoringOptions } from '../model.js';
+import { parseLogitOptions, scoringOptions, viewOfHead, type BiasView, type LogitOptions, type ScoringOptions } from '../model.js';
 import { describe, type Heads } from '../tensor.js';
 import { declareOptions, rejectUnknown } from '../options.js';
 import { commonOptions, parseCommon, type CommonOptions, type Options } from '../validate.js';
@@ -37,11 +37,15 @@ export interface MixedOptions extends CommonOptions, ScoringOptions {
 export interface HeadPlan {
   readonly variant: Variant<Parsed>;
   readonly parsed: Parsed;
+  /** The head's `bias` is its slice of the top-level one (so its gradient belongs there). */
+  readonly inheritsBias: boolean;
 }
 
 /** Parsed options of `mixed`: one plan per head. */
 export interface MixedParsed extends Parsed {
   readonly heads: readonly HeadPlan[];
+  /** The top-level `bias` the heads inherit, or null. */
+  readonly bias: BiasView | null;
 }
 
 const inherited = ['scale', 'causal', 'keyPadding'] as const;
@@ -71,7 +75,7 @@ function headShape(x: Heads): Heads {
  * only unless withData): head h of q, and head `floor(h / (H / Hkv))` of k
  * and v (grouped-query attention), each kv head taken once for its group.
  */
-function headSplitter(inputs: Inputs, withData = true): (h: number, variant: Variant<Parsed>) => Inputs {
+export function headSplitter(inputs: Inputs, withData = true): (h: number, variant: Variant<Parsed>) => Inputs {
   const H = (inputs.q as Heads).H;
   const taken = new Map<Heads, Map<number, Heads>>();
   const view = (x: Heads, h: number): Heads => {
@@ -146,7 +150,7 @@ function readHead(inputs: Inputs, options: Options, shared: LogitOptions, spec: 
   for (const [key, value] of Object.entries(own)) if (value !== undefined) headOptions[key] = value;
   const inheritedKeys = inherited.filter((key) => options[key] !== undefined && own[key] === undefined);
   const parsed = renamed(h, inheritedKeys, () => variant.parse(headSplitter(inputs, false)(h, variant), headOptions, lookup));
-  return { variant, parsed: inheritLogitOptions(parsed, shared, own, h, kind) };
+  return { variant, parsed: inheritLogitOptions(parsed, shared, own, h, kind), inheritsBias: shared.bias !== null && own.bias === undefined };
 }
 
 /** Head h of the output is head h's variant (run by `run`) applied to head h of q, k, v. */
@@ -183,7 +187,7 @@ export const mixed: Variant<MixedParsed> = {
     if (parsing.has(specs)) throw new TypeError('options.heads: expected specs that do not contain themselves, received a list that holds a mixed spec with this very list');
     parsing.add(specs);
     try {
-      return { problem, heads: specs.map((spec, h) => readHead(inputs, options, shared, spec, h, lookup)) };
+      return { problem, heads: specs.map((spec, h) => readHead(inputs, options, shared, spec, h, lookup)), bias: shared.bias };
     } finally {
       parsing.delete(specs);
     }

@@ -1,0 +1,8 @@
+/** The backward pass of `local`: softmax attention over its pattern (src/grad/patterns.ts). */
+import type { PatternParsed } from '../patterns.js';
+import type { Backward } from './backward.js';
+import { patternGradients } from './patterns.js';
+
+export const local: Backward<PatternParsed> = {
+  reference: patternGradients,
+};

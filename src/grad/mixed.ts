@@ -1,0 +1,71 @@
+/**
+ * The backward pass of `mixed`: each head's spec's own backward on its
+ * one-head problem, stacked back. Query head h's gradient is head h; k and v
+ * gradients sum into the kv head the query head reads (grouped-query
+ * attention); a head of a variant whose queries are its keys (lsh) gives
+ * both roles to q. A bias the heads inherit gets the sum of the heads'
+ * slices; every other parameter a head's spec gave sits in `params.heads[h]`.
+ */
+import type { BiasView } from '../model.js';
+import { compactStrides, viewSize } from '../reference/grad/softmax.js';
+import type { Heads, Tensor } from '../tensor.js';
+import { headSplitter, type MixedParsed } from '../variants/mixed.js';
+import type { Backward, GradParams } from './backward.js';
+import { backwards } from './index.js';
+import { biasTensor } from './params.js';
+
+/** Head h of a `'bhnd'` tensor `[B, H, N, D]` as a contiguous `[B, 1, N, D]`. */
+function headRows(x: Heads, h: number): Heads {
+  const { B, H, N, D } = x;
+  const data = new Float32Array(B * N * D);
+  for (let b = 0; b < B; b++) data.set(x.data.subarray((b * H + h) * N * D, (b * H + h + 1) * N * D), b * N * D);
+  return { data, B, H: 1, N, D, rank: 4, layout: 'bhnd' };
+}
+
+/** Adds a `[B, 1, N, D]` head gradient into head `head` of a `[B, heads, N, D]` one. */
+function addHead(into: Float64Array, from: Float32Array, B: number, heads: number, head: number, rows: number): void {
+  for (let b = 0; b < B; b++) {
+    const at = (b * heads + head) * rows;
+    for (let n = 0; n < rows; n++) into[at + n] += from[b * rows + n];
+  }
+}
+
+/** Adds head h's bias gradient (dims `[B|1, 1, Nq|1, Nk|1]`) into the gradient of the bias the heads share. */
+function addBiasSlice(into: Float64Array, top: BiasView, slice: Tensor, h: number): void {
+  const [db, , dq, dk] = slice.dims as [number, number, number, number];
+  const to = compactStrides(top.dims);
+  const from = compactStrides([db, 1, dq, dk]);
+  for (let b = 0; b < db; b++) {
+    for (let i = 0; i < dq; i++) {
+      for (let j = 0; j < dk; j++) into[b * to[0] + h * to[1] + i * to[2] + j * to[3]] += slice.data[b * from[0] + i * from[2] + j * from[3]];
+    }
+  }
+}
+
+export const mixed: Backward<MixedParsed> = {
+  reference(inputs, parsed, gradOutput) {
+    const { B, H, Hkv, Nq, Nk, D, Dv } = parsed.problem;
+    const dq = new Float64Array(B * H * Nq * D);
+    const dk = new Float64Array(B * Hkv * Nk * D);
+    const dv = new Float64Array(B * Hkv * Nk * Dv);
+    const dbias = parsed.bias ? new Float64Array(viewSize(parsed.bias)) : null;
+    const headParams: GradParams[] = [];
+    const split = headSplitter(inputs);
+    parsed.heads.forEach(({ variant, parsed: headParsed, inheritsBias }, h) => {
+      const backward = backwards[variant.name as keyof typeof backwards];
+      if (!backward) throw new TypeError(`options.heads[${h}].kind: backward() is not defined for '${variant.name}'`);
+      const g = backward.reference(split(h, variant), headParsed, headRows(gradOutput, h));
+      const kvHead = Math.floor(h / (H / Hkv));
+      if (g.q) addHead(dq, g.q, B, H, h, Nq * D);
+      if (g.k) addHead(dk, g.k, B, Hkv, kvHead, Nk * D);
+      if (g.v) addHead(dv, g.v, B, Hkv, kvHead, Nk * Dv);
+      const { bias, ...own } = g.params;
+      if (bias && inheritsBias) addBiasSlice(dbias!, parsed.bias!, bias as Tensor, h);
+      headParams.push(bias && !inheritsBias ? { ...own, bias } : own);
+    });
+    const params: Record<string, Tensor | readonly GradParams[]> = {};
+    if (dbias) params.bias = biasTensor(dbias, parsed.bias!);
+    if (headParams.some((p) => Object.keys(p).length > 0)) params.heads = headParams;
+    return { q: Float32Array.from(dq), k: Float32Array.from(dk), v: Float32Array.from(dv), params };
+  },
+};

@@ -1,0 +1,12 @@
+/** The backward pass of `routing`: src/reference/grad/routing.ts; centroids (given or fitted) and memberships are constants. */
+import { routingBackward } from '../reference/grad/routing.js';
+import { routingCentroids, type RoutingParsed } from '../variants/routing.js';
+import type { Backward } from './backward.js';
+import { toFloat32 } from './params.js';
+
+export const routing: Backward<RoutingParsed> = {
+  reference({ q, k, v }, p, gradOutput) {
+    const g = routingBackward(q!, k!, v!, { ...p, centroids: routingCentroids(q!, k!, p) }, gradOutput.data);
+    return { q: toFloat32(g.q), k: toFloat32(g.k), v: toFloat32(g.v), params: {} };
+  },
+};
