@@ -11,6 +11,7 @@
 //   scores      st[j][8]          one key block, then its probabilities
 //   state       m[8], l[8], alpha[8]
 //   output acc  o[8][dvPad]
+import { copyRow } from './memory';
 import { packKeysStrided, packQueryStrided } from './gather';
 import { expNonPositive, madd, roundUp } from './simd';
 
@@ -44,7 +45,7 @@ export function packValues(v: usize, N: i32, Dv: i32, ld: i32, vp: usize): void 
   const dvPad = valueWidthPadded(Dv);
   const rowBytes = <usize>dvPad << 2;
   memory.fill(vp, 0, <usize>keyCountPadded(N) * rowBytes);
-  for (let j = 0; j < N; j++) memory.copy(vp + <usize>j * rowBytes, v + <usize>j * (<usize>ld << 2), <usize>Dv << 2);
+  for (let j = 0; j < N; j++) copyRow(vp + <usize>j * rowBytes, v + <usize>j * (<usize>ld << 2), Dv);
 }
 
 /** Packs query rows i0 .. i0+8 (those below N) of one head of q (rows ld apart), times scale, as qt[d][8]. */

@@ -9,3 +9,16 @@ export function heapBase(): usize {
 export function relaxedSimd(): bool {
   return ASC_FEATURE_RELAXED_SIMD;
 }
+
+/**
+ * Copies `floats` float32 values (a row): vectors, then the tail. Short rows
+ * copied one by one cost less this way than as `memory.copy`, which V8 runs
+ * as a call out of the module.
+ */
+export function copyRow(dst: usize, src: usize, floats: i32): void {
+  const bytes = <usize>floats << 2;
+  const vectors = bytes & ~15;
+  let at: usize = 0;
+  for (; at < vectors; at += 16) v128.store(dst + at, v128.load(src + at));
+  for (; at < bytes; at += 4) store<f32>(dst + at, load<f32>(src + at));
+}

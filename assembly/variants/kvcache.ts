@@ -10,6 +10,7 @@
 // Slots from the cache's count up to the end of its last key tile are kept
 // zero, so that the padding keys the engine reads score 0 and their values
 // add 0 (the caller's key bias hides them).
+import { copyRow } from '../core/memory';
 import { KEY_TILE, blockedValueRow, keyCountPadded, valueWidthPadded } from '../core/flash';
 
 /** Where a head's values start. */
@@ -27,7 +28,7 @@ export function kvValues(head: usize, capacity: i32, D: i32): usize {
 @inline function writeValue(vb: usize, s: i32, dvPad: i32, from: usize, Dv: i32): void {
   let at = blockedValueRow(vb, s, dvPad);
   for (let c = 0; c < Dv; c += 8) {
-    memory.copy(at, from + (<usize>c << 2), <usize>min(8, Dv - c) << 2);
+    copyRow(at, from + (<usize>c << 2), min(8, Dv - c));
     at += 64 << 5;
   }
 }
@@ -77,7 +78,7 @@ export function kvShift(head: usize, from: i32, count: i32, D: i32, Dv: i32, cap
     let src = blockedValueRow(vb, s + from, dvPad);
     let dst = blockedValueRow(vb, s, dvPad);
     for (let c = 0; c < dvPad; c += 8) {
-      memory.copy(dst, src, 32);
+      copyRow(dst, src, 8);
       src += 64 << 5;
       dst += 64 << 5;
     }

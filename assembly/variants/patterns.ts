@@ -15,6 +15,7 @@
 //                strided rules), listed per query tile by the caller with a
 //                bit per row, gathered, and attended.
 // Between passes each row's m, l and o live in per-row arrays.
+import { copyRow } from '../core/memory';
 import {
   KEY_BLOCK, ROWS, accumulateValues, addKeyBias, keyCountPadded, packedBias, packedKeys, packedValues,
   scoreBlock, softmaxBlock, tileOutput, tileScores, tileState, valueWidthPadded,
@@ -52,7 +53,10 @@ export function patternFinish(rows: usize, Nq: i32, Dv: i32, out: usize, oLd: i3
     const inv: f32 = l > 0 ? 1 / l : 0;
     const src = acc + (<usize>(i * dvPad) << 2);
     const dst = out + <usize>i * (<usize>oLd << 2);
-    for (let c = 0; c < Dv; c++) store<f32>(dst + (<usize>c << 2), load<f32>(src + (<usize>c << 2)) * inv);
+    const scale = f32x4.splat(inv);
+    let c = 0;
+    for (; c + 4 <= Dv; c += 4) v128.store(dst + (<usize>c << 2), f32x4.mul(v128.load(src + (<usize>c << 2)), scale));
+    for (; c < Dv; c++) store<f32>(dst + (<usize>c << 2), load<f32>(src + (<usize>c << 2)) * inv);
   }
 }
 
@@ -80,7 +84,7 @@ function moveRows(rows: usize, Nq: i32, Dv: i32, tile: usize, D: i32, first: i32
       if (i < limit) {
         store<f32>(m, load<f32>(rows + (<usize>i << 2)));
         store<f32>(l, load<f32>(sums + (<usize>i << 2)));
-        memory.copy(ot, acc + <usize>i * rowBytes, rowBytes);
+        copyRow(ot, acc + <usize>i * rowBytes, dvPad);
       } else {
         store<f32>(m, NEG_INF);
         store<f32>(l, 0);
@@ -89,7 +93,7 @@ function moveRows(rows: usize, Nq: i32, Dv: i32, tile: usize, D: i32, first: i32
     } else if (i < limit) {
       store<f32>(rows + (<usize>i << 2), load<f32>(m));
       store<f32>(sums + (<usize>i << 2), load<f32>(l));
-      memory.copy(acc + <usize>i * rowBytes, ot, rowBytes);
+      copyRow(acc + <usize>i * rowBytes, ot, dvPad);
     }
   }
 }
@@ -238,7 +242,7 @@ export function packResidues(k: usize, v: usize, Nk: i32, D: i32, Dv: i32, kLd: 
       const real = t < n && (keyPadding == 0 || load<u8>(keyPadding + j) != 0);
       if (!real) hidden = true;
       store<f32>(bias + (<usize>x << 2), real ? 0 : NEG_INF);
-      if (t < n) memory.copy(vp + (<usize>(x * dvPad) << 2), v + <usize>j * (<usize>vLd << 2), <usize>Dv << 2);
+      if (t < n) copyRow(vp + (<usize>(x * dvPad) << 2), v + <usize>j * (<usize>vLd << 2), Dv);
     }
   }
   store<i32>(pack, hidden ? 1 : 0);
@@ -371,7 +375,7 @@ export function patternExtraRows(
           const j = load<i32>(keys + (<usize>(e0 + x) << 2));
           const src = k + <usize>j * (<usize>kLd << 2);
           for (let d = 0; d < D; d++) store<f32>(dst + (<usize>d << 4), load<f32>(src + (<usize>d << 2)));
-          memory.copy(gv + (<usize>(x * dvPad) << 2), v + <usize>j * (<usize>vLd << 2), <usize>Dv << 2);
+          copyRow(gv + (<usize>(x * dvPad) << 2), v + <usize>j * (<usize>vLd << 2), Dv);
           store<f32>(gb + (<usize>x << 2), load<f32>(headBias + (<usize>j << 2)));
         } else {
           for (let d = 0; d < D; d++) store<f32>(dst + (<usize>d << 4), 0);
