@@ -52,4 +52,9 @@ for (const c of JSON.parse(readFileSync(new URL('onnx-attention.json', dir), 'ut
   const outputs = attn.onnxAttention(inputs, attributes);
   errors[`onnx-attention.json ${c.name}`] = Math.max(...Object.entries(c.expected).map(([name, t]) => relative(outputs[name].data, onnxTensor(t).data)));
 }
+for (const c of JSON.parse(readFileSync(new URL('onnx-linear-attention.json', dir), 'utf8'))) {
+  const inputs = Object.fromEntries(Object.entries(c.inputs).map(([name, t]) => [name, onnxTensor(t)]));
+  const outputs = attn.onnxLinearAttention(inputs, c.attributes);
+  errors[`onnx-linear-attention.json ${c.name}`] = Math.max(...Object.entries(c.expected).map(([name, t]) => relative(outputs[name].data, onnxTensor(t).data)));
+}
 console.log(JSON.stringify({ features: attn.features, errors }));
