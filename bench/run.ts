@@ -23,6 +23,8 @@ import { createAttention, hasSimd, variantNames } from 'wasm-attention';
 import { DATASETS, accuracyCases, measureAccuracy, type AccuracyRow } from './accuracy.js';
 import { modelParts, printModelSection, runModelSection, type ModelPartName, type ModelSection } from './model.bench.js';
 import { benchLongSequence } from './full.bench.js';
+import { printTable } from './measure.js';
+import { benchRecurrent, benchRecurrentStep, type GrowthRow, type RecurrentRow, type RecurrentStepRow } from './recurrent.bench.js';
 import { fmtMs, measureGroup, table, type TimingRow } from './processes.js';
 import { D, H, SIZES, benchCases, peerImpls, sampleIndices, selectImpls, sizesOf, type Impl } from './suite.js';
 import { PALETTE, lineChart, scatterChart, type Marker, type ScatterPoint, type Series } from './svg.js';
@@ -54,7 +56,11 @@ const USAGE = `usage: node dist-bench/run.js [options]
                        against k and v repeated and onnxruntime-web's Attention op; terms =
                        full with a block mask, a bias and softcap 30 against plain full,
                        H = 8, D = 64, N = 4096
-  --model-sizes 1024   the model section at these sizes instead (every part)`;
+  --model-sizes 1024   the model section at these sizes instead (every part)
+  --recurrent          the recurrent section (about a minute): attn.recurrent's rules at
+                       N = 1k to 64k (H = 8, D = 64) against causal linear (elu) and a plain JS
+                       recurrence, the growth from N = 16384 to 65536, and recurrentState's
+                       step at positions 1k and 60k`;
 
 // ---------------------------------------------------------------- arguments
 
@@ -72,6 +78,7 @@ const { values: args } = parseArgs({
     'no-accuracy': { type: 'boolean' },
     model: { type: 'string' },
     'model-sizes': { type: 'string' },
+    recurrent: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -282,6 +289,14 @@ if (fullSweep && impls.some((i) => i.id === 'full') && !explicitSizes) {
   progress('full at N = 32768, H = 1');
   longSequence = await benchLongSequence(32768);
 }
+// ---------------------------------------------------------------- recurrent linear attention (--recurrent)
+
+let recurrent: { rows: RecurrentRow[]; growth: GrowthRow[]; steps: RecurrentStepRow[] } | null = null;
+if (args.recurrent) {
+  const sweep = await benchRecurrent({ progress });
+  progress('recurrent: steps at positions 1k and 60k');
+  recurrent = { ...sweep, steps: await benchRecurrentStep() };
+}
 progressDone();
 
 // ---------------------------------------------------------------- report
@@ -441,6 +456,11 @@ if (notes.length > 0) {
 }
 
 if (model) printModelSection(model);
+if (recurrent) {
+  printTable('Recurrent linear attention (B=1 H=8 D=Dv=64, one thread, CPU time)', recurrent.rows);
+  printTable('Growth from N = 16384 to N = 65536 (linear time: 4)', recurrent.growth);
+  printTable('recurrentState step, all 8 heads', recurrent.steps);
+}
 
 // ---------------------------------------------------------------- JSON
 
@@ -464,7 +484,7 @@ const meta = {
   noBenchmarkOptions: missing,
 };
 mkdirSync(dirname(jsonPath), { recursive: true });
-writeFileSync(jsonPath, `${JSON.stringify({ meta, timings: rows, ratios, accuracy, longSequence, model }, null, 1)}\n`);
+writeFileSync(jsonPath, `${JSON.stringify({ meta, timings: rows, ratios, accuracy, longSequence, model, recurrent }, null, 1)}\n`);
 
 // ---------------------------------------------------------------- charts
 

@@ -284,9 +284,9 @@ export function recurrentPlan(runtime: Runtime, call: RecurrentCall): JobPlan {
   };
 }
 
-/** Splits a plan's gathered floats into the output and the state. */
+/** Splits a plan's gathered floats (a fresh array) into the output and the state, as views without a copy. */
 export function splitResult(call: RecurrentCall, floats: Float32Array): RecurrentResult {
   const { B, H, N, Dv } = call.shape;
   const outLength = B * H * N * Dv;
-  return recurrentResult(call, floats.slice(0, outLength), floats.slice(outLength));
+  return recurrentResult(call, floats.subarray(0, outLength), floats.subarray(outLength));
 }
