@@ -148,7 +148,7 @@ export function createRecurrentState(runtime: Runtime | null, options: Recurrent
   const scale = optionalNumber(o, 'scale', 1 / Math.sqrt(D), { float32: true });
   const sizes: Sizes = { B, H, Hkv, D, Dv };
   checkFits(B * Hkv * D * Dv * 12, 'options.batch, options.kvHeads, options.dim, options.valueDim', `a state of [B, Hkv, D, Dv] = [${B}, ${Hkv}, ${D}, ${Dv}]`);
-  const initial = o.initialState === undefined ? null : parseInitialState(o.initialState, 4, sizes);
+  const initial = o.initialState === undefined || o.initialState === null ? null : parseInitialState(o.initialState, 4, sizes);
   return runtime ? new WasmRecurrentState(runtime, rule, scale, sizes, initial) : new JsRecurrentState(rule, scale, sizes, initial);
 }
 

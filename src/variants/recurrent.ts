@@ -155,6 +155,7 @@ export function parseRecurrent(q: unknown, k: unknown, v: unknown, options: unkn
   const o = asOptions(options) as Options;
   rejectUndeclared(o, recurrentOptions, 'recurrent', 'options');
   const layout = readLayout(o);
+  const rule = parseRule(o.rule);
   const qh = asHeads(q, 'q', layout);
   const kh = asHeads(k, 'k', layout);
   const vh = withValues ? asHeads(v, 'v', layout) : null;
@@ -163,11 +164,10 @@ export function parseRecurrent(q: unknown, k: unknown, v: unknown, options: unkn
     throw new RangeError(`k.dims: q, k and v must have the same rank, received ranks ${qh.rank}, ${kh.rank}${vh ? `, ${vh.rank}` : ''}`);
   }
   if (kh.N !== qh.N) throw new RangeError(`k.dims: recurrent attention reads one key per query position, so Nk must equal Nq = ${qh.N}, received Nk = ${kh.N}`);
-  const rule = parseRule(o.rule);
   const shape: RecurrentShape = { B: qh.B, H: qh.H, Hkv: kh.H, N: qh.N, D: qh.D, Dv: vh ? vh.D : qh.D };
   const kt = k as Tensor;
   const { decay, beta } = ruleInputs(rule, o.decay, o.beta, { decay: () => parseDecay(o.decay, kt, kh, layout), beta: () => parseBeta(o.beta, kt, kh, layout) });
-  const initialState = o.initialState === undefined ? null : parseInitialState(o.initialState, qh.rank, shape);
+  const initialState = o.initialState === undefined || o.initialState === null ? null : parseInitialState(o.initialState, qh.rank, shape);
   const scale = optionalNumber(o, 'scale', 1 / Math.sqrt(shape.D), { float32: true });
   const { B, H, N, Dv, Hkv, D } = shape;
   checkFits(B * H * N * Dv * 4 + B * Hkv * D * Dv * 4, 'q.dims, v.dims', `the output [B, H, N, Dv] = [${B}, ${H}, ${N}, ${Dv}] and the state`);
