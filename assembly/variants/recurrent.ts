@@ -363,10 +363,25 @@ function runChunk(
   gemm(D, Dv, c, KL, 1, D4, writes, Dv4, T, Dv, false);
   for (let d = 0; d < D; d++) {
     const lambda: f64 = gated ? <f64>load<f32>(at(EQ, (c - 1) * w + (perDim ? d : 0))) : 1;
-    for (let col = 0; col < Dv; col++) {
-      const s = lambda * load<f64>(at64(S64, d * Dv + col)) + <f64>load<f32>(at(T, d * Dv + col));
-      store<f64>(at64(S64, d * Dv + col), s);
-      store<f32>(at(S32, d * Dv4 + col), <f32>s);
-    }
+    updateRow(at64(S64, d * Dv), at(S32, d * Dv4), at(T, d * Dv), Dv, lambda);
+  }
+}
+
+/** One row of the state: S64 = lambda S64 + T (float64, two lanes at a time), and its float32 copy. */
+function updateRow(s64: usize, s32: usize, t: usize, Dv: i32, lambda: f64): void {
+  const l = f64x2.splat(lambda);
+  let col = 0;
+  for (; col + 4 <= Dv; col += 4) {
+    const x = v128.load(at(t, col));
+    const lo = f64x2.add(f64x2.mul(l, v128.load(at64(s64, col))), f64x2.promote_low_f32x4(x));
+    const hi = f64x2.add(f64x2.mul(l, v128.load(at64(s64, col + 2))), f64x2.promote_low_f32x4(v128.shuffle<f32>(x, x, 2, 3, 0, 1)));
+    v128.store(at64(s64, col), lo);
+    v128.store(at64(s64, col + 2), hi);
+    v128.store(at(s32, col), v128.shuffle<f32>(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5));
+  }
+  for (; col < Dv; col++) {
+    const x = lambda * load<f64>(at64(s64, col)) + <f64>load<f32>(at(t, col));
+    store<f64>(at64(s64, col), x);
+    store<f32>(at(s32, col), <f32>x);
   }
 }
