@@ -24,6 +24,8 @@ import { DATASETS, accuracyCases, measureAccuracy, type AccuracyRow } from './ac
 import { modelParts, printModelSection, runModelSection, type ModelPartName, type ModelSection } from './model.bench.js';
 import { benchLongSequence } from './full.bench.js';
 import { DECODE_SIZES, printDecodeSection, runDecodeSection, type DecodeSection } from './decode.bench.js';
+import { printTable } from './measure.js';
+import { benchRecurrent, benchRecurrentStep, type GrowthRow, type RecurrentRow, type RecurrentStepRow } from './recurrent.bench.js';
 import { fmtMs, measureGroup, median, table, type TimingRow } from './processes.js';
 import { D, H, SIZES, benchCases, peerImpls, sampleIndices, selectImpls, sizesOf, type Impl } from './suite.js';
 import { PALETTE, lineChart, scatterChart, type Marker, type ScatterPoint, type Series } from './svg.js';
@@ -59,7 +61,11 @@ const USAGE = `usage: node dist-bench/run.js [options]
   --decode 1024,4096   the decoding section's cache lengths (default 1024,4096,16384,32768
                        unless --variants other than none or --sizes is given; 'none' for
                        none): one step of a kvCache (H = 32, Hkv = 8, D = 128) against copying
-                       its K and V, full without a cache and onnxruntime-web's Attention with past`;
+                       its K and V, full without a cache and onnxruntime-web's Attention with past
+  --recurrent          the recurrent section (about a minute): attn.recurrent's rules at
+                       N = 1k to 64k (H = 8, D = 64) against causal linear (elu) and a plain JS
+                       recurrence, the growth from N = 16384 to 65536, and recurrentState's
+                       step at positions 1k and 60k`;
 
 // ---------------------------------------------------------------- arguments
 
@@ -78,6 +84,7 @@ const { values: args } = parseArgs({
     model: { type: 'string' },
     'model-sizes': { type: 'string' },
     decode: { type: 'string' },
+    recurrent: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -301,6 +308,14 @@ if (fullSweep && impls.some((i) => i.id === 'full') && !explicitSizes) {
   progress('full at N = 32768, H = 1');
   longSequence = await benchLongSequence(32768);
 }
+// ---------------------------------------------------------------- recurrent linear attention (--recurrent)
+
+let recurrent: { rows: RecurrentRow[]; growth: GrowthRow[]; steps: RecurrentStepRow[] } | null = null;
+if (args.recurrent) {
+  const sweep = await benchRecurrent({ progress });
+  progress('recurrent: steps at positions 1k and 60k');
+  recurrent = { ...sweep, steps: await benchRecurrentStep() };
+}
 progressDone();
 
 // ---------------------------------------------------------------- report
@@ -478,6 +493,11 @@ if (notes.length > 0) {
 
 if (model) printModelSection(model);
 if (decode) printDecodeSection(decode);
+if (recurrent) {
+  printTable('Recurrent linear attention (B=1 H=8 D=Dv=64, one thread, CPU time)', recurrent.rows);
+  printTable('Growth from N = 16384 to N = 65536 (linear time: 4)', recurrent.growth);
+  printTable('recurrentState step, all 8 heads', recurrent.steps);
+}
 
 // ---------------------------------------------------------------- JSON
 
@@ -501,7 +521,7 @@ const meta = {
   noBenchmarkOptions: missing,
 };
 mkdirSync(dirname(jsonPath), { recursive: true });
-writeFileSync(jsonPath, `${JSON.stringify({ meta, timings: rows, ratios, accuracy, longSequence, model, decode }, null, 1)}\n`);
+writeFileSync(jsonPath, `${JSON.stringify({ meta, timings: rows, ratios, accuracy, longSequence, model, decode, recurrent }, null, 1)}\n`);
 
 // ---------------------------------------------------------------- charts
 

@@ -12,6 +12,9 @@ import { readInputs } from './inputs.js';
 import { inBhnd, outputInLayout, readLayout } from './layout.js';
 import { firstHeadOf } from './model.js';
 import { onnxAttention, type OnnxAttentionAttributes, type OnnxAttentionInputs, type OnnxAttentionOutputs } from './onnx/attention.js';
+import { onnxLinearAttention, type OnnxLinearAttentionAttributes, type OnnxLinearAttentionInputs, type OnnxLinearAttentionOutputs } from './onnx/linear-attention.js';
+import { parseRecurrent, recurrentDense, recurrentPlan, recurrentReference, recurrentResult, splitResult, type RecurrentOptions, type RecurrentResult } from './variants/recurrent.js';
+import { createRecurrentState, type RecurrentState, type RecurrentStateOptions } from './recurrent-state.js';
 import { lookup, parseOptions, variantNames, type VariantName } from './registry.js';
 import type { WasmTensor } from './runtime/arena.js';
 import { hasRelaxedSimd, hasSimd, type WasmSource } from './runtime/load.js';
@@ -38,7 +41,10 @@ import { backwardOf, gradientsInLayout, readGradOutput, type GradientTensors } f
 export type { Tensor, Layout } from './tensor.js';
 export type { ScoringOptions, MaskTensor } from './model.js';
 export type { OnnxAttentionInputs, OnnxAttentionAttributes, OnnxAttentionOutputs } from './onnx/attention.js';
+export type { OnnxLinearAttentionInputs, OnnxLinearAttentionAttributes, OnnxLinearAttentionOutputs } from './onnx/linear-attention.js';
 export type { OnnxTensor } from './onnx/tensors.js';
+export type { RecurrentOptions, RecurrentResult, Rule } from './variants/recurrent.js';
+export type { RecurrentState, RecurrentStateOptions, RecurrentStepInputs } from './recurrent-state.js';
 export type { WasmTensor } from './runtime/arena.js';
 export type { WasmSource } from './runtime/load.js';
 export type { CommonOptions } from './validate.js';
@@ -192,6 +198,36 @@ export interface Attention {
   linearState(options: LinearStateOptions): LinearState;
 
   /**
+   * Recurrent linear attention (SPEC "Recurrent linear attention"): per batch
+   * and kv head a state `S [D, Dv]` updated token by token by `options.rule`
+   * (`'linear'`, `'gated'` with a log-space `decay`, `'delta'` with `beta`,
+   * `'gatedDelta'` with both), every query head of the group reading
+   * `o_t = scale S_t^T q_t`. q `[B, H, N, D]`, k `[B, Hkv, N, D]`, v `[B, Hkv,
+   * N, Dv]` (grouped-query heads, ranks 2 to 4, `layout: 'bnhd'`). Runs in
+   * chunks, linear in N. Returns the output (q's rank and layout) with
+   * `state`, the state after the last token `[B, Hkv, D, Dv]`.
+   */
+  recurrent(q: Tensor, k: Tensor, v: Tensor, options: RecurrentOptions): RecurrentResult;
+
+  /** {@link Attention.recurrent} on the thread pool (one job per batch and kv head): the same bits. */
+  runRecurrent(q: Tensor, k: Tensor, v: Tensor, options: RecurrentOptions): Promise<RecurrentResult>;
+
+  /**
+   * The dense matrix `P [B, H, N, N]` with `recurrent(q, k, v, options) = P v`,
+   * for the rules whose output is linear in v (`'linear'`, `'gated'`, without
+   * `initialState`; a TypeError for the delta rules). For tests and pictures:
+   * O(N^2) memory, computed by the float64 reference.
+   */
+  recurrentWeights(q: Tensor, k: Tensor, options: RecurrentOptions): Tensor;
+
+  /**
+   * {@link Attention.recurrent} one token at a time (decoding): `step(q_t,
+   * k_t, v_t, { decay, beta })` writes the token into the state and answers
+   * its queries at O(D Dv) per kv head whatever the position. `dispose()` it when done.
+   */
+  recurrentState(options: RecurrentStateOptions): RecurrentState;
+
+  /**
    * A key/value cache for decoding, in WebAssembly memory in the kernels'
    * packed layout: `append(k, v)` adds positions in place, `attend(q,
    * options)` is `full(q, K, V, options)` over every cached position (the
@@ -267,6 +303,19 @@ export interface Attention {
    * RangeError naming them.
    */
   onnxAttention(inputs: OnnxAttentionInputs, attributes?: OnnxAttentionAttributes): OnnxAttentionOutputs;
+
+  /**
+   * The ONNX `LinearAttention` operator (opset 27) on {@link Attention.recurrent}:
+   * `inputs` by ONNX name (`query`, `key`, `value`, and optional `past_state`,
+   * `decay`, `beta`), float32 tensors as onnxruntime-web makes them;
+   * `attributes` by ONNX name (`q_num_heads`, `kv_num_heads` required;
+   * `update_rule` default `'gated_delta'`; `scale` 0 = `1 / sqrt(dk)`;
+   * `chunk_size` a hint that never changes the result). Returns `{ output,
+   * present_state }`. Inputs the operator rejects (a decay or beta that the
+   * rule does not take, or missing where it needs one), and unknown names,
+   * throw a TypeError / RangeError naming them.
+   */
+  onnxLinearAttention(inputs: OnnxLinearAttentionInputs, attributes?: OnnxLinearAttentionAttributes): OnnxLinearAttentionOutputs;
 
   /**
    * A tensor allocated inside WebAssembly memory: calls read it without a copy.
@@ -465,6 +514,35 @@ class Instance implements Attention {
 
   onnxAttention(inputs: OnnxAttentionInputs, attributes?: OnnxAttentionAttributes): OnnxAttentionOutputs {
     return onnxAttention(this, inputs, attributes);
+  }
+
+  onnxLinearAttention(inputs: OnnxLinearAttentionInputs, attributes?: OnnxLinearAttentionAttributes): OnnxLinearAttentionOutputs {
+    return onnxLinearAttention(this, inputs, attributes);
+  }
+
+  recurrent(q: Tensor, k: Tensor, v: Tensor, options: RecurrentOptions): RecurrentResult {
+    const call = parseRecurrent(q, k, v, options);
+    const { runtime } = this;
+    if (!runtime) {
+      const { out, state } = recurrentReference(call);
+      return recurrentResult(call, out, state);
+    }
+    return splitResult(call, runtime.execute(recurrentPlan(runtime, call)));
+  }
+
+  async runRecurrent(q: Tensor, k: Tensor, v: Tensor, options: RecurrentOptions): Promise<RecurrentResult> {
+    const call = parseRecurrent(q, k, v, options);
+    const { runtime } = this;
+    if (!runtime || runtime.threads === 1) return this.recurrent(q, k, v, options);
+    return splitResult(call, await runtime.executeParallel(recurrentPlan(runtime, call)));
+  }
+
+  recurrentWeights(q: Tensor, k: Tensor, options: RecurrentOptions): Tensor {
+    return recurrentDense(parseRecurrent(q, k, null, options, false));
+  }
+
+  recurrentState(options: RecurrentStateOptions): RecurrentState {
+    return createRecurrentState(this.runtime, options);
   }
 
   mask(name: VariantName, nq: number, nk: number, options?: object): Uint8Array {

@@ -10,6 +10,8 @@ import type { OptionTable } from '../src/options.js';
 import { patternOptions } from '../src/patterns.js';
 import { variants } from '../src/registry.js';
 import { linearStateOptions } from '../src/variants/linear.js';
+import { recurrentOptions } from '../src/variants/recurrent.js';
+import { recurrentStateOptions } from '../src/recurrent-state.js';
 import { routingFitOptions } from '../src/variants/routing.js';
 import { commonOptions } from '../src/validate.js';
 
@@ -41,6 +43,8 @@ export function optionTables(): string {
     ...Object.entries(patternOptions).map(([type, options]) => table(`a \`'${type}'\` pattern of \`sparse\``, options)),
     table('`createAttention(init)`', initOptions),
     table('`attn.linearState(options)`', linearStateOptions),
+    table('`attn.recurrent(q, k, v, options)`', recurrentOptions),
+    table('`attn.recurrentState(options)`', recurrentStateOptions),
     table('`attn.kvCache(options)`', kvCacheOptions),
     table('`cache.attend(q, options)` and `cache.run(q, options)`', kvAttendOptions),
     table('`attn.fitRoutingCentroids(q, k, options)`', routingFitOptions),

@@ -53,6 +53,11 @@ for (const c of JSON.parse(readFileSync(new URL('onnx-attention.json', dir), 'ut
   const outputs = attn.onnxAttention(inputs, attributes);
   errors[`onnx-attention.json ${c.name}`] = Math.max(...Object.entries(c.expected).map(([name, t]) => relative(outputs[name].data, onnxTensor(t).data)));
 }
+for (const c of JSON.parse(readFileSync(new URL('onnx-linear-attention.json', dir), 'utf8'))) {
+  const inputs = Object.fromEntries(Object.entries(c.inputs).map(([name, t]) => [name, onnxTensor(t)]));
+  const outputs = attn.onnxLinearAttention(inputs, c.attributes);
+  errors[`onnx-linear-attention.json ${c.name}`] = Math.max(...Object.entries(c.expected).map(([name, t]) => relative(outputs[name].data, onnxTensor(t).data)));
+}
 // the gradient goldens (test/golden/grad/README.md): max |got - want| / max(1, max |want|) per tensor
 const tensors = (x, path) =>
   x && Array.isArray(x.dims) ? [[path, x]] : x && typeof x === 'object' ? Object.entries(x).flatMap(([key, value]) => tensors(value, `${path}.${key}`)) : [];
