@@ -354,6 +354,18 @@ describe('recurrent rejects bad input by name, and the instance keeps working', 
     }
   });
 
+  it('refuses a work block that WebAssembly memory cannot hold with a RangeError naming the inputs', () => {
+    // 2^20 query heads on one kv head: the kernel keeps a chunk of every query head of the group
+    const H = 2 ** 20;
+    const q = { data: new Float32Array(H * 4), dims: [1, H, 1, 4] };
+    const kv = { data: new Float32Array(4), dims: [1, 1, 1, 4] };
+    expect(() => wasm.recurrent(q, kv, kv, { rule: 'linear' })).toThrow(RangeError);
+    expect(() => wasm.recurrent(q, kv, kv, { rule: 'linear' })).toThrow(/^q\.dims, k\.dims, v\.dims: the kernel's work block for D = 4, Dv = 4 and 1048576 query heads per kv head needs \d+ bytes/);
+    expect(wasm.memory.inUse).toBe(0);
+    // the float64 reference keeps one state per kv head and runs it
+    expect(js.recurrent(q, kv, kv, { rule: 'linear' }).dims).toEqual([1, H, 1, 4]);
+  });
+
   it('rejects the same on the pool', async () => {
     await expect(pool.runRecurrent(c.q, c.k, c.v, { ...o, decay: undefined })).rejects.toThrow(/^options\.decay: rule 'gatedDelta' decays the state/);
     expect(pool.memory.inUse).toBe(0);
