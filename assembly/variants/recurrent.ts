@@ -230,8 +230,9 @@ function maskedProduct(W: usize, X: usize, c: i32, D: i32, D4: i32, s: f32, gate
  * for delta rules, L_ij (j < i).
  */
 function perDimProducts(c: i32, D4: i32, group: i32, scale: f32, delta: bool, beta: usize, betaLd: i32): void {
-  memory.fill(P, 0, <usize>(group * C * C) << 2);
-  memory.fill(L, 0, <usize>(C * C) << 2);
+  // the upper triangles stay 0 (the products read rows < c only)
+  for (let g = 0; g < group; g++) memory.fill(at(P, g * C * C), 0, <usize>(c * C) << 2);
+  memory.fill(L, 0, <usize>(c * C) << 2);
   for (let j = 0; j < c; j++) {
     memory.fill(R, 0, <usize>D4 << 2);
     const kj = at(KP, j * D4);
