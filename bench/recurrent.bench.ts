@@ -214,8 +214,13 @@ export async function benchRecurrent({ sizes = [1024, 4096, 16384, 65536], jsUpT
   return { rows, growth };
 }
 
-/** `recurrentState`'s step (H = 8, D = Dv = 64), timed in batches of `batch` tokens starting at each of `positions`. */
-export async function benchRecurrentStep({ positions = [1000, 60000], batch = 1000 } = {}): Promise<RecurrentStepRow[]> {
+/**
+ * `recurrentState`'s step (H = 8, D = Dv = 64): one state advanced to each
+ * of `positions`, then batches of `batch` tokens timed on each in turn
+ * (`rounds` times, the median), so that tiering up and a busy machine weigh
+ * on every position alike.
+ */
+export async function benchRecurrentStep({ positions = [1000, 60000], batch = 200, rounds = 5 } = {}): Promise<RecurrentStepRow[]> {
   const attn: Attention = await createAttention({ backend: 'wasm', threads: 1 });
   const rows: RecurrentStepRow[] = [];
   const tokens = randomTensor([64, 3, H * D], 7).data;
@@ -224,16 +229,22 @@ export async function benchRecurrentStep({ positions = [1000, 60000], batch = 10
   const beta = new Float32Array(H).fill(0.5);
   for (const c of RULE_CASES.filter((x) => !x.perDim)) {
     const inputs = { decay: c.rule === 'gated' || c.rule === 'gatedDelta' ? decay : undefined, beta: c.rule === 'delta' || c.rule === 'gatedDelta' ? beta : undefined };
-    const state: RecurrentState = attn.recurrentState({ rule: c.rule, heads: H, dim: D });
-    const step = () => state.step(token(state.position, 0), token(state.position, 1), token(state.position, 2), inputs);
-    for (const position of positions) {
-      while (state.position < position) step();
-      const start = process.cpuUsage();
-      for (let s = 0; s < batch; s++) step();
-      const used = process.cpuUsage(start);
-      rows.push({ rule: c.name, position, 'cpu us': (used.user + used.system) / batch });
+    const states: RecurrentState[] = positions.map(() => attn.recurrentState({ rule: c.rule, heads: H, dim: D }));
+    const step = (state: RecurrentState) => state.step(token(state.position, 0), token(state.position, 1), token(state.position, 2), inputs);
+    states.forEach((state, i) => {
+      while (state.position < positions[i]) step(state);
+    });
+    const times = states.map((): number[] => []);
+    for (let r = 0; r < rounds; r++) {
+      states.forEach((state, i) => {
+        const start = process.cpuUsage();
+        for (let s = 0; s < batch; s++) step(state);
+        const used = process.cpuUsage(start);
+        times[i].push((used.user + used.system) / batch);
+      });
     }
-    state.dispose();
+    positions.forEach((position, i) => rows.push({ rule: c.name, position, 'cpu us': median(times[i]) }));
+    for (const state of states) state.dispose();
   }
   attn.dispose();
   return rows;

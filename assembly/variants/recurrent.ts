@@ -68,9 +68,9 @@ export function recurrentChunk(mode: i32): i32 {
   return mode & PER_DIM ? CV : C;
 }
 
-/** Bytes of a state block: S64 [D][Dv] float64, then S32 [D][roundUp(Dv, 4)] float32 (padding 0). */
-export function recurrentStateBytes(D: i32, Dv: i32): i32 {
-  return D * Dv * 8 + D * roundUp(Dv, 4) * 4;
+/** Bytes of a state block: S64 [D][Dv] float64, then S32 [D][roundUp(Dv, 4)] float32 (padding 0). In float64, so that no size overflows. */
+export function recurrentStateBytes(D: i32, Dv: i32): f64 {
+  return <f64>D * <f64>Dv * 8 + <f64>D * <f64>roundUp(Dv, 4) * 4;
 }
 
 /** Loads a state block from `init` [D][Dv] float32, or zeros when init is 0. */
@@ -112,43 +112,45 @@ let F: usize = 0; // per-head decay: exp(Gp_i - Gp_j) [C][C]
 let E: usize = 0; // per key dim: exp(Gp_id - Gp_jd) of one pair [D4]
 let R: usize = 0; // per key dim: the running sum Gp_i - Gp_j [D4]
 
-let cursor: usize = 0;
+// 64-bit, so that sizing a block too large for memory reports its size instead of wrapping
+let cursor: u64 = 0;
 
 /** The next `floats` of the work block (16-byte aligned). */
-function take(floats: i32): usize {
+function take(floats: i64): usize {
   const start = cursor;
-  cursor += <usize>roundUp(floats, 4) << 2;
-  return start;
+  cursor += <u64>((floats + 3) & ~3) << 2;
+  return <usize>start;
 }
 
 /** Lays the work block out; returns its size in bytes. */
-function layout(work: usize, D: i32, Dv: i32, group: i32): i32 {
-  const D4 = roundUp(D, 4);
-  const Dv4 = roundUp(Dv, 4);
+function layout(work: usize, D: i32, Dv: i32, group: i32): u64 {
+  const D4: i64 = roundUp(D, 4);
+  const Dv4: i64 = roundUp(Dv, 4);
+  const C64: i64 = C;
   cursor = work;
-  KP = take(C * D4);
-  QP = take(group * C * D4);
-  VP = take(C * Dv4);
-  GP = take(C * D4);
-  EQ = take(C * D4);
-  EK = take(C * D4);
-  KT = take(D * C);
-  KL = take(C * D4);
-  QL = take(C * D4);
-  KS = take(C * Dv4);
-  U = take(C * Dv4);
-  T = take(D * Dv);
-  P = take(group * C * C);
-  L = take(C * C);
-  F = take(C * C);
+  KP = take(C64 * D4);
+  QP = take(<i64>group * C64 * D4);
+  VP = take(C64 * Dv4);
+  GP = take(C64 * D4);
+  EQ = take(C64 * D4);
+  EK = take(C64 * D4);
+  KT = take(<i64>D * C64);
+  KL = take(C64 * D4);
+  QL = take(C64 * D4);
+  KS = take(C64 * Dv4);
+  U = take(C64 * Dv4);
+  T = take(<i64>D * <i64>Dv);
+  P = take(<i64>group * C64 * C64);
+  L = take(C64 * C64);
+  F = take(C64 * C64);
   E = take(D4);
   R = take(D4);
-  return <i32>(cursor - work);
+  return cursor - <u64>work;
 }
 
 /** Bytes of one thread's work block for kv heads of `group` query heads. */
-export function recurrentWorkBytes(D: i32, Dv: i32, group: i32): i32 {
-  return layout(0, D, Dv, group);
+export function recurrentWorkBytes(D: i32, Dv: i32, group: i32): f64 {
+  return <f64>layout(0, D, Dv, group);
 }
 
 /** Copies c rows of n floats (ld apart) into rows of n4 (zero padding). */
@@ -228,8 +230,9 @@ function maskedProduct(W: usize, X: usize, c: i32, D: i32, D4: i32, s: f32, gate
  * for delta rules, L_ij (j < i).
  */
 function perDimProducts(c: i32, D4: i32, group: i32, scale: f32, delta: bool, beta: usize, betaLd: i32): void {
-  memory.fill(P, 0, <usize>(group * C * C) << 2);
-  memory.fill(L, 0, <usize>(C * C) << 2);
+  // the upper triangles stay 0 (the products read rows < c only)
+  for (let g = 0; g < group; g++) memory.fill(at(P, g * C * C), 0, <usize>(c * C) << 2);
+  memory.fill(L, 0, <usize>(c * C) << 2);
   for (let j = 0; j < c; j++) {
     memory.fill(R, 0, <usize>D4 << 2);
     const kj = at(KP, j * D4);

@@ -252,13 +252,16 @@ export function recurrentPlan(runtime: Runtime, call: RecurrentCall): JobPlan {
   const rowsPerCall = chunk * Math.max(1, Math.floor(WORK_PER_CALL / (perToken * chunk)));
   const qLd = rowStride(q);
   const qHead = layout === 'bnhd' ? D : N * D;
+  const workBytes = x.recurrentWorkBytes(D, Dv, group);
+  const stateBytes = x.recurrentStateBytes(D, Dv);
+  checkFits(workBytes + stateBytes, 'q.dims, k.dims, v.dims', `the kernel's work block for D = ${D}, Dv = ${Dv} and ${group} query heads per kv head`);
   return {
     what: 'recurrent',
     parts: [q.data, k.data, v!.data, decay?.data ?? 0, beta?.data ?? 0, initialState ?? 0, outLength * 4, stateLength * 4],
     output: 6,
     length: outLength + stateLength,
     gather: (p) => [[p[6], outLength], [p[7], stateLength]],
-    scratch: [x.recurrentWorkBytes(D, Dv, group), x.recurrentStateBytes(D, Dv)],
+    scratch: [workBytes, stateBytes],
     jobs: ([qp, kp, vp, dp, bp, ip, out, st]) =>
       Array.from({ length: B * Hkv }, (_, slice): Job => {
         const b = Math.floor(slice / Hkv);
