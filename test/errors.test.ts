@@ -25,6 +25,8 @@ const cases: Case[] = [
   ['q heads not a multiple of k heads', (a) => a.full(q, randn([2, 3, 11, 4], 4), randn([2, 3, 11, 3], 5)), RangeError, /^k\.dims: q's head count H must be a multiple of k's head count Hkv .* received H = 2, Hkv = 3/],
   ['k and v disagree on heads', (a) => a.full(q, randn([2, 1, 11, 4], 4), v), RangeError, /^v\.dims: head count must match k: expected 1, received 2/],
   ['k and v disagree on Nk', (a) => a.full(q, k, randn([2, 2, 10, 3], 4)), RangeError, /^v\.dims: key count Nk must match k: expected 11, received 10/],
+  // a null v is not weights()' absent v: every variant names it
+  ...(['full', 'local', 'lsh', 'compressed', 'synthesizer'] as const).map((name): Case => [`v null (${name})`, (a) => a.apply(name, name === 'synthesizer' ? null : q, name === 'full' || name === 'local' || name === 'compressed' ? k : null, null as never), TypeError, /^v: expected a tensor \{ data: Float32Array, dims: number\[\] \}, received null/]),
   ['options not an object', (a) => a.full(q, k, v, 'causal' as never), TypeError, /^options: expected an object, received "causal"/],
   ['scale not a number', (a) => a.full(q, k, v, { scale: '0.5' as never }), TypeError, /^options\.scale: expected a finite number, received "0\.5"/],
   ['scale NaN', (a) => a.full(q, k, v, { scale: NaN }), TypeError, /^options\.scale: expected a finite number, received NaN/],
