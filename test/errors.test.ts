@@ -54,6 +54,10 @@ const cases: Case[] = [
   ["layout 'bnhd' with rank 3 inputs", (a) => a.full(randn([2, 9, 4], 1), randn([2, 11, 4], 2), randn([2, 11, 3], 3), { layout: 'bnhd' }), RangeError, /^options\.layout: 'bnhd' needs rank-4 inputs \[B, N, H, D\], received q\.dims \[2, 9, 4\]/],
   ["layout 'bnhd' with rank 2 values", (a) => a.synthesizer(null, null, randn([11, 3], 3), { layout: 'bnhd', logits: randn([1, 9, 11], 4) }), RangeError, /^options\.layout: 'bnhd' needs rank-4 inputs \[B, N, H, D\], received v\.dims \[11, 3\]/],
   ["layout 'bnhd': q heads not a multiple of k's", (a) => a.full(randn([2, 9, 2, 4], 1), randn([2, 11, 3, 4], 2), randn([2, 11, 3, 3], 3), { layout: 'bnhd' }), RangeError, /^k\.dims: q's head count H must be a multiple of k's head count Hkv .* H = 2, Hkv = 3/],
+  // bnhd inputs whose options lost their layout: the message says how the dims were read
+  ["'bnhd' inputs read without options.layout", (a) => a.full(randn([2, 3, 1, 2], 1), randn([2, 4, 1, 2], 2), randn([2, 4, 1, 1], 3), {}), RangeError, /^k\.dims: q's head count H must be a multiple .* H = 3, Hkv = 4, rank-4 dims read as \[B, H, N, D\] \(options\.layout 'bhnd'\)/],
+  ['lsh buckets past its bound', (a) => a.lsh(randn([8, 1], 1), null, randn([8, 1], 2), { bucketSize: 2, rounds: 1, buckets: 2 ** 31, seed: 1 }), RangeError, /^options\.buckets: expected an integer <= 65536, received 2147483648/],
+  ['lsh rounds past its bound', (a) => a.lsh(randn([8, 1], 1), null, randn([8, 1], 2), { bucketSize: 2, rounds: 2 ** 30, buckets: 2, seed: 1 }), RangeError, /^options\.rounds: expected an integer <= 1000, received 1073741824/],
   ['unknown variant', (a) => a.apply('fast' as never, q, k, v), TypeError, /^name: expected one of 'full'.*received "fast"/],
   ['weights of unknown variant', (a) => a.weights('fast' as never, q, k), TypeError, /^name: expected one of/],
   ['mask of a variant without pattern', (a) => a.mask('full', 4, 4), TypeError, /^name: mask\(\) is defined for pattern-based variants, received 'full'/],
