@@ -57,7 +57,7 @@ export interface NumberRule {
 }
 
 /** The largest finite float32. */
-const FLOAT32_MAX = 3.4028234663852886e38;
+export const FLOAT32_MAX = 3.4028234663852886e38;
 
 /** Iteration counts (`iterations` of sinkhorn and routing) are at most this (SPEC "Errors"). */
 export const MAX_ITERATIONS = 1000;

@@ -46,6 +46,7 @@ const cases: Case[] = [
   ['softcap negative', (a) => a.global(q, k, v, { tokens: [0], softcap: -2 }), RangeError, /^options\.softcap: expected a finite number > 0, received -2/],
   ['softcap not a number', (a) => a.full(q, k, v, { softcap: '5' as never }), TypeError, /^options\.softcap: expected a finite number > 0, received "5"/],
   ['softcap infinite', (a) => a.full(q, k, v, { softcap: Infinity }), TypeError, /^options\.softcap: expected a finite number > 0, received Infinity/],
+  ['softcap past float32', (a) => a.full(q, k, v, { softcap: 1e300 }), RangeError, /^options\.softcap: expected a number that float32 holds .* received 1e\+300/],
   ['a mixed head that takes no mask', (a) => a.mixed(q, k, v, { heads: [{ kind: 'full' }, { kind: 'linear' }], mask: { data: new Uint8Array(99), dims: [9, 11] } }), TypeError, /^options\.mask: mixed applies it to every head, but options\.heads\[1\]\.kind is 'linear', which takes no mask/],
   ["a mixed head's own bias of the wrong dims", (a) => a.mixed(q, k, v, { heads: [{ kind: 'full' }, { kind: 'full', bias: { data: new Float32Array(2 * 99), dims: [2, 9, 11] } }] }), RangeError, /^options\.heads\[1\]\.bias\.dims: expected .* \[B, H, Nq, Nk\] = \[2, 1, 9, 11\]/],
   ['mixed top-level mask dims', (a) => a.mixed(q, k, v, { heads: [{ kind: 'full' }, { kind: 'full' }], mask: { data: new Uint8Array(3 * 99), dims: [3, 9, 11] } }), RangeError, /^options\.mask\.dims: expected/],
