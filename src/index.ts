@@ -422,16 +422,17 @@ class Instance implements Attention {
    * Validates a call: its variant, inputs (read in `options.layout`, given
    * to the variant as 'bhnd' unless its SIMD kernel runs and reads the
    * layout in place) and parsed options; `output` gives a result back in the
-   * caller's rank and layout.
+   * caller's rank and layout. `withValues` is false for the calls that take
+   * no v (weights, logits): a v the caller gave as null is then still checked.
    */
-  private prepare(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor | null, options?: object) {
+  private prepare(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor | null, options: object | undefined, withValues = true) {
     const variant = lookup(name, 'name');
     const given = asOptions(options);
     const layout = readLayout(given);
-    const read = readInputs(variant, q, k, v, v !== null, layout);
+    const read = readInputs(variant, q, k, v, withValues, layout);
     const parsed = parseOptions(variant, read, given);
     const { runtime } = this;
-    const inPlace = runtime !== null && v !== null && variant.layoutInPlace === true;
+    const inPlace = runtime !== null && withValues && variant.layoutInPlace === true;
     const inputs = inPlace ? read : inBhnd(read);
     const { B, H, Nq, Dv } = parsed.problem;
     checkFits(B * H * Nq * Dv * 4, 'q.dims, v.dims', `the output [B, H, Nq, Dv] = [${B}, ${H}, ${Nq}, ${Dv}]`);
@@ -489,7 +490,7 @@ class Instance implements Attention {
 
   /** A dense `[B, H, Nq, Nk]` matrix of the variant's float64 reference math. */
   private dense(kind: 'weights' | 'logits', name: VariantName, q: Tensor | null, k: Tensor | null, options?: object): Tensor {
-    const { variant, inputs, parsed } = this.prepare(name, q, k, null, options);
+    const { variant, inputs, parsed } = this.prepare(name, q, k, null, options, false);
     const read = variant[kind];
     if (!read) throw new TypeError(`name: ${kind}() is defined for full and the pattern-based variants, received '${name}'`);
     const { B, H, Nq, Nk } = parsed.problem;

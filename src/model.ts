@@ -8,7 +8,7 @@
  */
 import { declareOptions } from './options.js';
 import { checkDims, describe, type Tensor } from './tensor.js';
-import type { Options } from './validate.js';
+import { FLOAT32_MAX, type Options } from './validate.js';
 
 /**
  * A mask or bias seen as the broadcast `[B, H, Nq, Nk]` it stands for,
@@ -121,6 +121,8 @@ export function parseLogitOptions(options: Options, shape: LogitShape, prefix = 
     const c = options.softcap;
     if (typeof c !== 'number' || !Number.isFinite(c)) throw new TypeError(`${prefix}.softcap: expected a finite number > 0, received ${describe(c)}`);
     if (c <= 0) throw new RangeError(`${prefix}.softcap: expected a finite number > 0, received ${c}`);
+    // the kernels cap in float32, where a larger cap is Infinity (and Infinity * tanh(0) is NaN)
+    if (c > FLOAT32_MAX) throw new RangeError(`${prefix}.softcap: expected a number that float32 holds (at most ${FLOAT32_MAX}), received ${c}`);
     softcap = c;
   }
   return { mask, bias, softcap };

@@ -57,7 +57,7 @@ export interface NumberRule {
 }
 
 /** The largest finite float32. */
-const FLOAT32_MAX = 3.4028234663852886e38;
+export const FLOAT32_MAX = 3.4028234663852886e38;
 
 /** Iteration counts (`iterations` of sinkhorn and routing) are at most this (SPEC "Errors"). */
 export const MAX_ITERATIONS = 1000;
@@ -199,15 +199,26 @@ export function sameSize(a: number, b: number, what: string, received: string): 
  * `keyName` is the input the keys came from (`q` for lsh's shared ones).
  */
 export function checkQKV(q: Heads, k: Heads, v: Heads | null, keyName = 'k'): void {
-  sameSize(q.B, k.B, 'k.dims: batch size B must match q', `q B = ${q.B}, k B = ${k.B}`);
+  const layout = layoutNote(q, k, v);
+  sameSize(q.B, k.B, 'k.dims: batch size B must match q', `q B = ${q.B}, k B = ${k.B}${layout}`);
   if (k.H === 0 ? q.H !== 0 : q.H % k.H !== 0) {
-    throw new RangeError(`k.dims: q's head count H must be a multiple of k's head count Hkv (grouped-query attention), received H = ${q.H}, Hkv = ${k.H}`);
+    throw new RangeError(`k.dims: q's head count H must be a multiple of k's head count Hkv (grouped-query attention), received H = ${q.H}, Hkv = ${k.H}${layout}`);
   }
-  sameSize(q.D, k.D, 'k.dims: feature size D must match q', `q D = ${q.D}, k D = ${k.D}`);
+  sameSize(q.D, k.D, 'k.dims: feature size D must match q', `q D = ${q.D}, k D = ${k.D}${layout}`);
   if (v) {
     const key = keyName;
-    sameSize(k.B, v.B, `v.dims: batch size B must match ${key}`, `${key} B = ${k.B}, v B = ${v.B}`);
-    sameSize(k.H, v.H, `v.dims: head count must match ${key}`, `${key} heads = ${k.H}, v heads = ${v.H}`);
-    sameSize(k.N, v.N, `v.dims: key count Nk must match ${key}`, `${key} Nk = ${k.N}, v Nk = ${v.N}`);
+    sameSize(k.B, v.B, `v.dims: batch size B must match ${key}`, `${key} B = ${k.B}, v B = ${v.B}${layout}`);
+    sameSize(k.H, v.H, `v.dims: head count must match ${key}`, `${key} heads = ${k.H}, v heads = ${v.H}${layout}`);
+    sameSize(k.N, v.N, `v.dims: key count Nk must match ${key}`, `${key} Nk = ${k.N}, v Nk = ${v.N}${layout}`);
   }
+}
+
+/**
+ * How rank-4 dims were read, for the messages of inputs that disagree: the
+ * disagreement may be the layout's (`[B, N, H, D]` inputs read as 'bhnd').
+ */
+function layoutNote(...inputs: (Heads | null)[]): string {
+  const rank4 = inputs.find((x) => x?.rank === 4);
+  if (!rank4) return '';
+  return rank4.layout === 'bnhd' ? ", rank-4 dims read as [B, N, H, D] (options.layout 'bnhd')" : ", rank-4 dims read as [B, H, N, D] (options.layout 'bhnd')";
 }

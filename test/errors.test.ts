@@ -25,6 +25,8 @@ const cases: Case[] = [
   ['q heads not a multiple of k heads', (a) => a.full(q, randn([2, 3, 11, 4], 4), randn([2, 3, 11, 3], 5)), RangeError, /^k\.dims: q's head count H must be a multiple of k's head count Hkv .* received H = 2, Hkv = 3/],
   ['k and v disagree on heads', (a) => a.full(q, randn([2, 1, 11, 4], 4), v), RangeError, /^v\.dims: head count must match k: expected 1, received 2/],
   ['k and v disagree on Nk', (a) => a.full(q, k, randn([2, 2, 10, 3], 4)), RangeError, /^v\.dims: key count Nk must match k: expected 11, received 10/],
+  // a null v is not weights()' absent v: every variant names it
+  ...(['full', 'local', 'lsh', 'compressed', 'synthesizer'] as const).map((name): Case => [`v null (${name})`, (a) => a.apply(name, name === 'synthesizer' ? null : q, name === 'full' || name === 'local' || name === 'compressed' ? k : null, null as never), TypeError, /^v: expected a tensor \{ data: Float32Array, dims: number\[\] \}, received null/]),
   ['options not an object', (a) => a.full(q, k, v, 'causal' as never), TypeError, /^options: expected an object, received "causal"/],
   ['scale not a number', (a) => a.full(q, k, v, { scale: '0.5' as never }), TypeError, /^options\.scale: expected a finite number, received "0\.5"/],
   ['scale NaN', (a) => a.full(q, k, v, { scale: NaN }), TypeError, /^options\.scale: expected a finite number, received NaN/],
@@ -44,6 +46,7 @@ const cases: Case[] = [
   ['softcap negative', (a) => a.global(q, k, v, { tokens: [0], softcap: -2 }), RangeError, /^options\.softcap: expected a finite number > 0, received -2/],
   ['softcap not a number', (a) => a.full(q, k, v, { softcap: '5' as never }), TypeError, /^options\.softcap: expected a finite number > 0, received "5"/],
   ['softcap infinite', (a) => a.full(q, k, v, { softcap: Infinity }), TypeError, /^options\.softcap: expected a finite number > 0, received Infinity/],
+  ['softcap past float32', (a) => a.full(q, k, v, { softcap: 1e300 }), RangeError, /^options\.softcap: expected a number that float32 holds .* received 1e\+300/],
   ['a mixed head that takes no mask', (a) => a.mixed(q, k, v, { heads: [{ kind: 'full' }, { kind: 'linear' }], mask: { data: new Uint8Array(99), dims: [9, 11] } }), TypeError, /^options\.mask: mixed applies it to every head, but options\.heads\[1\]\.kind is 'linear', which takes no mask/],
   ["a mixed head's own bias of the wrong dims", (a) => a.mixed(q, k, v, { heads: [{ kind: 'full' }, { kind: 'full', bias: { data: new Float32Array(2 * 99), dims: [2, 9, 11] } }] }), RangeError, /^options\.heads\[1\]\.bias\.dims: expected .* \[B, H, Nq, Nk\] = \[2, 1, 9, 11\]/],
   ['mixed top-level mask dims', (a) => a.mixed(q, k, v, { heads: [{ kind: 'full' }, { kind: 'full' }], mask: { data: new Uint8Array(3 * 99), dims: [3, 9, 11] } }), RangeError, /^options\.mask\.dims: expected/],
@@ -52,6 +55,10 @@ const cases: Case[] = [
   ["layout 'bnhd' with rank 3 inputs", (a) => a.full(randn([2, 9, 4], 1), randn([2, 11, 4], 2), randn([2, 11, 3], 3), { layout: 'bnhd' }), RangeError, /^options\.layout: 'bnhd' needs rank-4 inputs \[B, N, H, D\], received q\.dims \[2, 9, 4\]/],
   ["layout 'bnhd' with rank 2 values", (a) => a.synthesizer(null, null, randn([11, 3], 3), { layout: 'bnhd', logits: randn([1, 9, 11], 4) }), RangeError, /^options\.layout: 'bnhd' needs rank-4 inputs \[B, N, H, D\], received v\.dims \[11, 3\]/],
   ["layout 'bnhd': q heads not a multiple of k's", (a) => a.full(randn([2, 9, 2, 4], 1), randn([2, 11, 3, 4], 2), randn([2, 11, 3, 3], 3), { layout: 'bnhd' }), RangeError, /^k\.dims: q's head count H must be a multiple of k's head count Hkv .* H = 2, Hkv = 3/],
+  // bnhd inputs whose options lost their layout: the message says how the dims were read
+  ["'bnhd' inputs read without options.layout", (a) => a.full(randn([2, 3, 1, 2], 1), randn([2, 4, 1, 2], 2), randn([2, 4, 1, 1], 3), {}), RangeError, /^k\.dims: q's head count H must be a multiple .* H = 3, Hkv = 4, rank-4 dims read as \[B, H, N, D\] \(options\.layout 'bhnd'\)/],
+  ['lsh buckets past its bound', (a) => a.lsh(randn([8, 1], 1), null, randn([8, 1], 2), { bucketSize: 2, rounds: 1, buckets: 2 ** 31, seed: 1 }), RangeError, /^options\.buckets: expected an integer <= 65536, received 2147483648/],
+  ['lsh rounds past its bound', (a) => a.lsh(randn([8, 1], 1), null, randn([8, 1], 2), { bucketSize: 2, rounds: 2 ** 30, buckets: 2, seed: 1 }), RangeError, /^options\.rounds: expected an integer <= 1000, received 1073741824/],
   ['unknown variant', (a) => a.apply('fast' as never, q, k, v), TypeError, /^name: expected one of 'full'.*received "fast"/],
   ['weights of unknown variant', (a) => a.weights('fast' as never, q, k), TypeError, /^name: expected one of/],
   ['mask of a variant without pattern', (a) => a.mask('full', 4, 4), TypeError, /^name: mask\(\) is defined for pattern-based variants, received 'full'/],

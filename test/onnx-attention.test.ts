@@ -101,6 +101,7 @@ describe.each(['js', 'wasm'])('onnxAttention rejects (%s)', (backend) => {
     ['is_causal 2', qkv, { is_causal: 2 }, RangeError, /^attributes\.is_causal: expected 0 or 1, received 2/],
     ['a negative softcap', qkv, { softcap: -1 }, RangeError, /^attributes\.softcap: expected a finite number >= 0 \(0: no cap\), received -1/],
     ['an infinite softcap', qkv, { softcap: Infinity }, RangeError, /^attributes\.softcap: expected a finite number >= 0/],
+    ['a softcap past float32', qkv, { softcap: 1e300 }, RangeError, /^attributes\.softcap: expected a number that float32 holds .* received 1e\+300/],
     ['a negative scale', qkv, { scale: -0.5 }, RangeError, /^attributes\.scale: expected a finite number >= 0, received -0\.5/],
     ['a NaN scale', qkv, { scale: NaN }, RangeError, /^attributes\.scale: expected a finite number >= 0, received NaN/],
     ['inputs not an object', 'Q' as never, {}, TypeError, /^inputs: expected an object/],

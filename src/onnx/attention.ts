@@ -8,6 +8,7 @@
  */
 import { swapMiddleAxes } from '../layout.js';
 import type { Tensor } from '../tensor.js';
+import { FLOAT32_MAX } from '../validate.js';
 import { asRecord, checkNames, floatAttribute, floatTensor, intAttribute, integers, isGiven, readTensor, type OnnxTensor, type TypedTensor } from './tensors.js';
 
 /** The inputs of `attn.onnxAttention`, by ONNX name; an absent optional input is a missing key. */
@@ -99,6 +100,7 @@ function readAttributes(attributes: Readonly<Record<string, unknown>>): Attribut
   if (scale !== null && !(Number.isFinite(scale) && scale >= 0)) throw new RangeError(`attributes.scale: expected a finite number >= 0, received ${scale}`);
   const softcap = floatAttribute(attributes, 'softcap') ?? 0;
   if (!(Number.isFinite(softcap) && softcap >= 0)) throw new RangeError(`attributes.softcap: expected a finite number >= 0 (0: no cap), received ${softcap}`);
+  if (softcap > FLOAT32_MAX) throw new RangeError(`attributes.softcap: expected a number that float32 holds (at most ${FLOAT32_MAX}), received ${softcap}`);
   const [left, right] = (['left_window_size', 'right_window_size'] as const).map((key) => {
     const size = intAttribute(attributes, key, -1);
     if (size < -1) throw new RangeError(`attributes.${key}: expected an integer >= -1 (-1: unbounded), received ${size}`);

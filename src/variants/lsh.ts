@@ -31,9 +31,9 @@ export interface LshOptions extends CommonOptions {
    * and `seed`.
    */
   rotations?: Tensor;
-  /** R >= 1 hash rounds, when the rotations are drawn from `seed`. */
+  /** R hash rounds (1 to 1000), when the rotations are drawn from `seed`. */
   rounds?: number;
-  /** nb >= 2 buckets (even), when the rotations are drawn from `seed`. */
+  /** nb buckets (even, 2 to 65536), when the rotations are drawn from `seed`. */
   buckets?: number;
   /**
    * Integer seed of the drawn rotations: `R * D * nb/2` standard normals of
@@ -77,10 +77,18 @@ function givenRotations(value: unknown, H: number, D: number): LshRotations {
   return { data, headStride, rounds: R, buckets: 2 * half };
 }
 
+/**
+ * The most drawn rounds and buckets: the hash costs R N D nb, and no value
+ * stands for a larger one (each round and bucket changes the result), so
+ * past these a count is refused rather than left to scale the work.
+ */
+export const MAX_LSH_ROUNDS = 1000;
+export const MAX_LSH_BUCKETS = 2 ** 16;
+
 /** `{ rounds, buckets, seed }`: rotations drawn by `drawLshRotations`. */
 function drawnRotations(options: Options, D: number): LshRotations {
-  const rounds = requiredNumber(options, 'rounds', { integer: true, min: 1 });
-  const buckets = requiredNumber(options, 'buckets', { integer: true, min: 2 });
+  const rounds = requiredNumber(options, 'rounds', { integer: true, min: 1, max: MAX_LSH_ROUNDS });
+  const buckets = requiredNumber(options, 'buckets', { integer: true, min: 2, max: MAX_LSH_BUCKETS });
   if (buckets % 2 !== 0) throw new RangeError(`options.buckets: expected an even integer >= 2, received ${buckets}`);
   if (options.seed === undefined) throw new TypeError('options.seed: required option is missing (or give options.rotations)');
   checkFits(rounds * D * (buckets / 2) * 4, 'options.rounds, options.buckets', `the rotations [R, D, nb/2] = [${rounds}, ${D}, ${buckets / 2}]`);
