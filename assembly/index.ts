@@ -16,3 +16,4 @@ export * from './variants/linear';
 export * from './variants/routing';
 export { attentionRows } from './variants/full';
 export { kvAppend, kvShift, kvValues } from './variants/kvcache';
+export * from './grad/linear';
