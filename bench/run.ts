@@ -12,7 +12,7 @@
  *   node dist-bench/run.js [--quick | --full] [--variants a,b] [--sizes 256,1024]
  *                          [--peers tfjs,ort,threads,js | none] [--out DIR] [--rounds R]
  *                          [--budget SECONDS] [--accuracy-n N | --no-accuracy]
- *                          [--model gqa,terms | none] [--model-sizes 1024,4096]
+ *                          [--model gqa,terms | none] [--model-sizes 1024,4096] [--grad-rest]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -23,6 +23,8 @@ import { createAttention, hasSimd, variantNames } from 'wasm-attention';
 import { DATASETS, accuracyCases, measureAccuracy, type AccuracyRow } from './accuracy.js';
 import { modelParts, printModelSection, runModelSection, type ModelPartName, type ModelSection } from './model.bench.js';
 import { benchLongSequence } from './full.bench.js';
+import { benchGradRest, type GradRow } from './grad-rest.bench.js';
+import { printTable } from './measure.js';
 import { fmtMs, measureGroup, table, type TimingRow } from './processes.js';
 import { D, H, SIZES, benchCases, peerImpls, sampleIndices, selectImpls, sizesOf, type Impl } from './suite.js';
 import { PALETTE, lineChart, scatterChart, type Marker, type ScatterPoint, type Series } from './svg.js';
@@ -54,7 +56,10 @@ const USAGE = `usage: node dist-bench/run.js [options]
                        against k and v repeated and onnxruntime-web's Attention op; terms =
                        full with a block mask, a bias and softcap 30 against plain full,
                        H = 8, D = 64, N = 4096
-  --model-sizes 1024   the model section at these sizes instead (every part)`;
+  --model-sizes 1024   the model section at these sizes instead (every part)
+  --grad-rest          backward against forward time of linear (elu and FAVOR+, causal and
+                       not) at N = 4096, H = 8, D = 64, 5 interleaved rounds (about a minute);
+                       with --sizes, at those sizes`;
 
 // ---------------------------------------------------------------- arguments
 
@@ -72,6 +77,7 @@ const { values: args } = parseArgs({
     'no-accuracy': { type: 'boolean' },
     model: { type: 'string' },
     'model-sizes': { type: 'string' },
+    'grad-rest': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -282,6 +288,14 @@ if (fullSweep && impls.some((i) => i.id === 'full') && !explicitSizes) {
   progress('full at N = 32768, H = 1');
   longSequence = await benchLongSequence(32768);
 }
+
+// ---------------------------------------------------------------- backward passes (--grad-rest)
+
+let gradRest: GradRow[] | null = null;
+if (args['grad-rest']) {
+  progress('backward against forward');
+  gradRest = await benchGradRest(explicitSizes ? { sizes: baseSizes } : {});
+}
 progressDone();
 
 // ---------------------------------------------------------------- report
@@ -441,6 +455,7 @@ if (notes.length > 0) {
 }
 
 if (model) printModelSection(model);
+if (gradRest) printTable('Backward against forward (CPU time, medians of interleaved rounds, one thread)', gradRest as unknown as Record<string, string | number>[]);
 
 // ---------------------------------------------------------------- JSON
 
@@ -464,7 +479,7 @@ const meta = {
   noBenchmarkOptions: missing,
 };
 mkdirSync(dirname(jsonPath), { recursive: true });
-writeFileSync(jsonPath, `${JSON.stringify({ meta, timings: rows, ratios, accuracy, longSequence, model }, null, 1)}\n`);
+writeFileSync(jsonPath, `${JSON.stringify({ meta, timings: rows, ratios, accuracy, longSequence, model, gradRest }, null, 1)}\n`);
 
 // ---------------------------------------------------------------- charts
 
