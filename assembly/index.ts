@@ -17,3 +17,4 @@ export * from './variants/routing';
 export { attentionRows } from './variants/full';
 export { kvAppend, kvShift, kvValues } from './variants/kvcache';
 export * from './grad/linear';
+export * from './grad/linformer';

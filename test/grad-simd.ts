@@ -1,4 +1,4 @@
-/** Gradient goldens (test/golden/grad/*.json, format in its README) and their pass rule. */
+/** Gradient goldens (test/golden/grad/*.json, format in its README) and their pass rule, for the SIMD backward tests. */
 import { readFileSync } from 'node:fs';
 import { expect } from 'vitest';
 import type { GoldenTensor } from './golden.js';
@@ -64,4 +64,30 @@ export function expectGradients(got: unknown, want: unknown, tolerance: number, 
     return;
   }
   for (const [key, value] of Object.entries(want as Record<string, unknown>)) expectGradients((got as Record<string, unknown>)?.[key], value, tolerance, `${label}.${key}`);
+}
+
+/**
+ * Central differences of a float64 `loss` at about `samples` coordinates of
+ * each named input (the loss reads the Float64Arrays, perturbed in place),
+ * against the gradients `got`: the worst difference over the input's own
+ * scale (max(1, max |got|)) must stay within `tolerance`.
+ */
+export function expectDifferences(inputs: Record<string, Float64Array>, got: Record<string, Float32Array>, loss: () => number, { samples = 24, step = 1e-5, tolerance = 1e-4 } = {}): void {
+  for (const [name, x] of Object.entries(inputs)) {
+    const grad = got[name];
+    expect(grad.length, name).toBe(x.length);
+    const scale = Math.max(1, ...grad.map(Math.abs));
+    const stride = Math.max(1, Math.floor(x.length / samples));
+    let worst = 0;
+    for (let at = name.length % stride; at < x.length; at += stride) {
+      const keep = x[at];
+      x[at] = keep + step;
+      const up = loss();
+      x[at] = keep - step;
+      const down = loss();
+      x[at] = keep;
+      worst = Math.max(worst, Math.abs((up - down) / (2 * step) - grad[at]));
+    }
+    expect(worst / scale, name).toBeLessThanOrEqual(tolerance);
+  }
 }
