@@ -18,3 +18,4 @@ export { attentionRows } from './variants/full';
 export { kvAppend, kvShift, kvValues } from './variants/kvcache';
 export * from './grad/linear';
 export * from './grad/linformer';
+export * from './grad/slots';

@@ -14,14 +14,14 @@ import type { LinformerParsed } from '../variants/linformer.js';
 import type { Inputs } from '../variants/variant.js';
 import type { BackwardPlan, GradParams } from './backward.js';
 
-/** The exports of assembly/grad/linformer.ts and the forward's projection kernels. */
+/** The exports of assembly/grad/linformer.ts and slots.ts, and the forward's projection kernels. */
 interface LinformerGradKernels {
   linformerZeroPadded(x: number, N: number, Dx: number, keyPadding: number, masked: number): void;
   linformerProject(proj: number, x: number, N: number, Dx: number, xp: number, rowStart: number, rowEnd: number): void;
-  linformerGradBytes(P: number, D: number, Dv: number): number;
-  linformerGradBlock(): number;
-  linformerGradStart(kProj: number, vProj: number, P: number, D: number, Dv: number, ws: number, dKp: number, dVp: number): void;
-  linformerGradRows(q: number, g: number, D: number, Dv: number, P: number, scale: number, kProj: number, ws: number, dq: number, dKp: number, dVp: number, i0: number, i1: number): void;
+  slotGradBytes(P: number, D: number, Dv: number): number;
+  slotGradBlock(): number;
+  slotGradStart(kRows: number, vRows: number, P: number, D: number, Dv: number, ws: number, dK: number, dV: number): void;
+  slotSoftmaxBackward(q: number, g: number, D: number, Dv: number, P: number, scale: number, kRows: number, ws: number, dq: number, dK: number, dV: number, i0: number, i1: number, first: number, real: number, visible: number): void;
   linformerGradSpread(proj: number, dXp: number, N: number, Dx: number, P: number, pad: number, dx: number, accumulate: number, j0: number, j1: number): void;
   linformerGradProjection(dXp: number, x: number, N: number, Dx: number, P: number, pad: number, xT: number, dProj: number, accumulate: number): void;
 }
@@ -38,7 +38,7 @@ export function linformerBackwardPlan(runtime: Runtime, { q, k, v }: Inputs, p: 
   const starts = lengths.map((_, i) => lengths.slice(0, i).reduce((a, b) => a + b, 0));
   const length = starts[4] + lengths[4];
   const group = H / Hkv;
-  const block = x.linformerGradBlock();
+  const block = x.slotGradBlock();
   // whole blocks of about 16M multiply-adds per call (V8 tiers a function up between calls)
   const rowsPerCall = block * Math.max(1, Math.floor(2 ** 24 / (P * 2 * (D + Dv) * block)));
   const [kProj, vProj, ws, masked] = [0, 1, 2, 3].map(scratch);
@@ -49,7 +49,7 @@ export function linformerBackwardPlan(runtime: Runtime, { q, k, v }: Inputs, p: 
     parts: [q!.data, k!.data, v!.data, gradOutput.data, e.data, shared ? 0 : f.data, length * 4, B * H * P * D * 4, B * H * P * Dv * 4, pad ?? 0],
     output: 6,
     length,
-    scratch: [P * D * 4, P * Dv * 4, x.linformerGradBytes(P, D, Dv), pad ? Nk * Math.max(D, Dv) * 4 : 0, Nk * Math.max(D, Dv) * 4],
+    scratch: [P * D * 4, P * Dv * 4, x.slotGradBytes(P, D, Dv), pad ? Nk * Math.max(D, Dv) * 4 : 0, Nk * Math.max(D, Dv) * 4],
     jobs: ([qp, kp, vp, gp, ep, fOwn, out, dKp, dVp, padp]) => {
       const fp = shared ? ep : fOwn;
       // as the forward: padded rows zeroed first, then the projected rows in chunks
@@ -69,9 +69,10 @@ export function linformerBackwardPlan(runtime: Runtime, { q, k, v }: Inputs, p: 
         project(job, fp + h * f.headStride * 4, vp + headOffset(v!, b, h, H) * 4, Dv, vProj, b);
         const dK = dKp + bh * P * D * 4;
         const dV = dVp + bh * P * Dv * 4;
-        job.push(['linformerGradStart', kProj, vProj, P, D, Dv, ws, dK, dV]);
+        job.push(['slotGradStart', kProj, vProj, P, D, Dv, ws, dK, dV]);
         for (let i0 = 0; i0 < Nq; i0 += rowsPerCall) {
-          job.push(['linformerGradRows', qp + bh * Nq * D * 4, gp + bh * Nq * Dv * 4, D, Dv, P, p.scale, kProj, ws, out + bh * Nq * D * 4, dK, dV, i0, Math.min(Nq, i0 + rowsPerCall)]);
+          // every projected row visible
+          job.push(['slotSoftmaxBackward', qp + bh * Nq * D * 4, gp + bh * Nq * Dv * 4, D, Dv, P, p.scale, kProj, ws, out + bh * Nq * D * 4, dK, dV, i0, Math.min(Nq, i0 + rowsPerCall), 0, 0, 0]);
         }
         return job;
       });
