@@ -12,7 +12,7 @@
  *   node dist-bench/run.js [--quick | --full] [--variants a,b] [--sizes 256,1024]
  *                          [--peers tfjs,ort,threads,js | none] [--out DIR] [--rounds R]
  *                          [--budget SECONDS] [--accuracy-n N | --no-accuracy]
- *                          [--model gqa,terms | none] [--model-sizes 1024,4096]
+ *                          [--model gqa,terms | none] [--model-sizes 1024,4096] [--grad-rest]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -25,6 +25,7 @@ import { modelParts, printModelSection, runModelSection, type ModelPartName, typ
 import { benchLongSequence } from './full.bench.js';
 import { DECODE_SIZES, printDecodeSection, runDecodeSection, type DecodeSection } from './decode.bench.js';
 import { printTable } from './measure.js';
+import { benchGradRest, type GradRow } from './grad-rest.bench.js';
 import { benchRecurrent, benchRecurrentStep, type GrowthRow, type RecurrentRow, type RecurrentStepRow } from './recurrent.bench.js';
 import { fmtMs, measureGroup, median, table, type TimingRow } from './processes.js';
 import { D, H, SIZES, benchCases, peerImpls, sampleIndices, selectImpls, sizesOf, type Impl } from './suite.js';
@@ -65,7 +66,10 @@ const USAGE = `usage: node dist-bench/run.js [options]
   --recurrent          the recurrent section (about a minute): attn.recurrent's rules at
                        N = 1k to 64k (H = 8, D = 64) against causal linear (elu) and a plain JS
                        recurrence, the growth from N = 16384 to 65536, and recurrentState's
-                       step at positions 1k and 60k`;
+                       step at positions 1k and 60k
+  --grad-rest          backward against forward time of linear (elu and FAVOR+, causal and
+                       not) at N = 4096, H = 8, D = 64, 5 interleaved rounds (about a minute);
+                       with --sizes, at those sizes`;
 
 // ---------------------------------------------------------------- arguments
 
@@ -85,6 +89,7 @@ const { values: args } = parseArgs({
     'model-sizes': { type: 'string' },
     decode: { type: 'string' },
     recurrent: { type: 'boolean' },
+    'grad-rest': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -316,6 +321,14 @@ if (args.recurrent) {
   progress('recurrent: steps at positions 1k and 60k');
   recurrent = { ...sweep, steps: await benchRecurrentStep() };
 }
+
+// ---------------------------------------------------------------- backward passes (--grad-rest)
+
+let gradRest: GradRow[] | null = null;
+if (args['grad-rest']) {
+  progress('backward against forward');
+  gradRest = await benchGradRest(explicitSizes ? { sizes: baseSizes } : {});
+}
 progressDone();
 
 // ---------------------------------------------------------------- report
@@ -498,6 +511,7 @@ if (recurrent) {
   printTable('Growth from N = 16384 to N = 65536 (linear time: 4)', recurrent.growth);
   printTable('recurrentState step, all 8 heads', recurrent.steps);
 }
+if (gradRest) printTable('Backward against forward (CPU time, medians of interleaved rounds, one thread)', gradRest as unknown as Record<string, string | number>[]);
 
 // ---------------------------------------------------------------- JSON
 
@@ -521,7 +535,7 @@ const meta = {
   noBenchmarkOptions: missing,
 };
 mkdirSync(dirname(jsonPath), { recursive: true });
-writeFileSync(jsonPath, `${JSON.stringify({ meta, timings: rows, ratios, accuracy, longSequence, model, decode, recurrent }, null, 1)}\n`);
+writeFileSync(jsonPath, `${JSON.stringify({ meta, timings: rows, ratios, accuracy, longSequence, model, decode, recurrent, gradRest }, null, 1)}\n`);
 
 // ---------------------------------------------------------------- charts
 

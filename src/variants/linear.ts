@@ -174,10 +174,10 @@ interface LinearKernels {
 }
 
 /** Feature map codes of the kernels. */
-const MAP_CODE: Record<FeatureMap, number> = { elu: 0, relu: 1, favor: 2, rfa: 3, efficient: 4 };
+export const MAP_CODE: Record<FeatureMap, number> = { elu: 0, relu: 1, favor: 2, rfa: 3, efficient: 4 };
 
 /** Features per row: D, M (favor) or 2M (rfa). */
-function featureCountOf(p: LinearConfig, D: number): number {
+export function featureCountOf(p: LinearConfig, D: number): number {
   if (p.featureMap === 'favor') return p.projection!.M;
   if (p.featureMap === 'rfa') return 2 * p.projection!.M;
   return D;
@@ -188,7 +188,7 @@ function featureCountOf(p: LinearConfig, D: number): number {
  * so the GEMM's B rows are contiguous), times sqrt(scale) for favor
  * (`x' = sqrt(scale) x`). `headStride` 0 when shared by all heads.
  */
-function transposedProjection(p: LinearConfig, D: number): { data: Float32Array; headStride: number } {
+export function transposedProjection(p: LinearConfig, D: number): { data: Float32Array; headStride: number } {
   const w = p.projection;
   if (!w || (p.featureMap !== 'favor' && p.featureMap !== 'rfa')) return { data: new Float32Array(0), headStride: 0 };
   const M = w.M;
