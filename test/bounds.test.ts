@@ -59,8 +59,8 @@ describe('out of range is a RangeError naming the option, before any work', () =
     ['a scale float32 cannot hold', 'full', { scale: 1e300 }, /^options\.scale: expected a number that float32 holds/],
     ['a temperature that float32 rounds to 0', 'sinkhorn', { blockSize: 2, temperature: 1e-300 }, /^options\.temperature: expected a number that float32 holds/],
     ['numFeatures past memory', 'linear', { featureMap: 'favor', numFeatures: 2 ** 31, seed: 1 }, /^options\.numFeatures: drawing the projection \[M, D\] = \[2147483648, 4\] needs \d+ bytes/],
-    ['buckets past memory', 'lsh', { bucketSize: 2, rounds: 1, buckets: 2 ** 31, seed: 1 }, /^options\.rounds, options\.buckets: the rotations/],
-    ['rounds of 1e300', 'lsh', { bucketSize: 2, rounds: 1e300, buckets: 2, seed: 1 }, /^options\.rounds, options\.buckets: the rotations/],
+    ['buckets past their bound', 'lsh', { bucketSize: 2, rounds: 1, buckets: 2 ** 31, seed: 1 }, /^options\.buckets: expected an integer <= 65536/],
+    ['rounds of 1e300', 'lsh', { bucketSize: 2, rounds: 1e300, buckets: 2, seed: 1 }, /^options\.rounds: expected an integer <= 1000/],
     ['an rfa sigma whose draws overflow float32', 'linear', { featureMap: 'rfa', numFeatures: 4, seed: 1, sigma: 1e300 }, /^options\.sigma: the projection drawn with it overflows float32/],
   ];
   it.each(cases)('%s', async (_title, name, options, message) => {
