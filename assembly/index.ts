@@ -17,6 +17,7 @@ export * from './variants/routing';
 export { attentionRows } from './variants/full';
 export { kvAppend, kvShift, kvValues } from './variants/kvcache';
 export * from './variants/recurrent';
+export * from './grad/full';
 export * from './grad/linear';
 export * from './grad/linformer';
 export * from './grad/slots';

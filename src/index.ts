@@ -471,17 +471,17 @@ class Instance implements Attention {
   backward(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, gradOutput: Tensor, options?: object): GradientTensors {
     const { backward, inputs, parsed, dOut, output } = this.prepareBackward(name, q, k, v, gradOutput, options);
     const { runtime } = this;
-    if (!runtime || !backward.plan) return output(backward.reference(inputs, parsed, dOut));
-    const { plan, split } = backward.plan(runtime, inputs, parsed, dOut);
-    return output(split(runtime.execute(plan)));
+    const simd = runtime && backward.plan?.(runtime, inputs, parsed, dOut);
+    if (!runtime || !simd) return output(backward.reference(inputs, parsed, dOut));
+    return output(simd.split(runtime.execute(simd.plan)));
   }
 
   async runBackward(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, gradOutput: Tensor, options?: object): Promise<GradientTensors> {
     const { backward, inputs, parsed, dOut, output } = this.prepareBackward(name, q, k, v, gradOutput, options);
     const { runtime } = this;
-    if (!runtime || !backward.plan) return output(backward.reference(inputs, parsed, dOut));
-    const { plan, split } = backward.plan(runtime, inputs, parsed, dOut);
-    return output(split(runtime.threads === 1 ? runtime.execute(plan) : await runtime.executeParallel(plan)));
+    const simd = runtime && backward.plan?.(runtime, inputs, parsed, dOut);
+    if (!runtime || !simd) return output(backward.reference(inputs, parsed, dOut));
+    return output(simd.split(runtime.threads === 1 ? runtime.execute(simd.plan) : await runtime.executeParallel(simd.plan)));
   }
 
   dispose(): void {

@@ -401,7 +401,7 @@ class WasmKvCache extends KvCacheBase {
           const engine = (h: number, rows: [number, number], step: number, rowsAreHeads: boolean): Job => {
             const call: KernelCall = [
               'attentionRows', qp + headOffset(qShape, b, h, H) * 4, op + headOffset(oShape, b, h, H) * 4, count, D, Dv, D, Dv,
-              scale, causal ? 1 : 0, hasTerms ? record : 0, kp, vp, 1, keyBias, tiles, rows[0], rows[1], step === 0 ? count - 1 : count - T, step, before,
+              scale, causal ? 1 : 0, hasTerms ? record : 0, kp, vp, 1, keyBias, tiles, rows[0], rows[1], step === 0 ? count - 1 : count - T, step, before, 0,
             ];
             return hasTerms ? [termsCall(maskp, biasp, b, h, rowsAreHeads), call] : [call];
           };

@@ -200,6 +200,24 @@ export function maskCausal(st: usize, count: i32, j0: i32, p0: i32): void {
   maskPrefix(st, count, j0, lim0, i32x4.add(lim0, i32x4.splat(4)));
 }
 
+/** Hides key j0 + t from the rows whose window starts after it (j < low), lows lo0 for rows 0-3 and lo1 for rows 4-7. */
+// @ts-ignore: decorator
+@inline export function maskBelow(st: usize, count: i32, j0: i32, lo0: v128, lo1: v128): void {
+  const minusInf = f32x4.splat(-Infinity);
+  for (let t = 0; t < count; t++) {
+    const j = i32x4.splat(j0 + t);
+    const row = st + (<usize>t << 5);
+    v128.store(row, v128.bitselect(minusInf, v128.load(row), i32x4.gt_s(lo0, j)));
+    v128.store(row, v128.bitselect(minusInf, v128.load(row, 16), i32x4.gt_s(lo1, j)), 16);
+  }
+}
+
+/** A sliding window: hides key j from the tile's row at position p0 + r when j < p0 + r (p0: the first row's lowest visible key). */
+export function maskWindowStart(st: usize, count: i32, j0: i32, p0: i32): void {
+  const lo0 = i32x4.add(i32x4.splat(p0), v128(0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0));
+  maskBelow(st, count, j0, lo0, i32x4.add(lo0, i32x4.splat(4)));
+}
+
 /** Adds a per-key bias (0 for a visible key, -inf for a hidden one) to every row. */
 export function addKeyBias(st: usize, count: i32, bias: usize): void {
   for (let t = 0; t < count; t++) {
@@ -363,6 +381,17 @@ export function finishRows(o: usize, state: usize, dvPad: i32, out: usize, i0: i
     const src = o + (<usize>(r * dvPad) << 2);
     const dst = out + <usize>i * (<usize>ld << 2);
     for (let c = 0; c < Dv; c++) store<f32>(dst + (<usize>c << 2), load<f32>(src + (<usize>c << 2)) * inv);
+  }
+}
+
+/** lse[i] = m + log l of rows i0 .. i0+8 (below N), or +inf where nothing is visible (l = 0). */
+export function rowLogSumExp(state: usize, i0: i32, N: i32, lse: usize): void {
+  for (let r = 0; r < ROWS; r++) {
+    const i = i0 + r;
+    if (i >= N) break;
+    const m = load<f32>(state + (<usize>r << 2));
+    const l = load<f32>(state + 32 + (<usize>r << 2));
+    store<f32>(lse + (<usize>i << 2), l > 0 ? m + Mathf.log(l) : Infinity);
   }
 }
 

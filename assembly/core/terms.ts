@@ -45,6 +45,11 @@ export function writeTerms(terms: usize, mask: usize, maskRow: i32, maskKey: i32
   store<u32>(terms + COVERS, 0);
 }
 
+/** A record's soft-cap (0: none). */
+export function termsCap(terms: usize): f32 {
+  return load<f32>(terms + CAP);
+}
+
 /**
  * Lets the heads of a batch share their blocks' covers (a mask and bias that
  * do not vary by head): `covers` holds a byte per (8-row tile, 64-key block),

@@ -3,8 +3,8 @@
 // Mirrors src/variants/full.ts. attentionRows is the one loop; the key/value
 // cache (kvcache.ts) runs it over its own packed buffers.
 import {
-  KEY_BLOCK, ROWS, STRIP_BYTES, TILE_GROUP, tileBytes, accumulateRows, addKeyBias, blockedValueRow, finishRows, maskPrefix, packQueryTile, packedBias,
-  packedKeys, packedValues, scoreBlock, scoreBlock4, softmaxBlock, softmaxBlock4, startRows, tileOutput, tileScores, tileState, valueWidthPadded,
+  KEY_BLOCK, ROWS, STRIP_BYTES, TILE_GROUP, tileBytes, accumulateRows, addKeyBias, blockedValueRow, finishRows, maskBelow, maskPrefix, packQueryTile, packedBias,
+  packedKeys, packedValues, rowLogSumExp, scoreBlock, scoreBlock4, softmaxBlock, softmaxBlock4, startRows, tileOutput, tileScores, tileState, valueWidthPadded,
 } from '../core/flash';
 import { roundUp } from '../core/simd';
 import { BLOCK_HIDDEN, applyTerms, termsCover, tileCover } from '../core/terms';
@@ -24,7 +24,7 @@ export function fullAttentionRows(
   attentionRows(
     q, out, Nk, D, Dv, qLd, oLd, scale, causal, terms,
     packedKeys(pack), packedValues(pack, Nk, D), false, load<i32>(pack) != 0 ? packedBias(pack, Nk, D, Dv) : 0,
-    tiles, rowStart, rowEnd, Nk - Nq, 1, -1,
+    tiles, rowStart, rowEnd, Nk - Nq, 1, -1, 0,
   );
 }
 
@@ -40,12 +40,13 @@ export function fullAttentionRows(
  * the query heads of a grouped-query kv head at one decoding step). Causal:
  * row at position p sees keys j <= p; before >= 0: it sees keys
  * j >= p - before only (a sliding window), and blocks wholly below every
- * row's window are never read.
+ * row's window are never read. lse != 0: each row's log-sum-exp of its
+ * logits goes to lse[i] as well (the backward pass's statistics).
  */
 export function attentionRows(
   q: usize, out: usize, Nk: i32, D: i32, Dv: i32, qLd: i32, oLd: i32,
   scale: f32, causal: bool, terms: usize, kp: usize, vp: usize, blocked: bool, keyBias: usize,
-  tiles: usize, rowStart: i32, rowEnd: i32, first: i32, step: i32, before: i32,
+  tiles: usize, rowStart: i32, rowEnd: i32, first: i32, step: i32, before: i32, lse: usize,
 ): void {
   const dvPad = valueWidthPadded(Dv);
   const stride = <usize>tileBytes(D, Dv);
@@ -112,19 +113,8 @@ export function attentionRows(
     for (let t = 0; t < count; t++) {
       const tile = tiles + <usize>t * stride;
       finishRows(tileOutput(tile, D), tileState(tile, D), dvPad, out, g0 + t * ROWS, rowEnd, Dv, oLd);
+      if (lse != 0) rowLogSumExp(tileState(tile, D), g0 + t * ROWS, rowEnd, lse);
     }
-  }
-}
-
-/** Hides key j0 + t from the rows whose window starts after it (j < low), lows lo0 for rows 0-3 and lo1 for rows 4-7. */
-// @ts-ignore: decorator
-@inline function maskBelow(st: usize, count: i32, j0: i32, lo0: v128, lo1: v128): void {
-  const minusInf = f32x4.splat(-Infinity);
-  for (let t = 0; t < count; t++) {
-    const j = i32x4.splat(j0 + t);
-    const row = st + (<usize>t << 5);
-    v128.store(row, v128.bitselect(minusInf, v128.load(row), i32x4.gt_s(lo0, j)));
-    v128.store(row, v128.bitselect(minusInf, v128.load(row, 16), i32x4.gt_s(lo1, j)), 16);
   }
 }
 

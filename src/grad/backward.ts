@@ -49,6 +49,6 @@ export interface Backward<P extends Parsed = Parsed> {
    * `gradOutput` (`[B, H, Nq, Dv]`) are in `'bhnd'`.
    */
   reference(inputs: Inputs, parsed: P, gradOutput: Heads): Gradients;
-  /** The SIMD backward pass, on `'bhnd'` inputs. */
-  plan?(runtime: Runtime, inputs: Inputs, parsed: P, gradOutput: Heads): BackwardPlan;
+  /** The SIMD backward pass, on `'bhnd'` inputs; null where it does not cover the options (the reference runs instead). */
+  plan?(runtime: Runtime, inputs: Inputs, parsed: P, gradOutput: Heads): BackwardPlan | null;
 }

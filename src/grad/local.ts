@@ -1,8 +1,9 @@
-/** The backward pass of `local`: softmax attention over its pattern (src/grad/patterns.ts). */
+/** The backward pass of `local`: softmax attention over its window (src/grad/patterns.ts), on full's SIMD plan as a band of keys. */
 import type { PatternParsed } from '../patterns.js';
 import type { Backward } from './backward.js';
-import { patternGradients } from './patterns.js';
+import { patternGradients, windowBackwardPlan } from './patterns.js';
 
 export const local: Backward<PatternParsed> = {
   reference: patternGradients,
+  plan: windowBackwardPlan,
 };

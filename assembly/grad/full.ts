@@ -1,0 +1,239 @@
+// Backward pass of `full` (SPEC "Gradients") as FlashAttention-2's: no
+// Nq x Nk buffer, the probabilities recomputed tile by tile from each row's
+// log-sum-exp. Mirrors src/grad/full-plan.ts; the forward is
+// assembly/variants/full.ts, whose engine loop gives the row statistics.
+//
+// With P = softmax(l), l = softcap(scale q k^T) + bias (+ masks), g = dOut:
+//   stage 1, per row:  lse = log sum exp l,  delta = g . out
+//   stage 2, per key block J, over every row block I:
+//     dP = g V_J^T,  dl = P (dP - delta),  ds = dl cap'(s)
+//     dV_J += P^T g_I,  dK_J += ds^T q_I,  dq_I += ds K_J   (times scale at the end)
+//   stage 3, only with a bias: dbias += dl, summed over its broadcast axes.
+// Scores are the engine's blocks st[key][8 rows] (lanes = rows); a row block's
+// P and ds are gathered as [64 keys][64 rows] so that the three products run
+// as GEMMs over all 64 rows at once.
+import { scaleRow } from '../core/features';
+import {
+  KEY_BLOCK, ROWS, addKeyBias, keyCountPadded, maskCausal, maskWindowStart, packKeys, packedBias, packedKeys, packedValues, scoreBlock,
+} from '../core/flash';
+import { packQueryStrided } from '../core/gather';
+import { gemm } from '../core/gemm';
+import { expNonPositive } from '../core/simd';
+import { BLOCK_HIDDEN, BLOCK_SEEN, applyTerms, tanh4, termsCap, termsCover } from '../core/terms';
+import { attentionRows } from '../variants/full';
+
+/** Rows whose probabilities and score gradients are gathered for one set of products. */
+const ROW_BLOCK: i32 = 64;
+const BLOCK_FLOATS: i32 = KEY_BLOCK * ROW_BLOCK;
+const TILE_FLOATS: i32 = KEY_BLOCK * ROWS;
+
+// @ts-ignore: decorator
+@inline function at(base: usize, index: i32): usize {
+  return base + (<usize>index << 2);
+}
+
+/** Zeroes `floats` floats (a gradient before its sums). */
+export function fullGradZero(x: usize, floats: i32): void {
+  memory.fill(x, 0, <usize>floats << 2);
+}
+
+/** x *= s over `floats` floats (dq and dk take the scale once, after their sums). */
+export function fullGradScale(x: usize, floats: i32, s: f32): void {
+  scaleRow(x, floats, s);
+}
+
+/** A head of v (N rows of Dv) packed as keys kp[j/4][Dv][4], for dP = g V^T by the engine's score loop. */
+export function fullGradPackValueKeys(v: usize, N: i32, Dv: i32, vKeys: usize): void {
+  packKeys(v, N, Dv, Dv, vKeys);
+}
+
+/**
+ * Stage 1 for rows [rowStart, rowEnd) of one head: the forward (into out,
+ * rows of Dv) with each row's log-sum-exp (+inf for a row that sees no key,
+ * so that its probabilities recompute as 0), then delta_i = g_i . out_i.
+ * The band: the row at position p sees keys p - lo .. p + hi (-1: no bound
+ * on that side), so causal is hi = 0 and `local` its window.
+ */
+export function fullGradRowStats(
+  q: usize, g: usize, out: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, scale: f32, lo: i32, hi: i32, terms: usize,
+  pack: usize, tiles: usize, rowStart: i32, rowEnd: i32, lse: usize, delta: usize,
+): void {
+  // the engine's causal prefix and window, moved up by hi: keys p - lo .. p + hi
+  const shift = max(hi, 0);
+  attentionRows(
+    q, out, Nk, D, Dv, D, Dv, scale, hi >= 0, terms, packedKeys(pack), packedValues(pack, Nk, D), false,
+    load<i32>(pack) != 0 ? packedBias(pack, Nk, D, Dv) : 0, tiles, rowStart, rowEnd, Nk - Nq + shift, 1, lo >= 0 ? lo + shift : -1, lse,
+  );
+  for (let i = rowStart; i < rowEnd; i++) {
+    const gi = at(g, i * Dv);
+    const oi = at(out, i * Dv);
+    let acc = f32x4.splat(0);
+    let c = 0;
+    for (; c + 4 <= Dv; c += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(at(gi, c)), v128.load(at(oi, c))));
+    let sum = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
+    for (; c < Dv; c++) sum += load<f32>(at(gi, c)) * load<f32>(at(oi, c));
+    store<f32>(at(delta, i), sum);
+  }
+}
+
+/** Packs every 8-row tile of a head (N rows of D, times scale) as the engine's query tiles qt[d][8], one after the other. */
+export function fullGradPackRows(x: usize, N: i32, D: i32, scale: f32, tiles: usize): void {
+  for (let i0 = 0; i0 < N; i0 += ROWS) packQueryStrided(x, i0, 1, min(ROWS, N - i0), D, D, scale, at(tiles, i0 * D));
+}
+
+/** Bytes of the per-thread working buffers of stages 2 and 3. */
+export function fullGradWorkBytes(): i32 {
+  return (3 * TILE_FLOATS + 2 * BLOCK_FLOATS) << 2;
+}
+
+// work: st[64][8] | dp[64][8] | capSlope[64][8] | p[64 keys][64 rows] | ds[64 keys][64 rows]
+
+/**
+ * The tile of rows ti .. ti + 8 against the key block at j0 (keys: its key
+ * count rounded to 4): st <- P, dp <- dl = P (dP - delta), capSlope <-
+ * cap'(s) when the head is capped. False when the tile sees no key of the
+ * block (st and dp are then not written).
+ */
+function tileGradients(
+  qTiles: usize, gTiles: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, lo: i32, hi: i32, terms: usize,
+  pack: usize, vKeys: usize, lse: usize, delta: usize, work: usize, ti: i32, j0: i32, keys: i32,
+): bool {
+  const p0 = Nk - Nq + ti; // row i sits at position Nk - Nq + i
+  const rows = min(ROWS, Nq - ti);
+  if (hi >= 0 && p0 + rows - 1 + hi < j0) return false;
+  if (lo >= 0 && p0 - lo > j0 + keys - 1) return false;
+  const cover = terms != 0 ? termsCover(terms, keys, ti, 1, Nq, j0, 1, 0, Nk) : BLOCK_SEEN;
+  if (cover == BLOCK_HIDDEN) return false;
+  const st = work;
+  const dp = at(work, TILE_FLOATS);
+  const capSlope = at(work, 2 * TILE_FLOATS);
+  scoreBlock(packedKeys(pack), j0 >> 2, keys >> 2, at(qTiles, ti * D), D, st);
+  const cap = terms != 0 ? termsCap(terms) : 0;
+  if (cap > 0) {
+    // d/ds c tanh(s / c) = 1 - tanh^2(s / c)
+    const inv = f32x4.splat(1 / cap);
+    const one = f32x4.splat(1);
+    for (let t = 0; t < keys * ROWS; t += 4) {
+      const th = tanh4(f32x4.mul(v128.load(at(st, t)), inv));
+      v128.store(at(capSlope, t), f32x4.sub(one, f32x4.mul(th, th)));
+    }
+  }
+  if (terms != 0) applyTerms(terms, st, keys, ti, 1, Nq, j0, 1, 0, Nk, cover);
+  if (load<i32>(pack) != 0) addKeyBias(st, keys, at(packedBias(pack, Nk, D, Dv), j0));
+  if (hi >= 0 && j0 + keys - 1 > p0 + hi) maskCausal(st, keys, j0, p0 + hi);
+  if (lo >= 0 && j0 < p0 + rows - 1 - lo) maskWindowStart(st, keys, j0, p0 - lo);
+  scoreBlock(vKeys, j0 >> 2, keys >> 2, at(gTiles, ti * Dv), Dv, dp);
+  // rows past Nq: lse +inf and delta 0 make their probabilities and gradients 0
+  const lse0 = rowLanes(lse, ti, rows, Infinity);
+  const lse1 = rowLanes(lse, ti + 4, rows - 4, Infinity);
+  const delta0 = rowLanes(delta, ti, rows, 0);
+  const delta1 = rowLanes(delta, ti + 4, rows - 4, 0);
+  for (let t = 0; t < keys; t++) {
+    const row = at(st, t * ROWS);
+    const drow = at(dp, t * ROWS);
+    const p0 = expNonPositive(f32x4.sub(v128.load(row), lse0));
+    const p1 = expNonPositive(f32x4.sub(v128.load(row, 16), lse1));
+    v128.store(row, p0);
+    v128.store(row, p1, 16);
+    v128.store(drow, f32x4.mul(p0, f32x4.sub(v128.load(drow), delta0)));
+    v128.store(drow, f32x4.mul(p1, f32x4.sub(v128.load(drow, 16), delta1)), 16);
+  }
+  return true;
+}
+
+/** Four rows' values x[i0 ..] as lanes, `fill` in the lanes of rows past the count. */
+// @ts-ignore: decorator
+@inline function rowLanes(x: usize, i0: i32, count: i32, fill: f32): v128 {
+  if (count >= 4) return v128.load(at(x, i0));
+  let lanes = f32x4.splat(fill);
+  if (count > 0) lanes = f32x4.replace_lane(lanes, 0, load<f32>(at(x, i0)));
+  if (count > 1) lanes = f32x4.replace_lane(lanes, 1, load<f32>(at(x, i0 + 1)));
+  if (count > 2) lanes = f32x4.replace_lane(lanes, 2, load<f32>(at(x, i0 + 2)));
+  return lanes;
+}
+
+/**
+ * Stage 2 for one head and the key block at j0 (band lo, hi as in stage 1), rows [rowStart, rowEnd):
+ * dv, dk rows j0 .. (the kv head's, [Nk][Dv] and [Nk][D]) and dq ([Nq][D])
+ * gain the block's terms; dk and dq are scaled once, after their last terms.
+ * q, g, k: the head's rows ('bhnd'); qTiles, gTiles: fullGradPackRows of q
+ * (times scale) and g; pack: packHead of k, v; vKeys: v packed as keys.
+ */
+export function fullGradKeyBlock(
+  q: usize, g: usize, k: usize, qTiles: usize, gTiles: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, lo: i32, hi: i32, terms: usize,
+  pack: usize, vKeys: usize, lse: usize, delta: usize, work: usize, dq: usize, dk: usize, dv: usize, j0: i32, rowStart: i32, rowEnd: i32,
+): void {
+  const keys = min(KEY_BLOCK, keyCountPadded(Nk) - j0);
+  const real = min(KEY_BLOCK, Nk - j0);
+  const p = at(work, 3 * TILE_FLOATS);
+  const ds = at(p, BLOCK_FLOATS);
+  const capped = terms != 0 && termsCap(terms) > 0;
+  // only the rows whose band meets the block's keys
+  const first = Nk - Nq;
+  const from = hi >= 0 ? max(rowStart, (j0 - hi - first) & ~(ROWS - 1)) : rowStart;
+  const to = lo >= 0 ? min(rowEnd, j0 + keys + lo - first) : rowEnd;
+  for (let i0 = from; i0 < to; i0 += ROW_BLOCK) {
+    const count = min(ROW_BLOCK, to - i0);
+    let seen = false;
+    for (let r = 0; r < count; r += ROWS) {
+      const pc = at(p, r);
+      const dc = at(ds, r);
+      if (!tileGradients(qTiles, gTiles, Nq, Nk, D, Dv, lo, hi, terms, pack, vKeys, lse, delta, work, i0 + r, j0, keys)) {
+        for (let t = 0; t < keys; t++) {
+          v128.store(at(pc, t * ROW_BLOCK), f32x4.splat(0));
+          v128.store(at(pc, t * ROW_BLOCK), f32x4.splat(0), 16);
+          v128.store(at(dc, t * ROW_BLOCK), f32x4.splat(0));
+          v128.store(at(dc, t * ROW_BLOCK), f32x4.splat(0), 16);
+        }
+        continue;
+      }
+      seen = true;
+      const st = work;
+      const dl = at(work, TILE_FLOATS);
+      const capSlope = at(work, 2 * TILE_FLOATS);
+      for (let t = 0; t < keys; t++) {
+        const src = t * ROWS;
+        const dst = t * ROW_BLOCK;
+        v128.store(at(pc, dst), v128.load(at(st, src)));
+        v128.store(at(pc, dst), v128.load(at(st, src), 16), 16);
+        let d0 = v128.load(at(dl, src));
+        let d1 = v128.load(at(dl, src), 16);
+        if (capped) {
+          d0 = f32x4.mul(d0, v128.load(at(capSlope, src)));
+          d1 = f32x4.mul(d1, v128.load(at(capSlope, src), 16));
+        }
+        v128.store(at(dc, dst), d0);
+        v128.store(at(dc, dst), d1, 16);
+      }
+    }
+    if (!seen) continue;
+    gemm(real, Dv, count, p, ROW_BLOCK, 1, at(g, i0 * Dv), Dv, at(dv, j0 * Dv), Dv, true);
+    gemm(real, D, count, ds, ROW_BLOCK, 1, at(q, i0 * D), D, at(dk, j0 * D), D, true);
+    gemm(count, D, real, ds, 1, ROW_BLOCK, at(k, j0 * D), D, at(dq, i0 * D), D, true);
+  }
+}
+
+/**
+ * Stage 3 for one head and the key block at j0: the logits' gradient dl of
+ * every row, added into the bias gradient at grad + i rowStride + j keyStride
+ * (a stride of 0 sums a broadcast axis).
+ */
+export function fullGradBiasBlock(
+  qTiles: usize, gTiles: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, lo: i32, hi: i32, terms: usize,
+  pack: usize, vKeys: usize, lse: usize, delta: usize, work: usize, grad: usize, rowStride: i32, keyStride: i32, j0: i32,
+): void {
+  const keys = min(KEY_BLOCK, keyCountPadded(Nk) - j0);
+  const real = min(KEY_BLOCK, Nk - j0);
+  const dl = at(work, TILE_FLOATS);
+  for (let ti = 0; ti < Nq; ti += ROWS) {
+    if (!tileGradients(qTiles, gTiles, Nq, Nk, D, Dv, lo, hi, terms, pack, vKeys, lse, delta, work, ti, j0, keys)) continue;
+    const rows = min(ROWS, Nq - ti);
+    for (let r = 0; r < rows; r++) {
+      const row = at(grad, (ti + r) * rowStride);
+      for (let t = 0; t < real; t++) {
+        const cell = at(row, (j0 + t) * keyStride);
+        store<f32>(cell, load<f32>(cell) + load<f32>(at(dl, t * ROWS + r)));
+      }
+    }
+  }
+}

@@ -1,0 +1,139 @@
+// The SIMD backward pass of `full` and of `local` windows (SPEC "Gradients",
+// FlashAttention-2's: row statistics, then key blocks against row blocks, no
+// Nq x Nk buffer): the gradient goldens of full and local; the float64
+// reference (the JS backend) on problems of several key and row blocks with
+// grouped-query heads, Nq != Nk, padding, masks, every broadcast of a bias
+// (its gradient summed over the broadcast axes), soft-capping and windows;
+// the pool gives the same bits; bad gradOutput leaves the instance usable.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAttention, type Attention, type GradientTensors } from '../dist/index.js';
+import { bytes } from './backends.js';
+import { expectGradients, loadGradGolden } from './grad-simd.js';
+import { padding, randn, type T } from './random.js';
+
+let js: Attention;
+let one: Attention;
+let two: Attention;
+beforeAll(async () => {
+  js = await createAttention({ backend: 'js' });
+  one = await createAttention({ backend: 'wasm', threads: 1 });
+  two = await createAttention({ backend: 'wasm', threads: 2 });
+});
+afterAll(() => two.dispose());
+
+/**
+ * max |got - want| over max |want| (at least `floor`: a bias constant along
+ * the keys has gradient 0 in exact arithmetic, and float32 sums of its terms
+ * leave rounding of about 1e-7).
+ */
+function relative(got: Float32Array, want: Float32Array, floor = 1e-3): number {
+  expect(got.length).toBe(want.length);
+  let scale = floor;
+  let worst = 0;
+  for (let i = 0; i < want.length; i++) {
+    scale = Math.max(scale, Math.abs(want[i]));
+    const d = Math.abs(got[i] - want[i]);
+    worst = Number.isNaN(d) ? Infinity : Math.max(worst, d);
+  }
+  return worst / scale;
+}
+
+function expectReference(name: 'full' | 'local', q: T, k: T, v: T, options: Record<string, unknown>): GradientTensors {
+  const g = randn([...q.dims.slice(0, -1), v.dims[v.dims.length - 1]], 77);
+  const got = one.backward(name, q, k, v, g, options);
+  const want = js.backward(name, q, k, v, g, options);
+  for (const input of ['q', 'k', 'v'] as const) {
+    expect(got[input]!.dims, input).toEqual(want[input]!.dims);
+    expect(relative(got[input]!.data, want[input]!.data), input).toBeLessThanOrEqual(1e-5);
+  }
+  const bias = want.params.bias as { data: Float32Array; dims: number[] } | undefined;
+  if (bias) {
+    const mine = got.params.bias as { data: Float32Array; dims: number[] };
+    expect(mine.dims).toEqual(bias.dims);
+    expect(relative(mine.data, bias.data, 1), 'bias').toBeLessThanOrEqual(1e-5);
+  } else {
+    expect(got.params).toEqual({});
+  }
+  expect(one.memory.inUse).toBe(0);
+  return got;
+}
+
+const mask = (dims: number[], seed: number) => {
+  const m = randn(dims, seed);
+  return { data: Uint8Array.from(m.data, (x) => (x > -0.8 ? 1 : 0)), dims };
+};
+
+describe('full backward (SIMD)', () => {
+  const goldens = [...loadGradGolden('model.json'), ...loadGradGolden('patterns.json')].filter((c) => c.variant === 'full' || c.variant === 'local');
+
+  it.each(goldens.map((c) => [`${c.variant} ${c.name}`, c] as const))('matches the golden %s', (_, c) => {
+    expectGradients(one.backward(c.variant as 'full', c.q, c.k, c.v, c.gradOutput, c.options), c.expected, 1e-4, c.name);
+    expect(one.memory.inUse).toBe(0);
+  });
+
+  // 150 x 200: three key blocks and three row blocks (the last of each partial); D, Dv not multiples of 4
+  const q = randn([2, 4, 150, 7], 1, 0.8);
+  const k = randn([2, 2, 200, 7], 2, 0.8);
+  const v = randn([2, 2, 200, 9], 3);
+  it.each([
+    ['plain', {}],
+    ['causal (bottom-right, Nq < Nk)', { causal: true }],
+    ['key padding, causal', { causal: true, keyPadding: padding(2, 200, 4) }],
+    ['mask [Nq, Nk]', { mask: mask([150, 200], 5) }],
+    ['mask [B, H, Nq, Nk], soft-cap', { mask: mask([2, 4, 150, 200], 6), softcap: 1.5 }],
+    ['bias [B, H, Nq, Nk]', { bias: randn([2, 4, 150, 200], 7) }],
+    ['bias [H, Nq, Nk] (summed over batches), causal', { bias: randn([4, 150, 200], 8), causal: true }],
+    ['bias [Nq, Nk] (summed over batches and heads), mask', { bias: randn([150, 200], 9), mask: mask([2, 1, 150, 200], 10) }],
+    ['bias [B, 1, 1, Nk] (ALiBi-like rows), soft-cap', { bias: randn([2, 1, 1, 200], 11), softcap: 2 }],
+    ['bias [B, H, Nq, 1] (a constant per row: gradient 0)', { bias: randn([2, 4, 150, 1], 12) }],
+    ['bias with -Infinity, everything', { bias: { data: randn([150, 200], 13).data.map((x) => (x < -1.2 ? -Infinity : x)), dims: [150, 200] }, causal: true, softcap: 3, keyPadding: padding(2, 200, 14), mask: mask([150, 200], 15) }],
+  ] as const)('equals the float64 reference: %s', (_, options) => {
+    expectReference('full', q, k, v, options);
+  });
+
+  it('rows that see no key get zero gradients', () => {
+    const hidden = new Uint8Array(150 * 200).fill(1);
+    hidden.fill(0, 10 * 200, 20 * 200); // rows 10-19 see nothing
+    const got = expectReference('full', q, k, v, { mask: { data: hidden, dims: [150, 200] } });
+    const dq = got.q!.data;
+    for (let i = 10 * 7; i < 20 * 7; i++) expect(dq[i]).toBe(0);
+  });
+
+  it('more queries than keys, one head, D = 64 (the tiled products in full)', () => {
+    expectReference('full', randn([1, 1, 300, 64], 16, 0.3), randn([1, 1, 130, 64], 17, 0.3), randn([1, 1, 130, 64], 18), { causal: true });
+  });
+
+  it.each([
+    ['window 5', { window: 5 }],
+    ['before 70, after 3 (rows 64 keys apart)', { before: 70, after: 3 }],
+    ['sliding window, causal, soft-cap, bias', { before: 9, after: 2, causal: true, softcap: 2, bias: randn([150, 200], 19) }],
+    ['window over the whole sequence', { window: 500, keyPadding: padding(2, 200, 20) }],
+  ] as const)('local equals the float64 reference: %s', (_, options) => {
+    expectReference('local', q, k, v, options);
+  });
+
+  it.each([
+    ['full, grouped-query heads, bias over heads', 'full', { causal: true, bias: randn([150, 200], 21), keyPadding: padding(2, 200, 22) }],
+    ['full, mask and soft-cap', 'full', { mask: mask([2, 4, 150, 200], 23), softcap: 2 }],
+    ['local', 'local', { before: 40, after: 8 }],
+  ] as const)('runBackward on the pool gives the bits of backward: %s', async (_, name, options) => {
+    const g = randn([2, 4, 150, 9], 24);
+    const sync = one.backward(name, q, k, v, g, options);
+    const pooled = await two.runBackward(name, q, k, v, g, options);
+    for (const input of ['q', 'k', 'v'] as const) expect(bytes(pooled[input]!.data), input).toEqual(bytes(sync[input]!.data));
+    const bias = sync.params.bias as { data: Float32Array } | undefined;
+    if (bias) expect(bytes((pooled.params.bias as { data: Float32Array }).data)).toEqual(bytes(bias.data));
+    expect(two.memory.inUse).toBe(0);
+  });
+
+  it('rejects a gradOutput of the wrong dims and stays usable', async () => {
+    const g = randn([2, 4, 150, 9], 25);
+    const before = one.backward('full', q, k, v, g, { causal: true });
+    expect(() => one.backward('full', q, k, v, randn([2, 4, 150, 7], 26), { causal: true })).toThrow(/^gradOutput\.dims: expected the output's dims \[2, 4, 150, 9\], received \[2, 4, 150, 7\]/);
+    expect(() => one.backward('local', q, k, v, randn([2, 4, 149, 9], 26), { window: 3 })).toThrow(RangeError);
+    await expect(two.runBackward('full', q, k, v, { data: new Float64Array(2 * 4 * 150 * 9), dims: [2, 4, 150, 9] } as never)).rejects.toThrow(TypeError);
+    expect(one.memory.inUse).toBe(0);
+    expect(two.memory.inUse).toBe(0);
+    expect(bytes(one.backward('full', q, k, v, g, { causal: true }).q!.data)).toEqual(bytes(before.q!.data));
+  });
+});
