@@ -9,15 +9,16 @@
 //     dP = g V_J^T,  dl = P (dP - delta),  ds = dl cap'(s)
 //     dV_J += P^T g_I,  dK_J += ds^T q_I,  dq_I += ds K_J   (times scale at the end)
 //   stage 3, only with a bias: dbias += dl, summed over its broadcast axes.
-// Scores are the engine's blocks st[key][8 rows] (lanes = rows); a row block's
-// P and ds are gathered as [64 keys][64 rows] so that the three products run
-// as GEMMs over all 64 rows at once.
+// Scores are the engine's blocks st[key][8 rows] (lanes = rows): ds times K_J
+// reads them as they are; a row block's P and ds are gathered as panels
+// [key / 4][64 rows][4] so that the products for dV_J and dK_J run over all 64
+// rows at once, with constant offsets (gemmPanels).
 import { scaleRow } from '../core/features';
 import {
   KEY_BLOCK, ROWS, addKeyBias, keyCountPadded, maskCausal, maskWindowStart, packKeys, packedBias, packedKeys, packedValues, scoreBlock,
 } from '../core/flash';
 import { packQueryStrided } from '../core/gather';
-import { gemm } from '../core/gemm';
+import { gemmPanels } from '../core/gemm';
 import { expNonPositive } from '../core/simd';
 import { BLOCK_HIDDEN, BLOCK_SEEN, applyTerms, tanh4, termsCap, termsCover } from '../core/terms';
 import { attentionRows } from '../variants/full';
@@ -86,7 +87,7 @@ export function fullGradWorkBytes(): i32 {
   return (3 * TILE_FLOATS + 2 * BLOCK_FLOATS) << 2;
 }
 
-// work: st[64][8] | dp[64][8] | capSlope[64][8] | p[64 keys][64 rows] | ds[64 keys][64 rows]
+// work: st[64][8] | dp[64][8] | capSlope[64][8] | P and ds panels [16][64 rows][4]
 
 /**
  * The tile of rows ti .. ti + 8 against the key block at j0 (keys: its key
@@ -167,7 +168,10 @@ export function fullGradKeyBlock(
   const real = min(KEY_BLOCK, Nk - j0);
   const p = at(work, 3 * TILE_FLOATS);
   const ds = at(p, BLOCK_FLOATS);
+  const dl = at(work, TILE_FLOATS);
+  const capSlope = at(work, 2 * TILE_FLOATS);
   const capped = terms != 0 && termsCap(terms) > 0;
+  const kj = at(k, j0 * D);
   // only the rows whose band meets the block's keys
   const first = Nk - Nq;
   const from = hi >= 0 ? max(rowStart, (j0 - hi - first) & ~(ROWS - 1)) : rowStart;
@@ -176,40 +180,57 @@ export function fullGradKeyBlock(
     const count = min(ROW_BLOCK, to - i0);
     let seen = false;
     for (let r = 0; r < count; r += ROWS) {
-      const pc = at(p, r);
-      const dc = at(ds, r);
-      if (!tileGradients(qTiles, gTiles, Nq, Nk, D, Dv, lo, hi, terms, pack, vKeys, lse, delta, work, i0 + r, j0, keys)) {
-        for (let t = 0; t < keys; t++) {
-          v128.store(at(pc, t * ROW_BLOCK), f32x4.splat(0));
-          v128.store(at(pc, t * ROW_BLOCK), f32x4.splat(0), 16);
-          v128.store(at(dc, t * ROW_BLOCK), f32x4.splat(0));
-          v128.store(at(dc, t * ROW_BLOCK), f32x4.splat(0), 16);
-        }
-        continue;
-      }
-      seen = true;
-      const st = work;
-      const dl = at(work, TILE_FLOATS);
-      const capSlope = at(work, 2 * TILE_FLOATS);
-      for (let t = 0; t < keys; t++) {
-        const src = t * ROWS;
-        const dst = t * ROW_BLOCK;
-        v128.store(at(pc, dst), v128.load(at(st, src)));
-        v128.store(at(pc, dst), v128.load(at(st, src), 16), 16);
-        let d0 = v128.load(at(dl, src));
-        let d1 = v128.load(at(dl, src), 16);
+      const ti = i0 + r;
+      const seesBlock = tileGradients(qTiles, gTiles, Nq, Nk, D, Dv, lo, hi, terms, pack, vKeys, lse, delta, work, ti, j0, keys);
+      if (seesBlock) {
+        seen = true;
         if (capped) {
-          d0 = f32x4.mul(d0, v128.load(at(capSlope, src)));
-          d1 = f32x4.mul(d1, v128.load(at(capSlope, src), 16));
+          for (let t = 0; t < keys * ROWS; t += 4) v128.store(at(dl, t), f32x4.mul(v128.load(at(dl, t)), v128.load(at(capSlope, t))));
         }
-        v128.store(at(dc, dst), d0);
-        v128.store(at(dc, dst), d1, 16);
+        // dq of the tile's rows: ds (as the engine's [key][8 rows], two panels of 4 rows) times the block's keys
+        gemmPanels(min(ROWS, Nq - ti), D, real, dl, 16, 32, kj, D, at(dq, ti * D), D);
+      }
+      // P and ds as panels [key / 4][row][4] for the products over the block's rows
+      for (let t = 0; t < keys; t += 4) {
+        const pp = at(p, (t >> 2) * PANEL_FLOATS + r * 4);
+        const dp = at(ds, (t >> 2) * PANEL_FLOATS + r * 4);
+        if (seesBlock) {
+          panelRows(at(work, t * ROWS), pp);
+          panelRows(at(dl, t * ROWS), dp);
+        } else {
+          for (let x: usize = 0; x < 128; x += 16) {
+            v128.store(pp + x, f32x4.splat(0));
+            v128.store(dp + x, f32x4.splat(0));
+          }
+        }
       }
     }
     if (!seen) continue;
-    gemm(real, Dv, count, p, ROW_BLOCK, 1, at(g, i0 * Dv), Dv, at(dv, j0 * Dv), Dv, true);
-    gemm(real, D, count, ds, ROW_BLOCK, 1, at(q, i0 * D), D, at(dk, j0 * D), D, true);
-    gemm(count, D, real, ds, 1, ROW_BLOCK, at(k, j0 * D), D, at(dq, i0 * D), D, true);
+    gemmPanels(real, Dv, count, p, PANEL_FLOATS << 2, 16, at(g, i0 * Dv), Dv, at(dv, j0 * Dv), Dv);
+    gemmPanels(real, D, count, ds, PANEL_FLOATS << 2, 16, at(q, i0 * D), D, at(dk, j0 * D), D);
+  }
+}
+
+/** Floats of one panel of 4 keys over a row block. */
+const PANEL_FLOATS: i32 = 4 * ROW_BLOCK;
+
+/** 4 keys x 8 rows of an engine block (st[key][8]) as 8 rows of 4 keys, 16 bytes apart from dst. */
+// @ts-ignore: decorator
+@inline function panelRows(st: usize, dst: usize): void {
+  for (let half: usize = 0; half < 32; half += 16) {
+    const a = v128.load(st + half);
+    const b = v128.load(st + 32 + half);
+    const c = v128.load(st + 64 + half);
+    const d = v128.load(st + 96 + half);
+    const ab01 = f32x4.shuffle(a, b, 0, 4, 1, 5);
+    const cd01 = f32x4.shuffle(c, d, 0, 4, 1, 5);
+    const ab23 = f32x4.shuffle(a, b, 2, 6, 3, 7);
+    const cd23 = f32x4.shuffle(c, d, 2, 6, 3, 7);
+    const out = dst + (half << 2);
+    v128.store(out, f32x4.shuffle(ab01, cd01, 0, 1, 4, 5));
+    v128.store(out, f32x4.shuffle(ab01, cd01, 2, 3, 6, 7), 16);
+    v128.store(out, f32x4.shuffle(ab23, cd23, 0, 1, 4, 5), 32);
+    v128.store(out, f32x4.shuffle(ab23, cd23, 2, 3, 6, 7), 48);
   }
 }
 
