@@ -20,4 +20,5 @@ export * from './variants/recurrent';
 export * from './grad/full';
 export * from './grad/linear';
 export * from './grad/linformer';
+export * from './grad/patterns';
 export * from './grad/slots';

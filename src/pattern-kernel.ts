@@ -6,9 +6,10 @@
  */
 import type { GlobalRule, LocalRule, PatternParsed, PatternSet, RandomRule, StridedRule } from './patterns.js';
 import { headOffset, rowStride, type Heads } from './tensor.js';
-import type { Inputs } from './variants/variant.js';
+import type { Inputs, Problem } from './variants/variant.js';
 import { forRowChunks, type Runtime } from './runtime/runtime.js';
-import { scratch, type JobPlan, type KernelCall } from './runtime/jobs.js';
+import { scratch, type JobPlan, type KernelCall, type ScratchRef } from './runtime/jobs.js';
+import type { FramePart } from './runtime/arena.js';
 import { termsParts, writeTermsCall } from './engine.js';
 import { hasLogitOptions } from './model.js';
 
@@ -114,6 +115,80 @@ export function kernelPlan(set: PatternSet, causal: boolean): KernelPlan {
   return { A, B, isToken, stride, extra: { offsets, keys: Int32Array.from(keys), bits: Uint8Array.from(bits) } };
 }
 
+/** The thread's buffers a head's passes work in. */
+export interface PassBuffers {
+  readonly pack: ScratchRef;
+  readonly residues: ScratchRef;
+  readonly tile: ScratchRef;
+  readonly rows: ScratchRef;
+  readonly gathered: ScratchRef;
+  readonly record: ScratchRef;
+}
+
+/** Byte sizes of {@link PassBuffers}, in its order. */
+export function passBufferBytes(x: PatternKernels & Runtime['exports'], plan: KernelPlan, { Nq, Nk, D, Dv }: Problem): number[] {
+  const windowPass = plan.A >= 0 || plan.isToken !== null;
+  return [
+    windowPass || plan.extra ? x.packBytes(Nk, D, Dv) : 0,
+    plan.stride ? x.residuePackBytes(Nk, D, Dv, plan.stride.s) : 0,
+    x.groupBytes(D, Dv),
+    x.patternStateBytes(Nq, Dv),
+    plan.extra ? x.extraBytes(D, Dv) : 0,
+    x.termsBytes(),
+  ];
+}
+
+/** The frame parts the passes read after q, k, v: the key padding, the plan's tables, the terms. */
+export function passParts(plan: KernelPlan, parsed: PatternParsed): FramePart[] {
+  return [parsed.keyPadding ?? 0, plan.isToken ?? 0, plan.extra?.offsets ?? 0, plan.extra?.keys ?? 0, plan.extra?.bits ?? 0, ...termsParts(parsed)];
+}
+
+/**
+ * The calls that run every pass of {@link kernelPlan} for query head h of
+ * batch b, leaving each row's m, l and o in `buffers.rows` (patternFinish
+ * turns them into the output). `pointers`: q, k, v, then {@link passParts}'.
+ */
+export function passCalls(
+  plan: KernelPlan, parsed: PatternParsed, inputs: Inputs, pointers: readonly number[], buffers: PassBuffers, b: number, h: number,
+): KernelCall[] {
+  const q = inputs.q as Heads;
+  const k = inputs.k as Heads;
+  const v = inputs.v as Heads;
+  const { H, Nq, Nk, D, Dv } = parsed.problem;
+  const { keyPadding, scale } = parsed;
+  const terms = parsed;
+  const causal = parsed.causal ? 1 : 0;
+  const [qp, kp, vp, padp, tokens, offsets, keys, bits, maskp, biasp] = pointers;
+  const { pack, residues, tile, rows, gathered, record } = buffers;
+  // the window pass has work when there is a local rule or a global row
+  const windowPass = plan.A >= 0 || plan.isToken !== null;
+  const isToken = plan.isToken ? tokens : 0;
+  const pad = keyPadding ? padp + b * Nk : 0;
+  const [qh, kh, vh] = [q, k, v].map((x) => ({ offset: headOffset(x, b, h, H) * 4, ld: rowStride(x) }));
+  const [qHead, kHead, vHead] = [qp + qh.offset, kp + kh.offset, vp + vh.offset];
+  const job: KernelCall[] = [['patternStart', rows, Nq, Dv]];
+  if (hasLogitOptions(terms)) job.push(writeTermsCall(terms, maskp, biasp, b, h, record));
+  const termsArg = hasLogitOptions(terms) ? record : 0;
+  if (windowPass || plan.extra) job.push(['packHead', kHead, vHead, Nk, D, Dv, kh.ld, vh.ld, pad, pack]);
+  if (windowPass) {
+    const window = Math.max(1, Math.min(Nk, plan.A + plan.B + 9));
+    forRowChunks(Nq, window, D + Dv, (start, end) =>
+      job.push(['patternWindowRows', qHead, Nq, Nk, D, Dv, qh.ld, scale, causal, termsArg, plan.A, plan.B, isToken, pack, tile, rows, start, end]),
+    );
+  }
+  if (plan.stride) {
+    const { s, reach } = plan.stride;
+    job.push(['packResidues', kHead, vHead, Nk, D, Dv, kh.ld, vh.ld, s, pad, residues]);
+    for (let r = 0; r < Math.min(s, Nk); r++) {
+      job.push(['patternStrideRows', qHead, Nq, Nk, D, Dv, qh.ld, scale, causal, termsArg, s, reach, plan.A, plan.B, isToken, residues, tile, rows, r, r + 1]);
+    }
+  }
+  if (plan.extra) {
+    job.push(['patternExtraRows', qHead, kHead, vHead, Nq, Nk, D, Dv, qh.ld, kh.ld, vh.ld, scale, termsArg, offsets, keys, bits, pack, gathered, tile, rows, 0, Math.ceil(Nq / 8)]);
+  }
+  return job;
+}
+
 /**
  * The SIMD kernel of every pattern variant as a plan: the passes of
  * {@link kernelPlan}, one job per query head, reading the kv head it shares
@@ -122,63 +197,23 @@ export function kernelPlan(set: PatternSet, causal: boolean): KernelPlan {
  */
 export function patternPlan(runtime: Runtime, inputs: Inputs, parsed: PatternParsed): JobPlan {
   const q = inputs.q as Heads;
-  const k = inputs.k as Heads;
-  const v = inputs.v as Heads;
-  const { B, H, Nq, Nk, D, Dv } = parsed.problem;
+  const { B, H, Nq, Dv } = parsed.problem;
   const plan = kernelPlan(parsed.patterns, parsed.causal);
   const x = runtime.exports as unknown as PatternKernels & Runtime['exports'];
-  const { keyPadding, scale } = parsed;
-  const terms = parsed;
-  const causal = parsed.causal ? 1 : 0;
   const out = { H, N: Nq, D: Dv, layout: q.layout };
-  // the window pass has work when there is a local rule or a global row
-  const windowPass = plan.A >= 0 || plan.isToken !== null;
-  // each thread's own buffers
   const [pack, residues, tile, rows, gathered, record] = [0, 1, 2, 3, 4, 5].map(scratch);
+  const buffers = { pack, residues, tile, rows, gathered, record };
   return {
     what: parsed.patterns.rules.map((r) => r.type).join('+'),
-    parts: [
-      q.data, k.data, v.data, B * H * Nq * Dv * 4, keyPadding ?? 0, plan.isToken ?? 0,
-      plan.extra?.offsets ?? 0, plan.extra?.keys ?? 0, plan.extra?.bits ?? 0, ...termsParts(terms),
-    ],
+    parts: [inputs.q!.data, inputs.k!.data, inputs.v!.data, B * H * Nq * Dv * 4, ...passParts(plan, parsed)],
     output: 3,
     length: B * H * Nq * Dv,
-    scratch: [
-      windowPass || plan.extra ? x.packBytes(Nk, D, Dv) : 0,
-      plan.stride ? x.residuePackBytes(Nk, D, Dv, plan.stride.s) : 0,
-      x.groupBytes(D, Dv),
-      x.patternStateBytes(Nq, Dv),
-      plan.extra ? x.extraBytes(D, Dv) : 0,
-      x.termsBytes(),
-    ],
-    jobs: ([qp, kp, vp, op, padp, tokens, offsets, keys, bits, maskp, biasp]) =>
+    scratch: passBufferBytes(x, plan, parsed.problem),
+    jobs: ([qp, kp, vp, op, ...rest]) =>
       Array.from({ length: B * H }, (_, bh) => {
         const [b, h] = [Math.floor(bh / H), bh % H];
-        const isToken = plan.isToken ? tokens : 0;
-        const pad = keyPadding ? padp + b * Nk : 0;
-        const [qh, kh, vh, oh] = [q, k, v, out].map((x) => ({ offset: headOffset(x, b, h, H) * 4, ld: rowStride(x) }));
-        const [qHead, kHead, vHead] = [qp + qh.offset, kp + kh.offset, vp + vh.offset];
-        const job: KernelCall[] = [['patternStart', rows, Nq, Dv]];
-        if (hasLogitOptions(terms)) job.push(writeTermsCall(terms, maskp, biasp, b, h, record));
-        const termsArg = hasLogitOptions(terms) ? record : 0;
-        if (windowPass || plan.extra) job.push(['packHead', kHead, vHead, Nk, D, Dv, kh.ld, vh.ld, pad, pack]);
-        if (windowPass) {
-          const window = Math.max(1, Math.min(Nk, plan.A + plan.B + 9));
-          forRowChunks(Nq, window, D + Dv, (start, end) =>
-            job.push(['patternWindowRows', qHead, Nq, Nk, D, Dv, qh.ld, scale, causal, termsArg, plan.A, plan.B, isToken, pack, tile, rows, start, end]),
-          );
-        }
-        if (plan.stride) {
-          const { s, reach } = plan.stride;
-          job.push(['packResidues', kHead, vHead, Nk, D, Dv, kh.ld, vh.ld, s, pad, residues]);
-          for (let r = 0; r < Math.min(s, Nk); r++) {
-            job.push(['patternStrideRows', qHead, Nq, Nk, D, Dv, qh.ld, scale, causal, termsArg, s, reach, plan.A, plan.B, isToken, residues, tile, rows, r, r + 1]);
-          }
-        }
-        if (plan.extra) {
-          job.push(['patternExtraRows', qHead, kHead, vHead, Nq, Nk, D, Dv, qh.ld, kh.ld, vh.ld, scale, termsArg, offsets, keys, bits, pack, gathered, tile, rows, 0, Math.ceil(Nq / 8)]);
-        }
-        job.push(['patternFinish', rows, Nq, Dv, op + oh.offset, oh.ld]);
+        const job = passCalls(plan, parsed, inputs, [qp, kp, vp, ...rest], buffers, b, h);
+        job.push(['patternFinish', rows, Nq, Dv, op + headOffset(out, b, h, H) * 4, rowStride(out)]);
         return job;
       }),
   };

@@ -1,9 +1,12 @@
-// The SIMD backward pass of `full` and of `local` windows (SPEC "Gradients",
-// FlashAttention-2's: row statistics, then key blocks against row blocks, no
-// Nq x Nk buffer): the gradient goldens of full and local; the float64
+// The SIMD backward pass of `full` and of the pattern family (SPEC
+// "Gradients", FlashAttention-2's: row statistics, then key blocks against
+// row blocks, no Nq x Nk buffer; local windows as a band of keys, any other
+// pattern as the cover of the forward's passes): the gradient goldens of
+// full and the patterns; the float64
 // reference (the JS backend) on problems of several key and row blocks with
 // grouped-query heads, Nq != Nk, padding, masks, every broadcast of a bias
-// (its gradient summed over the broadcast axes), soft-capping and windows;
+// (its gradient summed over the broadcast axes), soft-capping, windows,
+// strides, global tokens, random picks and their unions;
 // the pool gives the same bits; bad gradOutput leaves the instance usable.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAttention, type Attention, type GradientTensors } from '../dist/index.js';
@@ -38,7 +41,9 @@ function relative(got: Float32Array, want: Float32Array, floor = 1e-3): number {
   return worst / scale;
 }
 
-function expectReference(name: 'full' | 'local', q: T, k: T, v: T, options: Record<string, unknown>): GradientTensors {
+type Softmax = 'full' | 'local' | 'strided' | 'global' | 'sparse';
+
+function expectReference(name: Softmax, q: T, k: T, v: T, options: Record<string, unknown>): GradientTensors {
   const g = randn([...q.dims.slice(0, -1), v.dims[v.dims.length - 1]], 77);
   const got = one.backward(name, q, k, v, g, options);
   const want = js.backward(name, q, k, v, g, options);
@@ -63,8 +68,8 @@ const mask = (dims: number[], seed: number) => {
   return { data: Uint8Array.from(m.data, (x) => (x > -0.8 ? 1 : 0)), dims };
 };
 
-describe('full backward (SIMD)', () => {
-  const goldens = [...loadGradGolden('model.json'), ...loadGradGolden('patterns.json')].filter((c) => c.variant === 'full' || c.variant === 'local');
+describe('full and pattern backward (SIMD)', () => {
+  const goldens = [...loadGradGolden('model.json'), ...loadGradGolden('patterns.json')].filter((c) => c.variant !== 'mixed');
 
   it.each(goldens.map((c) => [`${c.variant} ${c.name}`, c] as const))('matches the golden %s', (_, c) => {
     expectGradients(one.backward(c.variant as 'full', c.q, c.k, c.v, c.gradOutput, c.options), c.expected, 1e-4, c.name);
@@ -113,9 +118,23 @@ describe('full backward (SIMD)', () => {
   });
 
   it.each([
+    ['strided 9', 'strided', { stride: 9 }],
+    ['strided 5 window 3, causal, bias', 'strided', { stride: 5, window: 3, causal: true, bias: randn([4, 150, 200], 27) }],
+    ['strided 64 (one key per block)', 'strided', { stride: 64, keyPadding: padding(2, 200, 28) }],
+    ['global tokens', 'global', { tokens: [0, 77, 140] }],
+    ['global token, causal, soft-cap', 'global', { tokens: [3, 199], causal: true, softcap: 2 }],
+    ['sparse local + strided', 'sparse', { patterns: [{ type: 'local', window: 3 }, { type: 'strided', stride: 9 }] }],
+    ['sparse local + global + random, causal', 'sparse', { patterns: [{ type: 'local', before: 8, after: 0 }, { type: 'global', tokens: [1, 100] }, { type: 'random', count: 5, seed: 3 }], causal: true }],
+    ['sparse two strides (extra keys), mask', 'sparse', { patterns: [{ type: 'strided', stride: 4 }, { type: 'strided', stride: 7, window: 2 }], mask: mask([150, 200], 29) }],
+  ] as const)('%s equals the float64 reference', (_, name, options) => {
+    expectReference(name, q, k, v, options);
+  });
+
+  it.each([
     ['full, grouped-query heads, bias over heads', 'full', { causal: true, bias: randn([150, 200], 21), keyPadding: padding(2, 200, 22) }],
     ['full, mask and soft-cap', 'full', { mask: mask([2, 4, 150, 200], 23), softcap: 2 }],
     ['local', 'local', { before: 40, after: 8 }],
+    ['sparse local + global + random', 'sparse', { patterns: [{ type: 'local', window: 4 }, { type: 'global', tokens: [5] }, { type: 'random', count: 3, seed: 1 }], bias: randn([2, 1, 150, 200], 30) }],
   ] as const)('runBackward on the pool gives the bits of backward: %s', async (_, name, options) => {
     const g = randn([2, 4, 150, 9], 24);
     const sync = one.backward(name, q, k, v, g, options);

@@ -22,6 +22,7 @@ import { gemmPanels } from '../core/gemm';
 import { expNonPositive } from '../core/simd';
 import { BLOCK_HIDDEN, BLOCK_SEEN, applyTerms, tanh4, termsCap, termsCover } from '../core/terms';
 import { attentionRows } from '../variants/full';
+import { applyPatternCover, patternCover } from './patterns';
 
 /** Rows whose probabilities and score gradients are gathered for one set of products. */
 const ROW_BLOCK: i32 = 64;
@@ -84,19 +85,20 @@ export function fullGradPackRows(x: usize, N: i32, D: i32, scale: f32, tiles: us
 
 /** Bytes of the per-thread working buffers of stages 2 and 3. */
 export function fullGradWorkBytes(): i32 {
-  return (3 * TILE_FLOATS + 2 * BLOCK_FLOATS) << 2;
+  return (4 * TILE_FLOATS + 2 * BLOCK_FLOATS) << 2;
 }
 
-// work: st[64][8] | dp[64][8] | capSlope[64][8] | P and ds panels [16][64 rows][4]
+// work: st[64][8] | dp[64][8] | capSlope[64][8] | seen[64][8] | P and ds panels [16][64 rows][4]
 
 /**
  * The tile of rows ti .. ti + 8 against the key block at j0 (keys: its key
  * count rounded to 4): st <- P, dp <- dl = P (dP - delta), capSlope <-
- * cap'(s) when the head is capped. False when the tile sees no key of the
- * block (st and dp are then not written).
+ * cap'(s) when the head is capped; pattern: a pattern record
+ * (grad/patterns.ts) or 0. False when the tile sees no key of the block (st
+ * and dp are then not written).
  */
 function tileGradients(
-  qTiles: usize, gTiles: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, lo: i32, hi: i32, terms: usize,
+  qTiles: usize, gTiles: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, lo: i32, hi: i32, terms: usize, pattern: usize,
   pack: usize, vKeys: usize, lse: usize, delta: usize, work: usize, ti: i32, j0: i32, keys: i32,
 ): bool {
   const p0 = Nk - Nq + ti; // row i sits at position Nk - Nq + i
@@ -105,6 +107,8 @@ function tileGradients(
   if (lo >= 0 && p0 - lo > j0 + keys - 1) return false;
   const cover = terms != 0 ? termsCover(terms, keys, ti, 1, Nq, j0, 1, 0, Nk) : BLOCK_SEEN;
   if (cover == BLOCK_HIDDEN) return false;
+  const seen = at(work, 3 * TILE_FLOATS);
+  if (pattern != 0 && !patternCover(pattern, Nk, ti, rows, p0, j0, keys, seen)) return false;
   const st = work;
   const dp = at(work, TILE_FLOATS);
   const capSlope = at(work, 2 * TILE_FLOATS);
@@ -123,6 +127,7 @@ function tileGradients(
   if (load<i32>(pack) != 0) addKeyBias(st, keys, at(packedBias(pack, Nk, D, Dv), j0));
   if (hi >= 0 && j0 + keys - 1 > p0 + hi) maskCausal(st, keys, j0, p0 + hi);
   if (lo >= 0 && j0 < p0 + rows - 1 - lo) maskWindowStart(st, keys, j0, p0 - lo);
+  if (pattern != 0) applyPatternCover(st, keys, seen);
   scoreBlock(vKeys, j0 >> 2, keys >> 2, at(gTiles, ti * Dv), Dv, dp);
   // rows past Nq: lse +inf and delta 0 make their probabilities and gradients 0
   const lse0 = rowLanes(lse, ti, rows, Infinity);
@@ -161,12 +166,12 @@ function tileGradients(
  * (times scale) and g; pack: packHead of k, v; vKeys: v packed as keys.
  */
 export function fullGradKeyBlock(
-  q: usize, g: usize, k: usize, qTiles: usize, gTiles: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, lo: i32, hi: i32, terms: usize,
+  q: usize, g: usize, k: usize, qTiles: usize, gTiles: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, lo: i32, hi: i32, terms: usize, pattern: usize,
   pack: usize, vKeys: usize, lse: usize, delta: usize, work: usize, dq: usize, dk: usize, dv: usize, j0: i32, rowStart: i32, rowEnd: i32,
 ): void {
   const keys = min(KEY_BLOCK, keyCountPadded(Nk) - j0);
   const real = min(KEY_BLOCK, Nk - j0);
-  const p = at(work, 3 * TILE_FLOATS);
+  const p = at(work, 4 * TILE_FLOATS);
   const ds = at(p, BLOCK_FLOATS);
   const dl = at(work, TILE_FLOATS);
   const capSlope = at(work, 2 * TILE_FLOATS);
@@ -181,7 +186,7 @@ export function fullGradKeyBlock(
     let seen = false;
     for (let r = 0; r < count; r += ROWS) {
       const ti = i0 + r;
-      const seesBlock = tileGradients(qTiles, gTiles, Nq, Nk, D, Dv, lo, hi, terms, pack, vKeys, lse, delta, work, ti, j0, keys);
+      const seesBlock = tileGradients(qTiles, gTiles, Nq, Nk, D, Dv, lo, hi, terms, pattern, pack, vKeys, lse, delta, work, ti, j0, keys);
       if (seesBlock) {
         seen = true;
         if (capped) {
@@ -240,14 +245,14 @@ const PANEL_FLOATS: i32 = 4 * ROW_BLOCK;
  * (a stride of 0 sums a broadcast axis).
  */
 export function fullGradBiasBlock(
-  qTiles: usize, gTiles: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, lo: i32, hi: i32, terms: usize,
+  qTiles: usize, gTiles: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, lo: i32, hi: i32, terms: usize, pattern: usize,
   pack: usize, vKeys: usize, lse: usize, delta: usize, work: usize, grad: usize, rowStride: i32, keyStride: i32, j0: i32,
 ): void {
   const keys = min(KEY_BLOCK, keyCountPadded(Nk) - j0);
   const real = min(KEY_BLOCK, Nk - j0);
   const dl = at(work, TILE_FLOATS);
   for (let ti = 0; ti < Nq; ti += ROWS) {
-    if (!tileGradients(qTiles, gTiles, Nq, Nk, D, Dv, lo, hi, terms, pack, vKeys, lse, delta, work, ti, j0, keys)) continue;
+    if (!tileGradients(qTiles, gTiles, Nq, Nk, D, Dv, lo, hi, terms, pattern, pack, vKeys, lse, delta, work, ti, j0, keys)) continue;
     const rows = min(ROWS, Nq - ti);
     for (let r = 0; r < rows; r++) {
       const row = at(grad, (ti + r) * rowStride);

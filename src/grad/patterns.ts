@@ -1,8 +1,8 @@
 /**
  * The backward pass of the pattern family (`local`, `strided`, `global`,
  * `sparse`): softmax attention over the pattern's visible keys
- * (src/reference/grad/softmax.ts), with `bias` as the only parameter. A
- * pattern of local windows only runs on full's SIMD plan as a band of keys.
+ * (src/reference/grad/softmax.ts), with `bias` as the only parameter, and
+ * their SIMD plan: full's (src/grad/full-plan.ts) over the pattern's pairs.
  */
 import type { BiasView } from '../model.js';
 import { patternVisibility, type PatternParsed } from '../patterns.js';
@@ -12,6 +12,7 @@ import type { Heads } from '../tensor.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { BackwardPlan, Gradients } from './backward.js';
 import { fullBackwardPlan } from './full-plan.js';
+import { kernelPlan } from '../pattern-kernel.js';
 import { biasTensor, toFloat32 } from './params.js';
 
 /** Float64 softmax gradients as {@link Gradients}: q, k, v and, where given, `params.bias`. */
@@ -25,13 +26,17 @@ export function patternGradients({ q, k, v }: Inputs, p: PatternParsed, gradOutp
 }
 
 /**
- * The SIMD plan of a pattern set whose rules are all local windows (their
- * union is one band: the widest before and after), or null.
+ * The SIMD plan of a pattern variant: full's, over a band of keys when the
+ * rules are all local windows (their union: the widest before and after),
+ * else over the cover of the forward's plan of passes.
  */
-export function windowBackwardPlan(runtime: Runtime, { q, k, v }: Inputs, p: PatternParsed, gradOutput: Heads): BackwardPlan | null {
+export function patternBackwardPlan(runtime: Runtime, inputs: Inputs, p: PatternParsed, gradOutput: Heads): BackwardPlan {
+  const { q, k, v } = inputs;
   const { rules } = p.patterns;
-  if (rules.length === 0 || rules.some((r) => r.type !== 'local')) return null;
-  const locals = rules as readonly { before: number; after: number }[];
-  const window = { before: Math.max(...locals.map((r) => r.before)), after: Math.max(...locals.map((r) => r.after)) };
-  return fullBackwardPlan(runtime, q!, k!, v!, gradOutput, p, p, window);
+  if (rules.length > 0 && rules.every((r) => r.type === 'local')) {
+    const locals = rules as readonly { before: number; after: number }[];
+    const window = { before: Math.max(...locals.map((r) => r.before)), after: Math.max(...locals.map((r) => r.after)) };
+    return fullBackwardPlan(runtime, q!, k!, v!, gradOutput, p, p, { window });
+  }
+  return fullBackwardPlan(runtime, q!, k!, v!, gradOutput, p, p, { pattern: { plan: kernelPlan(p.patterns, p.causal), parsed: p, inputs } });
 }

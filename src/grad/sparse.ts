@@ -1,9 +1,9 @@
-/** The backward pass of `sparse`: softmax attention over its pattern (src/grad/patterns.ts); a union of local windows runs on full's SIMD plan. */
+/** The backward pass of `sparse`: softmax attention over its patterns' union (src/grad/patterns.ts), on full's SIMD plan over its pairs. */
 import type { PatternParsed } from '../patterns.js';
 import type { Backward } from './backward.js';
-import { patternGradients, windowBackwardPlan } from './patterns.js';
+import { patternGradients, patternBackwardPlan } from './patterns.js';
 
 export const sparse: Backward<PatternParsed> = {
   reference: patternGradients,
-  plan: windowBackwardPlan,
+  plan: patternBackwardPlan,
 };
