@@ -1,12 +1,14 @@
 /**
- * Backward passes against their forward: `attn.backward('linear', ...)` and
- * `attn.linear(...)` at B = 1, H = 8, D = Dv = 64 (N = 4096 by default),
- * causal and not, elu + 1 and FAVOR+ (M = 64), on one thread. Calls are
- * interleaved in rounds (forward, backward, forward, ...) in one process and
- * timed in CPU time (process.cpuUsage: steadier than wall time on a shared
- * machine); the ratio is of the medians.
+ * Backward passes against their forward, at B = 1, H = 8, D = Dv = 64 on one
+ * thread: `full` at N = 1024 and 4096 (causal and not), `local` (window 128)
+ * and `linear` (elu + 1 and FAVOR+ with M = 64, causal and not) at N = 4096.
+ * Calls are interleaved in rounds (forward, backward, forward, ...) in one
+ * process and timed in CPU time (process.cpuUsage: steadier than wall time
+ * on a shared machine); the ratio is of the medians. Then the WebAssembly
+ * memory that full's backward needs at N = 16384 beyond its tensors (the
+ * inputs, gradOutput and the three gradients), in a fresh instance.
  */
-import { createAttention } from 'wasm-attention';
+import { createAttention, type VariantName } from 'wasm-attention';
 import { randomTensor } from './measure.js';
 
 export interface GradRow {
@@ -18,6 +20,16 @@ export interface GradRow {
   /** Median CPU time of one backward call (every gradient), ms. */
   'backward ms': number;
   'backward / forward': number;
+}
+
+export interface GradMemory {
+  N: number;
+  H: number;
+  D: number;
+  /** Bytes of the inputs, gradOutput and gradients as they sit in the call's frame. */
+  'tensors MiB': number;
+  /** Growth of the instance's memory during the call, beyond those tensors. */
+  'beyond tensors MiB': number;
 }
 
 const H = 8;
@@ -32,24 +44,26 @@ function cpuMs(fn: () => unknown): number {
   return (used.user + used.system) / 1000;
 }
 
+type Config = readonly [VariantName, string, Record<string, unknown>, readonly number[]];
+
 /** `rounds` interleaved (forward, backward) pairs per configuration, after one warm-up pair. */
-export async function benchGradRest({ sizes = [4096], rounds = 5 }: { sizes?: number[]; rounds?: number } = {}): Promise<GradRow[]> {
+export async function benchGrad({ sizes, rounds = 5 }: { sizes?: number[]; rounds?: number } = {}): Promise<GradRow[]> {
   const attn = await createAttention({ backend: 'wasm', threads: 1 });
-  const configs: [string, Record<string, unknown>][] = [
-    ['elu', {}],
-    ['elu causal', { causal: true }],
-    ['favor M64', { featureMap: 'favor', numFeatures: 64, seed: 1 }],
-    ['favor M64 causal', { featureMap: 'favor', numFeatures: 64, seed: 1, causal: true }],
+  const configs: Config[] = [
+    ['full', '', {}, sizes ?? [1024, 4096]],
+    ['full', 'causal', { causal: true }, sizes ?? [1024, 4096]],
+    ['local', 'window 128', { window: 128 }, sizes ?? [4096]],
+    ['linear', 'elu', {}, sizes ?? [4096]],
+    ['linear', 'elu causal', { causal: true }, sizes ?? [4096]],
+    ['linear', 'favor M64', { featureMap: 'favor', numFeatures: 64, seed: 1 }, sizes ?? [4096]],
+    ['linear', 'favor M64 causal', { featureMap: 'favor', numFeatures: 64, seed: 1, causal: true }, sizes ?? [4096]],
   ];
   const rows: GradRow[] = [];
-  for (const N of sizes) {
-    const q = randomTensor([1, H, N, D], 1);
-    const k = randomTensor([1, H, N, D], 2);
-    const v = randomTensor([1, H, N, D], 3);
-    const g = randomTensor([1, H, N, D], 4);
-    for (const [label, options] of configs) {
-      const forward = () => attn.linear(q, k, v, options);
-      const backward = () => attn.backward('linear', q, k, v, g, options);
+  for (const [name, label, options, Ns] of configs) {
+    for (const N of Ns) {
+      const [q, k, v, g] = [1, 2, 3, 4].map((seed) => randomTensor([1, H, N, D], seed));
+      const forward = () => attn.apply(name, q, k, v, options);
+      const backward = () => attn.backward(name, q, k, v, g, options);
       forward();
       backward();
       const f: number[] = [];
@@ -60,8 +74,19 @@ export async function benchGradRest({ sizes = [4096], rounds = 5 }: { sizes?: nu
       }
       const fm = median(f);
       const bm = median(b);
-      rows.push({ variant: 'linear', options: label, N, 'forward ms': fm, 'backward ms': bm, 'backward / forward': bm / fm });
+      rows.push({ variant: name, options: label, N, 'forward ms': fm, 'backward ms': bm, 'backward / forward': bm / fm });
     }
   }
   return rows;
+}
+
+/** The memory full's causal backward grows a fresh one-thread instance by at N (H = 8, D = 64), beyond its tensors. */
+export async function benchGradMemory(N = 16384): Promise<GradMemory> {
+  const attn = await createAttention({ backend: 'wasm', threads: 1 });
+  const [q, k, v, g] = [1, 2, 3, 4].map((seed) => randomTensor([1, H, N, D], seed));
+  const before = attn.memory.size;
+  attn.backward('full', q, k, v, g, { causal: true });
+  const tensors = 7 * H * N * D * 4;
+  const MiB = 2 ** 20;
+  return { N, H, D, 'tensors MiB': tensors / MiB, 'beyond tensors MiB': (attn.memory.size - before - tensors) / MiB };
 }

@@ -12,7 +12,7 @@
  *   node dist-bench/run.js [--quick | --full] [--variants a,b] [--sizes 256,1024]
  *                          [--peers tfjs,ort,threads,js | none] [--out DIR] [--rounds R]
  *                          [--budget SECONDS] [--accuracy-n N | --no-accuracy]
- *                          [--model gqa,terms | none] [--model-sizes 1024,4096] [--grad-rest]
+ *                          [--model gqa,terms | none] [--model-sizes 1024,4096] [--grad]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -25,7 +25,7 @@ import { modelParts, printModelSection, runModelSection, type ModelPartName, typ
 import { benchLongSequence } from './full.bench.js';
 import { DECODE_SIZES, printDecodeSection, runDecodeSection, type DecodeSection } from './decode.bench.js';
 import { printTable } from './measure.js';
-import { benchGradRest, type GradRow } from './grad-rest.bench.js';
+import { benchGrad, benchGradMemory, type GradMemory, type GradRow } from './grad.bench.js';
 import { benchRecurrent, benchRecurrentStep, type GrowthRow, type RecurrentRow, type RecurrentStepRow } from './recurrent.bench.js';
 import { fmtMs, measureGroup, median, table, type TimingRow } from './processes.js';
 import { D, H, SIZES, benchCases, peerImpls, sampleIndices, selectImpls, sizesOf, type Impl } from './suite.js';
@@ -67,9 +67,10 @@ const USAGE = `usage: node dist-bench/run.js [options]
                        N = 1k to 64k (H = 8, D = 64) against causal linear (elu) and a plain JS
                        recurrence, the growth from N = 16384 to 65536, and recurrentState's
                        step at positions 1k and 60k
-  --grad-rest          backward against forward time of linear (elu and FAVOR+, causal and
-                       not) at N = 4096, H = 8, D = 64, 5 interleaved rounds (about a minute);
-                       with --sizes, at those sizes`;
+  --grad               backward against forward time (H = 8, D = 64, 5 interleaved rounds) of
+                       full at N = 1024 and 4096 (causal and not), local (window 128) and
+                       linear (elu and FAVOR+, causal and not) at 4096 (with --sizes, at those
+                       sizes), and the memory of full's backward at N = 16384 (about three minutes)`;
 
 // ---------------------------------------------------------------- arguments
 
@@ -89,7 +90,7 @@ const { values: args } = parseArgs({
     'model-sizes': { type: 'string' },
     decode: { type: 'string' },
     recurrent: { type: 'boolean' },
-    'grad-rest': { type: 'boolean' },
+    grad: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -322,12 +323,14 @@ if (args.recurrent) {
   recurrent = { ...sweep, steps: await benchRecurrentStep() };
 }
 
-// ---------------------------------------------------------------- backward passes (--grad-rest)
+// ---------------------------------------------------------------- backward passes (--grad)
 
-let gradRest: GradRow[] | null = null;
-if (args['grad-rest']) {
+let grad: { rows: GradRow[]; memory: GradMemory } | null = null;
+if (args.grad) {
   progress('backward against forward');
-  gradRest = await benchGradRest(explicitSizes ? { sizes: baseSizes } : {});
+  const rows = await benchGrad(explicitSizes ? { sizes: baseSizes } : {});
+  progress('backward memory at N = 16384');
+  grad = { rows, memory: await benchGradMemory() };
 }
 progressDone();
 
@@ -511,7 +514,10 @@ if (recurrent) {
   printTable('Growth from N = 16384 to N = 65536 (linear time: 4)', recurrent.growth);
   printTable('recurrentState step, all 8 heads', recurrent.steps);
 }
-if (gradRest) printTable('Backward against forward (CPU time, medians of interleaved rounds, one thread)', gradRest as unknown as Record<string, string | number>[]);
+if (grad) {
+  printTable('Backward against forward (CPU time, medians of interleaved rounds, one thread)', grad.rows as unknown as Record<string, string | number>[]);
+  printTable("Memory of full's backward (causal, one thread, fresh instance)", [grad.memory as unknown as Record<string, string | number>]);
+}
 
 // ---------------------------------------------------------------- JSON
 
@@ -535,7 +541,7 @@ const meta = {
   noBenchmarkOptions: missing,
 };
 mkdirSync(dirname(jsonPath), { recursive: true });
-writeFileSync(jsonPath, `${JSON.stringify({ meta, timings: rows, ratios, accuracy, longSequence, model, decode, recurrent, gradRest }, null, 1)}\n`);
+writeFileSync(jsonPath, `${JSON.stringify({ meta, timings: rows, ratios, accuracy, longSequence, model, decode, recurrent, grad }, null, 1)}\n`);
 
 // ---------------------------------------------------------------- charts
 
