@@ -20,3 +20,4 @@ export * from './variants/recurrent';
 export * from './grad/linear';
 export * from './grad/linformer';
 export * from './grad/slots';
+export * from './grad/synthesizer';

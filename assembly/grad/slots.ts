@@ -2,10 +2,11 @@
 // projected rows, compressed attention's slots), dense by blocks of R
 // queries: Pm = softmax(scale q K^T) over the visible rows,
 // dS = scale Pm (g V^T - delta) with delta_i = g_i . out_i, then
-// dq = dS K, dK += dS^T q, dV += Pm^T g. Shared by assembly/grad/linformer.ts
-// and assembly/grad/compressed.ts.
+// dq = dS K, dK += dS^T q, dV += Pm^T g. Shared by assembly/grad/linformer.ts,
+// assembly/grad/compressed.ts and Synthesizer's factorized and dense forms
+// (src/grad/synthesizer-plan.ts: their logits are such a product).
 import { gemm, transpose } from '../core/gemm';
-import { expNonPositive } from '../core/simd';
+import { softmaxRowBackward } from './softmax-row';
 
 /** Query rows per block: the block's logits are R x P. */
 const R: i32 = 64;
@@ -32,25 +33,6 @@ export function slotGradStart(kRows: usize, vRows: usize, P: i32, D: i32, Dv: i3
   transpose(P, Dv, vRows, Dv, at(ws, P * D), P);
   memory.fill(dK, 0, <usize>(P * D) << 2);
   memory.fill(dV, 0, <usize>(P * Dv) << 2);
-}
-
-/** exp(x - top) of a row of n, in place (each x <= top, or -Infinity); returns the sum. */
-function expRow(x: usize, n: i32, top: f32): f32 {
-  const s = f32x4.splat(top);
-  let acc = f32x4.splat(0);
-  let i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const e = expNonPositive(f32x4.sub(v128.load(at(x, i)), s));
-    v128.store(at(x, i), e);
-    acc = f32x4.add(acc, e);
-  }
-  let sum = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
-  for (; i < n; i++) {
-    const e = Mathf.exp(load<f32>(at(x, i)) - top);
-    store<f32>(at(x, i), e);
-    sum += e;
-  }
-  return sum;
 }
 
 /**
@@ -87,20 +69,7 @@ export function slotSoftmaxBackward(
         store<f32>(at(pr, p), s);
         top = max(top, s);
       }
-      if (top == NEG_INF) {
-        // nothing visible: the output row is 0 whatever q, k and v
-        memory.fill(pr, 0, <usize>P << 2);
-        memory.fill(dr, 0, <usize>P << 2);
-        continue;
-      }
-      const inv: f32 = 1 / expRow(pr, P, top);
-      let delta: f32 = 0;
-      for (let p = 0; p < P; p++) {
-        const w = load<f32>(at(pr, p)) * inv;
-        store<f32>(at(pr, p), w);
-        delta += w * load<f32>(at(dr, p));
-      }
-      for (let p = 0; p < P; p++) store<f32>(at(dr, p), scale * load<f32>(at(pr, p)) * (load<f32>(at(dr, p)) - delta));
+      softmaxRowBackward(pr, dr, P, top, scale);
     }
     gemm(rows, D, P, ds, P, 1, kRows, D, at(dq, c * D), D, false);
     gemm(P, D, rows, ds, 1, P, qb, D, dK, D, true);
