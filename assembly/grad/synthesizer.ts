@@ -8,7 +8,7 @@
 // and the way back through its relu, and the sums of partial gradients that
 // keep the pool's result the bits of one thread's.
 import { gemm, transpose } from '../core/gemm';
-import { softmaxRowBackward } from './softmax-row';
+import { maskRow, softmaxRowBackward } from './softmax-row';
 
 /** Rows per block of the given logits: the block's P and dP are ROWS x Nk. */
 const ROWS: i32 = 64;
@@ -19,9 +19,9 @@ const NEG_INF: f32 = -Infinity;
   return base + (<usize>index << 2);
 }
 
-/** Bytes of synthesizerGradRandom's buffer: P and dP of one block of rows. */
+/** Bytes of synthesizerGradRandom's buffer: P and dP of one block of rows, and the key bias. */
 export function synthesizerGradRandomBytes(Nk: i32): f64 {
-  return 2 * <f64>ROWS * <f64>Nk * 4;
+  return (2 * <f64>ROWS + 1) * <f64>Nk * 4;
 }
 
 /**
@@ -30,7 +30,7 @@ export function synthesizerGradRandomBytes(Nk: i32): f64 {
  * (causal) and pad[j] != 0 (pad: this batch's u8 [Nk], or 0). dLogits rows
  * written, or added to with `accumulate` (a later head or batch sharing the
  * logits); dv [Nk][Dv] gets P^T g of these rows, written (zeros first)
- * unless `dvAccumulate`.
+ * unless `dvAccumulate`. Causal blocks stop at their last visible key.
  */
 export function synthesizerGradRandom(
   logits: usize, g: usize, vT: usize, Nq: i32, Nk: i32, Dv: i32, causal: bool, pad: usize,
@@ -39,29 +39,29 @@ export function synthesizerGradRandom(
   if (!dvAccumulate) memory.fill(dv, 0, <usize>(Nk * Dv) << 2);
   const pm = ws;
   const ds = at(ws, ROWS * Nk);
+  // padding as a key bias: 0 for real keys, -inf for padded ones
+  const bias = at(ws, 2 * ROWS * Nk);
+  if (pad != 0) for (let j = 0; j < Nk; j++) store<f32>(at(bias, j), load<u8>(pad + <usize>j) != 0 ? 0 : NEG_INF);
   const shift = Nk - Nq;
   for (let c = i0; c < i1; c += ROWS) {
     const rows = min(ROWS, i1 - c);
     const gb = at(g, c * Dv);
+    // the keys any row of the block sees
+    const keys = causal ? min(Nk, max(0, c + rows + shift)) : Nk;
     // dP = g V^T
-    gemm(rows, Nk, Dv, gb, Dv, 1, vT, Nk, ds, Nk, false);
+    gemm(rows, keys, Dv, gb, Dv, 1, vT, Nk, ds, Nk, false);
     for (let r = 0; r < rows; r++) {
       const i = c + r;
       const pr = at(pm, r * Nk);
       const dr = at(ds, r * Nk);
-      const src = at(logits, i * Nk);
-      const limit = causal ? min(Nk, max(0, i + shift + 1)) : Nk;
-      let top = NEG_INF;
-      for (let j = 0; j < Nk; j++) {
-        const s = j < limit && (pad == 0 || load<u8>(pad + <usize>j) != 0) ? load<f32>(at(src, j)) : NEG_INF;
-        store<f32>(at(pr, j), s);
-        top = max(top, s);
-      }
-      softmaxRowBackward(pr, dr, Nk, top, 1);
-      addRow(dr, at(dLogits, i * Nk), Nk, accumulate);
+      const top = maskRow(at(logits, i * Nk), 1, pad != 0 ? bias : 0, causal ? min(keys, max(0, i + shift + 1)) : keys, keys, pr);
+      softmaxRowBackward(pr, dr, keys, top, 1);
+      const dRow = at(dLogits, i * Nk);
+      addRow(dr, dRow, keys, accumulate);
+      if (!accumulate) memory.fill(at(dRow, keys), 0, <usize>(Nk - keys) << 2);
     }
-    // dv += P^T g
-    gemm(Nk, Dv, rows, pm, 1, Nk, gb, Dv, dv, Dv, true);
+    // dv += P^T g (the keys past the block's last visible one get nothing)
+    gemm(keys, Dv, rows, pm, 1, Nk, gb, Dv, dv, Dv, true);
   }
 }
 
