@@ -68,8 +68,9 @@ const USAGE = `usage: node dist-bench/run.js [options]
                        recurrence, the growth from N = 16384 to 65536, and recurrentState's
                        step at positions 1k and 60k
   --grad-rest          backward against forward time of linear (elu and FAVOR+, causal and
-                       not) at N = 4096, H = 8, D = 64, 5 interleaved rounds (about a minute);
-                       with --sizes, at those sizes`;
+                       not) at N = 4096 and synthesizer (given logits) at N = 1024, H = 8,
+                       D = 64, 5 interleaved rounds (about a minute); with --sizes, both at
+                       those sizes`;
 
 // ---------------------------------------------------------------- arguments
 
@@ -327,7 +328,7 @@ if (args.recurrent) {
 let gradRest: GradRow[] | null = null;
 if (args['grad-rest']) {
   progress('backward against forward');
-  gradRest = await benchGradRest(explicitSizes ? { sizes: baseSizes } : {});
+  gradRest = await benchGradRest(explicitSizes ? { sizes: baseSizes, synthesizerSizes: baseSizes } : {});
 }
 progressDone();
 
