@@ -22,3 +22,4 @@ export * from './grad/linear';
 export * from './grad/linformer';
 export * from './grad/patterns';
 export * from './grad/slots';
+export * from './grad/synthesizer';

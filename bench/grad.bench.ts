@@ -1,14 +1,15 @@
 /**
  * Backward passes against their forward, at B = 1, H = 8, D = Dv = 64 on one
  * thread: `full` at N = 1024 and 4096 (causal and not), `local` (window 128)
- * and `linear` (elu + 1 and FAVOR+ with M = 64, causal and not) at N = 4096.
+ * and `linear` (elu + 1 and FAVOR+ with M = 64, causal and not) at N = 4096,
+ * `synthesizer` with given logits `[1, N, N]` shared by the heads at 1024.
  * Calls are interleaved in rounds (forward, backward, forward, ...) in one
  * process and timed in CPU time (process.cpuUsage: steadier than wall time
  * on a shared machine); the ratio is of the medians. Then the WebAssembly
  * memory that full's backward needs at N = 16384 beyond its tensors (the
  * inputs, gradOutput and the three gradients), in a fresh instance.
  */
-import { createAttention, type VariantName } from 'wasm-attention';
+import { createAttention, synthesizerParams, type VariantName } from 'wasm-attention';
 import { randomTensor } from './measure.js';
 
 export interface GradRow {
@@ -44,26 +45,31 @@ function cpuMs(fn: () => unknown): number {
   return (used.user + used.system) / 1000;
 }
 
-type Config = readonly [VariantName, string, Record<string, unknown>, readonly number[]];
+/** Variant, label, options at N, sizes. */
+type Config = readonly [VariantName, string, (N: number) => Record<string, unknown>, readonly number[]];
 
 /** `rounds` interleaved (forward, backward) pairs per configuration, after one warm-up pair. */
 export async function benchGrad({ sizes, rounds = 5 }: { sizes?: number[]; rounds?: number } = {}): Promise<GradRow[]> {
   const attn = await createAttention({ backend: 'wasm', threads: 1 });
   const configs: Config[] = [
-    ['full', '', {}, sizes ?? [1024, 4096]],
-    ['full', 'causal', { causal: true }, sizes ?? [1024, 4096]],
-    ['local', 'window 128', { window: 128 }, sizes ?? [4096]],
-    ['linear', 'elu', {}, sizes ?? [4096]],
-    ['linear', 'elu causal', { causal: true }, sizes ?? [4096]],
-    ['linear', 'favor M64', { featureMap: 'favor', numFeatures: 64, seed: 1 }, sizes ?? [4096]],
-    ['linear', 'favor M64 causal', { featureMap: 'favor', numFeatures: 64, seed: 1, causal: true }, sizes ?? [4096]],
+    ['full', '', () => ({}), sizes ?? [1024, 4096]],
+    ['full', 'causal', () => ({ causal: true }), sizes ?? [1024, 4096]],
+    ['local', 'window 128', () => ({ window: 128 }), sizes ?? [4096]],
+    ['linear', 'elu', () => ({}), sizes ?? [4096]],
+    ['linear', 'elu causal', () => ({ causal: true }), sizes ?? [4096]],
+    ['linear', 'favor M64', () => ({ featureMap: 'favor', numFeatures: 64, seed: 1 }), sizes ?? [4096]],
+    ['linear', 'favor M64 causal', () => ({ featureMap: 'favor', numFeatures: 64, seed: 1, causal: true }), sizes ?? [4096]],
+    ['synthesizer', 'random (logits [1, N, N])', (N) => synthesizerParams('random', { Nq: N, Nk: N }, 5), sizes ?? [1024]],
   ];
   const rows: GradRow[] = [];
-  for (const [name, label, options, Ns] of configs) {
+  for (const [name, label, optionsAt, Ns] of configs) {
     for (const N of Ns) {
+      const options = optionsAt(N);
       const [q, k, v, g] = [1, 2, 3, 4].map((seed) => randomTensor([1, H, N, D], seed));
-      const forward = () => attn.apply(name, q, k, v, options);
-      const backward = () => attn.backward(name, q, k, v, g, options);
+      // synthesizer takes only v
+      const [qIn, kIn] = name === 'synthesizer' ? [null, null] : [q, k];
+      const forward = () => attn.apply(name, qIn, kIn, v, options);
+      const backward = () => attn.backward(name, qIn, kIn, v, g, options);
       forward();
       backward();
       const f: number[] = [];

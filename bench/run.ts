@@ -69,8 +69,9 @@ const USAGE = `usage: node dist-bench/run.js [options]
                        step at positions 1k and 60k
   --grad               backward against forward time (H = 8, D = 64, 5 interleaved rounds) of
                        full at N = 1024 and 4096 (causal and not), local (window 128) and
-                       linear (elu and FAVOR+, causal and not) at 4096 (with --sizes, at those
-                       sizes), and the memory of full's backward at N = 16384 (about three minutes)`;
+                       linear (elu and FAVOR+, causal and not) at 4096, synthesizer (given
+                       logits) at 1024 (with --sizes, all at those sizes), and the memory of
+                       full's backward at N = 16384 (about three minutes)`;
 
 // ---------------------------------------------------------------- arguments
 

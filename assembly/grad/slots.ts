@@ -2,10 +2,11 @@
 // projected rows, compressed attention's slots), dense by blocks of R
 // queries: Pm = softmax(scale q K^T) over the visible rows,
 // dS = scale Pm (g V^T - delta) with delta_i = g_i . out_i, then
-// dq = dS K, dK += dS^T q, dV += Pm^T g. Shared by assembly/grad/linformer.ts
-// and assembly/grad/compressed.ts.
+// dq = dS K, dK += dS^T q, dV += Pm^T g. Shared by assembly/grad/linformer.ts,
+// assembly/grad/compressed.ts and Synthesizer's factorized and dense forms
+// (src/grad/synthesizer-plan.ts: their logits are such a product).
 import { gemm, transpose } from '../core/gemm';
-import { expNonPositive } from '../core/simd';
+import { maskRow, softmaxRowBackward } from './softmax-row';
 
 /** Query rows per block: the block's logits are R x P. */
 const R: i32 = 64;
@@ -16,9 +17,9 @@ const NEG_INF: f32 = -Infinity;
   return base + (<usize>index << 2);
 }
 
-/** Bytes of the per-thread buffers: K^T, V^T and two R x P blocks. */
+/** Bytes of the per-thread buffers: K^T, V^T, two R x P blocks and the padding as a key bias. */
 export function slotGradBytes(P: i32, D: i32, Dv: i32): f64 {
-  return (<f64>P * <f64>(D + Dv) + 2 * <f64>R * <f64>P + 16) * 4;
+  return (<f64>P * <f64>(D + Dv + 1) + 2 * <f64>R * <f64>P + 16) * 4;
 }
 
 /** Query rows per block: row calls start at multiples of it. */
@@ -32,25 +33,6 @@ export function slotGradStart(kRows: usize, vRows: usize, P: i32, D: i32, Dv: i3
   transpose(P, Dv, vRows, Dv, at(ws, P * D), P);
   memory.fill(dK, 0, <usize>(P * D) << 2);
   memory.fill(dV, 0, <usize>(P * Dv) << 2);
-}
-
-/** exp(x - top) of a row of n, in place (each x <= top, or -Infinity); returns the sum. */
-function expRow(x: usize, n: i32, top: f32): f32 {
-  const s = f32x4.splat(top);
-  let acc = f32x4.splat(0);
-  let i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const e = expNonPositive(f32x4.sub(v128.load(at(x, i)), s));
-    v128.store(at(x, i), e);
-    acc = f32x4.add(acc, e);
-  }
-  let sum = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
-  for (; i < n; i++) {
-    const e = Mathf.exp(load<f32>(at(x, i)) - top);
-    store<f32>(at(x, i), e);
-    sum += e;
-  }
-  return sum;
 }
 
 /**
@@ -69,41 +51,36 @@ export function slotSoftmaxBackward(
   const vT = at(ws, P * D);
   const pm = at(ws, P * (D + Dv));
   const ds = at(pm, R * P);
+  // the padded rows past `first` as a key bias: -inf
+  const bias = real != 0 ? at(ds, R * P) : 0;
+  if (real != 0) for (let p = 0; p < P; p++) store<f32>(at(bias, p), p < first || load<u8>(real + <usize>p) != 0 ? 0 : NEG_INF);
   for (let c = i0; c < i1; c += R) {
     const rows = min(R, i1 - c);
     const qb = at(q, c * D);
     const gb = at(g, c * Dv);
+    // the rows any query of the block sees: the block's products stop there
+    let keys = P;
+    if (visible != 0) {
+      keys = 0;
+      for (let r = 0; r < rows; r++) keys = max(keys, shownRows(visible, c + r, first, P));
+    }
     // logits and dPm = g V^T
-    gemm(rows, P, D, qb, D, 1, kT, P, pm, P, false);
-    gemm(rows, P, Dv, gb, Dv, 1, vT, P, ds, P, false);
+    gemm(rows, keys, D, qb, D, 1, kT, P, pm, P, false);
+    gemm(rows, keys, Dv, gb, Dv, 1, vT, P, ds, P, false);
     for (let r = 0; r < rows; r++) {
       const pr = at(pm, r * P);
       const dr = at(ds, r * P);
-      const limit = visible != 0 ? first + load<i32>(at(visible, c + r)) : P;
-      let top = NEG_INF;
-      for (let p = 0; p < P; p++) {
-        const shown = p < first || (p < limit && (real == 0 || load<u8>(real + <usize>p) != 0));
-        const s = shown ? load<f32>(at(pr, p)) * scale : NEG_INF;
-        store<f32>(at(pr, p), s);
-        top = max(top, s);
-      }
-      if (top == NEG_INF) {
-        // nothing visible: the output row is 0 whatever q, k and v
-        memory.fill(pr, 0, <usize>P << 2);
-        memory.fill(dr, 0, <usize>P << 2);
-        continue;
-      }
-      const inv: f32 = 1 / expRow(pr, P, top);
-      let delta: f32 = 0;
-      for (let p = 0; p < P; p++) {
-        const w = load<f32>(at(pr, p)) * inv;
-        store<f32>(at(pr, p), w);
-        delta += w * load<f32>(at(dr, p));
-      }
-      for (let p = 0; p < P; p++) store<f32>(at(dr, p), scale * load<f32>(at(pr, p)) * (load<f32>(at(dr, p)) - delta));
+      const top = maskRow(pr, scale, bias, visible != 0 ? shownRows(visible, c + r, first, P) : keys, keys, pr);
+      softmaxRowBackward(pr, dr, keys, top, scale);
     }
-    gemm(rows, D, P, ds, P, 1, kRows, D, at(dq, c * D), D, false);
-    gemm(P, D, rows, ds, 1, P, qb, D, dK, D, true);
-    gemm(P, Dv, rows, pm, 1, P, gb, Dv, dV, Dv, true);
+    gemm(rows, D, keys, ds, P, 1, kRows, D, at(dq, c * D), D, false);
+    gemm(keys, D, rows, ds, 1, P, qb, D, dK, D, true);
+    gemm(keys, Dv, rows, pm, 1, P, gb, Dv, dV, Dv, true);
   }
+}
+
+/** The rows query i may see, first + visible[i] (at most P); padding aside. */
+// @ts-ignore: decorator
+@inline function shownRows(visible: usize, i: i32, first: i32, P: i32): i32 {
+  return min(P, first + load<i32>(at(visible, i)));
 }
