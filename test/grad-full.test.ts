@@ -6,12 +6,14 @@
 // reference (the JS backend) on problems of several key and row blocks with
 // grouped-query heads, Nq != Nk, padding, masks, every broadcast of a bias
 // (its gradient summed over the broadcast axes), soft-capping, windows,
-// strides, global tokens, random picks and their unions;
+// strides, global tokens, random picks, their unions and mixed heads (their
+// plans side by side);
 // the pool gives the same bits; bad gradOutput leaves the instance usable.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAttention, type Attention, type GradientTensors } from '../dist/index.js';
 import { bytes } from './backends.js';
 import { expectGradients, loadGradGolden } from './grad-simd.js';
+import { flatParams } from './grad-golden.js';
 import { padding, randn, type T } from './random.js';
 
 let js: Attention;
@@ -41,7 +43,7 @@ function relative(got: Float32Array, want: Float32Array, floor = 1e-3): number {
   return worst / scale;
 }
 
-type Softmax = 'full' | 'local' | 'strided' | 'global' | 'sparse';
+type Softmax = 'full' | 'local' | 'strided' | 'global' | 'sparse' | 'mixed';
 
 function expectReference(name: Softmax, q: T, k: T, v: T, options: Record<string, unknown>): GradientTensors {
   const g = randn([...q.dims.slice(0, -1), v.dims[v.dims.length - 1]], 77);
@@ -51,13 +53,13 @@ function expectReference(name: Softmax, q: T, k: T, v: T, options: Record<string
     expect(got[input]!.dims, input).toEqual(want[input]!.dims);
     expect(relative(got[input]!.data, want[input]!.data), input).toBeLessThanOrEqual(1e-5);
   }
-  const bias = want.params.bias as { data: Float32Array; dims: number[] } | undefined;
-  if (bias) {
-    const mine = got.params.bias as { data: Float32Array; dims: number[] };
-    expect(mine.dims).toEqual(bias.dims);
-    expect(relative(mine.data, bias.data, 1), 'bias').toBeLessThanOrEqual(1e-5);
-  } else {
-    expect(got.params).toEqual({});
+  // every parameter gradient (a bias, mixed heads' own): the same paths, dims and values
+  const mine = new Map(flatParams(got.params));
+  const theirs = flatParams(want.params);
+  expect([...mine.keys()].sort()).toEqual(theirs.map(([path]) => path).sort());
+  for (const [path, tensor] of theirs) {
+    expect(mine.get(path)!.dims, path).toEqual(tensor.dims);
+    expect(relative(mine.get(path)!.data, tensor.data, 1), path).toBeLessThanOrEqual(1e-5);
   }
   expect(one.memory.inUse).toBe(0);
   return got;
@@ -69,7 +71,7 @@ const mask = (dims: number[], seed: number) => {
 };
 
 describe('full and pattern backward (SIMD)', () => {
-  const goldens = [...loadGradGolden('model.json'), ...loadGradGolden('patterns.json')].filter((c) => c.variant !== 'mixed');
+  const goldens = [...loadGradGolden('model.json'), ...loadGradGolden('patterns.json')];
 
   it.each(goldens.map((c) => [`${c.variant} ${c.name}`, c] as const))('matches the golden %s', (_, c) => {
     expectGradients(one.backward(c.variant as 'full', c.q, c.k, c.v, c.gradOutput, c.options), c.expected, 1e-4, c.name);
@@ -126,6 +128,11 @@ describe('full and pattern backward (SIMD)', () => {
     ['sparse local + strided', 'sparse', { patterns: [{ type: 'local', window: 3 }, { type: 'strided', stride: 9 }] }],
     ['sparse local + global + random, causal', 'sparse', { patterns: [{ type: 'local', before: 8, after: 0 }, { type: 'global', tokens: [1, 100] }, { type: 'random', count: 5, seed: 3 }], causal: true }],
     ['sparse two strides (extra keys), mask', 'sparse', { patterns: [{ type: 'strided', stride: 4 }, { type: 'strided', stride: 7, window: 2 }], mask: mask([150, 200], 29) }],
+    ['mixed heads (their plans side by side), a shared bias', 'mixed', {
+      heads: [{ kind: 'full', causal: true }, { kind: 'local', window: 6 }, { kind: 'global', tokens: [0, 50] }, { kind: 'strided', stride: 7 }],
+      bias: randn([2, 4, 150, 200], 31),
+    }],
+    ['mixed heads with linear and linformer heads', 'mixed', { heads: [{ kind: 'full' }, { kind: 'linear', causal: true }, { kind: 'linformer', e: randn([16, 200], 33, 0.1) }, { kind: 'local', window: 2 }] }],
   ] as const)('%s equals the float64 reference', (_, name, options) => {
     expectReference(name, q, k, v, options);
   });
@@ -134,14 +141,14 @@ describe('full and pattern backward (SIMD)', () => {
     ['full, grouped-query heads, bias over heads', 'full', { causal: true, bias: randn([150, 200], 21), keyPadding: padding(2, 200, 22) }],
     ['full, mask and soft-cap', 'full', { mask: mask([2, 4, 150, 200], 23), softcap: 2 }],
     ['local', 'local', { before: 40, after: 8 }],
+    ['mixed', 'mixed', { heads: [{ kind: 'full' }, { kind: 'local', window: 6, bias: randn([150, 200], 32) }, { kind: 'linear', causal: true }, { kind: 'global', tokens: [9] }] }],
     ['sparse local + global + random', 'sparse', { patterns: [{ type: 'local', window: 4 }, { type: 'global', tokens: [5] }, { type: 'random', count: 3, seed: 1 }], bias: randn([2, 1, 150, 200], 30) }],
   ] as const)('runBackward on the pool gives the bits of backward: %s', async (_, name, options) => {
     const g = randn([2, 4, 150, 9], 24);
     const sync = one.backward(name, q, k, v, g, options);
     const pooled = await two.runBackward(name, q, k, v, g, options);
     for (const input of ['q', 'k', 'v'] as const) expect(bytes(pooled[input]!.data), input).toEqual(bytes(sync[input]!.data));
-    const bias = sync.params.bias as { data: Float32Array } | undefined;
-    if (bias) expect(bytes((pooled.params.bias as { data: Float32Array }).data)).toEqual(bytes(bias.data));
+    expect(JSON.stringify(pooled.params, (_, x) => (x instanceof Float32Array ? [...bytes(x)] : x))).toBe(JSON.stringify(sync.params, (_, x) => (x instanceof Float32Array ? [...bytes(x)] : x)));
     expect(two.memory.inUse).toBe(0);
   });
 

@@ -5,12 +5,14 @@
  * attention); a head of a variant whose queries are its keys (lsh) gives
  * both roles to q. A bias the heads inherit gets the sum of the heads'
  * slices; every other parameter a head's spec gave sits in `params.heads[h]`.
+ * On the SIMD backend the heads' plans run side by side as one.
  */
 import type { BiasView } from '../model.js';
 import { compactStrides, viewSize } from '../reference/grad/softmax.js';
 import type { Heads, Tensor } from '../tensor.js';
 import { headSplitter, type MixedParsed } from '../variants/mixed.js';
-import type { Backward, GradParams } from './backward.js';
+import type { Backward, BackwardPlan, GradParams, Gradients } from './backward.js';
+import { combinePlans } from '../runtime/jobs.js';
 import { backwards } from './index.js';
 import { biasTensor } from './params.js';
 
@@ -42,30 +44,63 @@ function addBiasSlice(into: Float64Array, top: BiasView, slice: Tensor, h: numbe
   }
 }
 
+/**
+ * Stacks the heads' gradients (query head h's from `headGradients(h)`) into
+ * the call's, summing k and v into the kv heads and bias slices into the
+ * shared bias in head order, in float64, rounded once.
+ */
+function stackGradients(parsed: MixedParsed, headGradients: (h: number) => Gradients): Gradients {
+  const { B, H, Hkv, Nq, Nk, D, Dv } = parsed.problem;
+  const dq = new Float64Array(B * H * Nq * D);
+  const dk = new Float64Array(B * Hkv * Nk * D);
+  const dv = new Float64Array(B * Hkv * Nk * Dv);
+  const dbias = parsed.bias ? new Float64Array(viewSize(parsed.bias)) : null;
+  const headParams: GradParams[] = [];
+  parsed.heads.forEach(({ inheritsBias }, h) => {
+    const g = headGradients(h);
+    const kvHead = Math.floor(h / (H / Hkv));
+    if (g.q) addHead(dq, g.q, B, H, h, Nq * D);
+    if (g.k) addHead(dk, g.k, B, Hkv, kvHead, Nk * D);
+    if (g.v) addHead(dv, g.v, B, Hkv, kvHead, Nk * Dv);
+    const { bias, ...own } = g.params;
+    if (bias && inheritsBias) addBiasSlice(dbias!, parsed.bias!, bias as Tensor, h);
+    headParams.push(bias && !inheritsBias ? { ...own, bias } : own);
+  });
+  const params: Record<string, Tensor | readonly GradParams[]> = {};
+  if (dbias) params.bias = biasTensor(dbias, parsed.bias!);
+  if (headParams.some((p) => Object.keys(p).length > 0)) params.heads = headParams;
+  return { q: Float32Array.from(dq), k: Float32Array.from(dk), v: Float32Array.from(dv), params };
+}
+
+function backwardOfHead(name: string, h: number): Backward {
+  const backward = backwards[name as keyof typeof backwards];
+  if (!backward) throw new TypeError(`options.heads[${h}].kind: backward() is not defined for '${name}'`);
+  return backward;
+}
+
 export const mixed: Backward<MixedParsed> = {
   reference(inputs, parsed, gradOutput) {
-    const { B, H, Hkv, Nq, Nk, D, Dv } = parsed.problem;
-    const dq = new Float64Array(B * H * Nq * D);
-    const dk = new Float64Array(B * Hkv * Nk * D);
-    const dv = new Float64Array(B * Hkv * Nk * Dv);
-    const dbias = parsed.bias ? new Float64Array(viewSize(parsed.bias)) : null;
-    const headParams: GradParams[] = [];
     const split = headSplitter(inputs);
-    parsed.heads.forEach(({ variant, parsed: headParsed, inheritsBias }, h) => {
-      const backward = backwards[variant.name as keyof typeof backwards];
-      if (!backward) throw new TypeError(`options.heads[${h}].kind: backward() is not defined for '${variant.name}'`);
-      const g = backward.reference(split(h, variant), headParsed, headRows(gradOutput, h));
-      const kvHead = Math.floor(h / (H / Hkv));
-      if (g.q) addHead(dq, g.q, B, H, h, Nq * D);
-      if (g.k) addHead(dk, g.k, B, Hkv, kvHead, Nk * D);
-      if (g.v) addHead(dv, g.v, B, Hkv, kvHead, Nk * Dv);
-      const { bias, ...own } = g.params;
-      if (bias && inheritsBias) addBiasSlice(dbias!, parsed.bias!, bias as Tensor, h);
-      headParams.push(bias && !inheritsBias ? { ...own, bias } : own);
+    return stackGradients(parsed, (h) => {
+      const { variant, parsed: headParsed } = parsed.heads[h];
+      return backwardOfHead(variant.name, h).reference(split(h, variant), headParsed, headRows(gradOutput, h));
     });
-    const params: Record<string, Tensor | readonly GradParams[]> = {};
-    if (dbias) params.bias = biasTensor(dbias, parsed.bias!);
-    if (headParams.some((p) => Object.keys(p).length > 0)) params.heads = headParams;
-    return { q: Float32Array.from(dq), k: Float32Array.from(dk), v: Float32Array.from(dv), params };
+  },
+  /** Every head's SIMD plan side by side (null when a head has none: the reference runs), stacked as the reference stacks. */
+  plan(runtime, inputs, parsed, gradOutput) {
+    const split = headSplitter(inputs);
+    const heads: BackwardPlan[] = [];
+    for (const [h, { variant, parsed: headParsed }] of parsed.heads.entries()) {
+      const head = backwardOfHead(variant.name, h).plan?.(runtime, split(h, variant), headParsed, headRows(gradOutput, h));
+      // a head whose own output is gathered (a mixed head) runs on the reference
+      if (!head || head.plan.gather) return null;
+      heads.push(head);
+    }
+    const starts = heads.map((_, h) => heads.slice(0, h).reduce((n, head) => n + head.plan.length, 0));
+    const length = heads.reduce((n, head) => n + head.plan.length, 0);
+    return {
+      plan: combinePlans('mixed backward', heads.map((head) => head.plan), length, (outputs) => heads.map((head, h): [number, number] => [outputs[h], head.plan.length])),
+      split: (flat) => stackGradients(parsed, (h) => heads[h].split(flat.subarray(starts[h], starts[h] + heads[h].plan.length))),
+    };
   },
 };

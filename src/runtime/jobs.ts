@@ -60,7 +60,8 @@ export function runJob(exports: Record<string, unknown>, job: Job, scratchPointe
  * Several plans as one (the heads of `mixed`): their parts side by side (an
  * input array that several plans share, such as the kv head of a group of
  * query heads, copied in once), each thread with the scratch buffers of them
- * all, their jobs with pointers and scratch references moved to match.
+ * all, their jobs (and stages, stage by stage) with pointers and scratch
+ * references moved to match.
  */
 export function combinePlans(what: string, plans: readonly JobPlan[], length: number, gather: (outputs: readonly number[]) => readonly (readonly [number, number])[]): JobPlan {
   const parts: FramePart[] = [];
@@ -76,16 +77,21 @@ export function combinePlans(what: string, plans: readonly JobPlan[], length: nu
   );
   const scratchStart = plans.map((_, i) => plans.slice(0, i).reduce((n, p) => n + p.scratch.length, 0));
   const slice = (pointers: readonly number[], i: number) => partIndex[i].map((at) => pointers[at]);
+  const moved = (jobs: Job[], i: number) =>
+    jobs.map((job): Job => job.map(([name, ...args]): KernelCall => [name, ...args.map((a) => (typeof a === 'number' ? a : scratch(a.scratch + scratchStart[i])))]));
+  // stage s runs every plan's stage s (a plan without one adds nothing), after all of stage s - 1
+  const stageCount = Math.max(0, ...plans.map((plan) => plan.stages?.length ?? 0));
+  const stages = Array.from({ length: stageCount }, (_, s) => (pointers: readonly number[]) =>
+    plans.flatMap((plan, i) => (plan.stages && s < plan.stages.length ? moved(plan.stages[s](slice(pointers, i)), i) : [])),
+  );
   return {
     what,
     parts,
     output: 0,
     length,
     scratch: plans.flatMap((p) => p.scratch),
-    jobs: (pointers) =>
-      plans.flatMap((plan, i) =>
-        plan.jobs(slice(pointers, i)).map((job): Job => job.map(([name, ...args]): KernelCall => [name, ...args.map((a) => (typeof a === 'number' ? a : scratch(a.scratch + scratchStart[i])))])),
-      ),
+    jobs: (pointers) => plans.flatMap((plan, i) => moved(plan.jobs(slice(pointers, i)), i)),
+    ...(stageCount > 0 ? { stages } : {}),
     gather: (pointers) => gather(plans.map((plan, i) => slice(pointers, i)[plan.output])),
   };
 }
