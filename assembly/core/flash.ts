@@ -13,6 +13,7 @@
 //   output acc  o[8][dvPad]
 import { copyRow } from './memory';
 import { packKeysStrided, packQueryStrided } from './gather';
+import { panelTile } from './gemm';
 import { expNonPositive, madd, roundUp } from './simd';
 
 export const ROWS: i32 = 8;
@@ -70,42 +71,9 @@ export function startRows(state: usize, o: usize, dvPad: i32): void {
  */
 export function scoreBlock(kp: usize, tile0: i32, tiles: i32, qt: usize, D: i32, st: usize): void {
   const tileBytes = <usize>(D * KEY_TILE) << 2;
-  let kt = kp + <usize>tile0 * tileBytes;
-  for (let t = 0; t < tiles; t++) {
-    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), b0 = f32x4.splat(0), b1 = f32x4.splat(0);
-    let c0 = f32x4.splat(0), c1 = f32x4.splat(0), e0 = f32x4.splat(0), e1 = f32x4.splat(0);
-    let kd = kt;
-    let qd = qt;
-    const end = kt + tileBytes;
-    while (kd < end) {
-      const q0 = v128.load(qd);
-      const q1 = v128.load(qd, 16);
-      let key = v128.load32_splat(kd);
-      a0 = madd(key, q0, a0);
-      a1 = madd(key, q1, a1);
-      key = v128.load32_splat(kd, 4);
-      b0 = madd(key, q0, b0);
-      b1 = madd(key, q1, b1);
-      key = v128.load32_splat(kd, 8);
-      c0 = madd(key, q0, c0);
-      c1 = madd(key, q1, c1);
-      key = v128.load32_splat(kd, 12);
-      e0 = madd(key, q0, e0);
-      e1 = madd(key, q1, e1);
-      kd += 16;
-      qd += 32;
-    }
-    const out = st + (<usize>t << 7);
-    v128.store(out, a0);
-    v128.store(out, a1, 16);
-    v128.store(out, b0, 32);
-    v128.store(out, b1, 48);
-    v128.store(out, c0, 64);
-    v128.store(out, c1, 80);
-    v128.store(out, e0, 96);
-    v128.store(out, e1, 112);
-    kt = end;
-  }
+  const kt = kp + <usize>tile0 * tileBytes;
+  // st rows t .. t + 3 = key tile t (4 rows of panel A) times qt [D][8]
+  for (let t = 0; t < tiles; t++) panelTile(D, kt + <usize>t * tileBytes, 16, qt, ROWS, st + (<usize>t << 7), ROWS, 4, false);
 }
 
 /**

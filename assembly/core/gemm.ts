@@ -134,7 +134,7 @@ export function transpose(R: i32, C: i32, src: usize, ldSrc: i32, dst: usize, ld
     const ai = a + <usize>(i >> 2) * panelBytes;
     const ci = at(c, i * ldc);
     const rows = min(4, M - i);
-    for (let j = 0; j < n8; j += 8) panelTile(K, ai, aStep, at(b, j), ldb, at(ci, j), ldc, rows);
+    for (let j = 0; j < n8; j += 8) panelTile(K, ai, aStep, at(b, j), ldb, at(ci, j), ldc, rows, true);
     for (let r = 0; r < rows; r++) {
       for (let j = n8; j < N; j++) {
         let sum: f32 = 0;
@@ -145,9 +145,13 @@ export function transpose(R: i32, C: i32, src: usize, ldSrc: i32, dst: usize, ld
   }
 }
 
-/** 4 rows (the first `rows` stored) x 8 columns of gemmPanels. */
+/**
+ * The register tile of gemmPanels and of the attention engine's scores
+ * (flash.ts scoreBlock): 4 rows x 8 columns of C (the first `rows` stored,
+ * added to C when accumulating): 8 accumulators, 2 B vectors, 4 A splats.
+ */
 // @ts-ignore: decorator
-@inline function panelTile(K: i32, a: usize, aStep: usize, b: usize, ldb: i32, c: usize, ldc: i32, rows: i32): void {
+@inline export function panelTile(K: i32, a: usize, aStep: usize, b: usize, ldb: i32, c: usize, ldc: i32, rows: i32, accumulate: bool): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
   const bStep = <usize>(ldb << 2);
@@ -172,18 +176,34 @@ export function transpose(R: i32, C: i32, src: usize, ldSrc: i32, dst: usize, ld
     ap += aStep;
     bp += bStep;
   }
-  v128.store(c, f32x4.add(c00, v128.load(c)));
-  v128.store(c, f32x4.add(c01, v128.load(c, 16)), 16);
+  if (accumulate) {
+    c00 = f32x4.add(c00, v128.load(c));
+    c01 = f32x4.add(c01, v128.load(c, 16));
+  }
+  v128.store(c, c00);
+  v128.store(c, c01, 16);
   if (rows < 2) return;
   const r1 = at(c, ldc);
-  v128.store(r1, f32x4.add(c10, v128.load(r1)));
-  v128.store(r1, f32x4.add(c11, v128.load(r1, 16)), 16);
+  if (accumulate) {
+    c10 = f32x4.add(c10, v128.load(r1));
+    c11 = f32x4.add(c11, v128.load(r1, 16));
+  }
+  v128.store(r1, c10);
+  v128.store(r1, c11, 16);
   if (rows < 3) return;
   const r2 = at(c, 2 * ldc);
-  v128.store(r2, f32x4.add(c20, v128.load(r2)));
-  v128.store(r2, f32x4.add(c21, v128.load(r2, 16)), 16);
+  if (accumulate) {
+    c20 = f32x4.add(c20, v128.load(r2));
+    c21 = f32x4.add(c21, v128.load(r2, 16));
+  }
+  v128.store(r2, c20);
+  v128.store(r2, c21, 16);
   if (rows < 4) return;
   const r3 = at(c, 3 * ldc);
-  v128.store(r3, f32x4.add(c30, v128.load(r3)));
-  v128.store(r3, f32x4.add(c31, v128.load(r3, 16)), 16);
+  if (accumulate) {
+    c30 = f32x4.add(c30, v128.load(r3));
+    c31 = f32x4.add(c31, v128.load(r3, 16));
+  }
+  v128.store(r3, c30);
+  v128.store(r3, c31, 16);
 }
