@@ -36,7 +36,7 @@ import type { CompressedOptions } from './variants/compressed.js';
 import { createLinearState, type LinearOptions, type LinearState, type LinearStateOptions } from './variants/linear.js';
 import type { SynthesizerOptions } from './variants/synthesizer.js';
 import { createKvCache, type KvCache, type KvCacheOptions } from './kvcache.js';
-import { backwardOf, gradientsInLayout, readGradOutput, type GradientTensors } from './grad/facade.js';
+import { backwardOf, gradientsInLayout, readGradOutput, readSaved, type GradientTensors, type SavedTensors } from './grad/facade.js';
 
 export type { Tensor, Layout } from './tensor.js';
 export type { ScoringOptions, MaskTensor } from './model.js';
@@ -65,7 +65,7 @@ export type { LinformerOptions } from './variants/linformer.js';
 export type { CompressedOptions, CompressedConv } from './variants/compressed.js';
 export type { LinearOptions, LinearState, LinearStateOptions } from './variants/linear.js';
 export type { KvCache, KvCacheOptions, KvAttendOptions } from './kvcache.js';
-export type { GradientTensors, GradParams } from './grad/facade.js';
+export type { GradientTensors, GradParams, SavedTensors } from './grad/facade.js';
 export type { SynthesizerOptions, SynthesizerFactors, SynthesizerDense, RandomSizes, FactorizedSizes, DenseSizes } from './variants/synthesizer.js';
 export { linformerProjection } from './variants/linformer.js';
 export { favorProjection, rfaProjection } from './variants/linear.js';
@@ -262,11 +262,13 @@ export interface Attention {
    * `logits`, `factors`, `dense`; sinkhorn `sortLogits`). Each gradient has
    * the dims and layout of what it is the gradient of; random draws and
    * discrete choices (buckets, memberships, sorts) are constants.
+   * `saved.output`, the output of the forward call with these inputs and
+   * options, spares `full` and `local` recomputing it (as autograd keeps it).
    */
-  backward(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, gradOutput: Tensor, options?: object): GradientTensors;
+  backward(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, gradOutput: Tensor, options?: object, saved?: SavedTensors): GradientTensors;
 
   /** {@link Attention.backward} on the thread pool: the same bits. */
-  runBackward(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, gradOutput: Tensor, options?: object): Promise<GradientTensors>;
+  runBackward(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, gradOutput: Tensor, options?: object, saved?: SavedTensors): Promise<GradientTensors>;
 
   /** Stops the pool's threads (the synchronous methods keep working). */
   dispose(): void;
@@ -455,7 +457,7 @@ class Instance implements Attention {
   }
 
   /** A backward call validated: the forward's checks, then gradOutput against the output's shape; inputs in 'bhnd'. */
-  private prepareBackward(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, gradOutput: Tensor, options?: object) {
+  private prepareBackward(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, gradOutput: Tensor, options?: object, savedTensors?: SavedTensors) {
     const variant = lookup(name, 'name');
     const backward = backwardOf(name);
     const given = asOptions(options);
@@ -463,23 +465,27 @@ class Instance implements Attention {
     const read = readInputs(variant, q, k, v, true, layout);
     const parsed = parseOptions(variant, read, given);
     const inputs = inBhnd(read);
-    const dOut = readGradOutput(gradOutput, parsed.problem, (read.q ?? read.v)!.rank, layout);
+    const rank = (read.q ?? read.v)!.rank;
+    const dOut = readGradOutput(gradOutput, parsed.problem, rank, layout);
+    const saved = readSaved(savedTensors, parsed.problem, rank, layout);
     const output = gradientsInLayout(read, parsed.problem, layout, given);
-    return { backward, inputs, parsed, dOut, output };
+    return { backward, inputs, parsed, dOut, saved, output };
   }
 
-  backward(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, gradOutput: Tensor, options?: object): GradientTensors {
-    const { backward, inputs, parsed, dOut, output } = this.prepareBackward(name, q, k, v, gradOutput, options);
+  backward(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, gradOutput: Tensor, options?: object, saved?: SavedTensors): GradientTensors {
+    const prepared = this.prepareBackward(name, q, k, v, gradOutput, options, saved);
+    const { backward, inputs, parsed, dOut, output } = prepared;
     const { runtime } = this;
-    const simd = runtime && backward.plan?.(runtime, inputs, parsed, dOut);
+    const simd = runtime && backward.plan?.(runtime, inputs, parsed, dOut, prepared.saved);
     if (!runtime || !simd) return output(backward.reference(inputs, parsed, dOut));
     return output(simd.split(runtime.execute(simd.plan)));
   }
 
-  async runBackward(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, gradOutput: Tensor, options?: object): Promise<GradientTensors> {
-    const { backward, inputs, parsed, dOut, output } = this.prepareBackward(name, q, k, v, gradOutput, options);
+  async runBackward(name: VariantName, q: Tensor | null, k: Tensor | null, v: Tensor, gradOutput: Tensor, options?: object, saved?: SavedTensors): Promise<GradientTensors> {
+    const prepared = this.prepareBackward(name, q, k, v, gradOutput, options, saved);
+    const { backward, inputs, parsed, dOut, output } = prepared;
     const { runtime } = this;
-    const simd = runtime && backward.plan?.(runtime, inputs, parsed, dOut);
+    const simd = runtime && backward.plan?.(runtime, inputs, parsed, dOut, prepared.saved);
     if (!runtime || !simd) return output(backward.reference(inputs, parsed, dOut));
     return output(simd.split(runtime.threads === 1 ? runtime.execute(simd.plan) : await runtime.executeParallel(simd.plan)));
   }

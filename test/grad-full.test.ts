@@ -8,7 +8,8 @@
 // (its gradient summed over the broadcast axes), soft-capping, windows,
 // strides, global tokens, random picks, their unions and mixed heads (their
 // plans side by side);
-// the pool gives the same bits; bad gradOutput leaves the instance usable.
+// the forward's output given as saved.output; the pool gives the same bits;
+// bad gradOutput or saved leaves the instance usable.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAttention, type Attention, type GradientTensors } from '../dist/index.js';
 import { bytes } from './backends.js';
@@ -150,6 +151,38 @@ describe('full and pattern backward (SIMD)', () => {
     for (const input of ['q', 'k', 'v'] as const) expect(bytes(pooled[input]!.data), input).toEqual(bytes(sync[input]!.data));
     expect(JSON.stringify(pooled.params, (_, x) => (x instanceof Float32Array ? [...bytes(x)] : x))).toBe(JSON.stringify(sync.params, (_, x) => (x instanceof Float32Array ? [...bytes(x)] : x)));
     expect(two.memory.inUse).toBe(0);
+  });
+
+  it.each([
+    ['full', { causal: true, softcap: 2, bias: randn([150, 200], 34) }],
+    ['full', { mask: mask([2, 4, 150, 200], 35), keyPadding: padding(2, 200, 36) }],
+    ['local', { before: 20, after: 5 }],
+    ['strided', { stride: 6 }],
+  ] as const)('%s: given the forward\'s output (saved.output), the same gradients', async (name, options) => {
+    const g = randn([2, 4, 150, 9], 37);
+    const output = one.apply(name, q, k, v, options);
+    const plain = one.backward(name, q, k, v, g, options);
+    const saved = one.backward(name, q, k, v, g, options, { output });
+    const pooled = await two.runBackward(name, q, k, v, g, options, { output });
+    for (const input of ['q', 'k', 'v'] as const) {
+      expect(relative(saved[input]!.data, plain[input]!.data), input).toBeLessThanOrEqual(1e-6);
+      expect(bytes(pooled[input]!.data), input).toEqual(bytes(saved[input]!.data));
+    }
+    expect(one.memory.inUse).toBe(0);
+  });
+
+  it('checks saved: its keys and the output\'s dims, on every backend, and stays usable', () => {
+    const g = randn([2, 4, 150, 9], 38);
+    for (const attn of [one, js]) {
+      expect(() => attn.backward('full', q, k, v, g, {}, { output: randn([2, 4, 150, 8], 39) })).toThrow(/^saved\.output\.dims: expected the output's dims \[2, 4, 150, 9\], received \[2, 4, 150, 8\]/);
+      expect(() => attn.backward('full', q, k, v, g, {}, { out: g } as never)).toThrow(/^saved\.out: unknown option 'out' \(backward accepts output\)/);
+      expect(() => attn.backward('full', q, k, v, g, {}, 3 as never)).toThrow(TypeError);
+      expect(() => attn.backward('local', q, k, v, g, { window: 3 }, { output: { data: [1], dims: [2, 4, 150, 9] } } as never)).toThrow(/^saved\.output/);
+    }
+    expect(one.memory.inUse).toBe(0);
+    // a variant that recomputes what it needs takes the output and gives the same gradients
+    const linear = one.backward('linear', q, k, v, g, { causal: true }, { output: one.apply('linear', q, k, v, { causal: true }) });
+    expect(bytes(linear.q!.data)).toEqual(bytes(one.backward('linear', q, k, v, g, { causal: true }).q!.data));
   });
 
   it('rejects a gradOutput of the wrong dims and stays usable', async () => {

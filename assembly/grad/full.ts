@@ -53,17 +53,19 @@ export function fullGradPackValueKeys(v: usize, N: i32, Dv: i32, vKeys: usize): 
  * Stage 1 for rows [rowStart, rowEnd) of one head: the forward (into out,
  * rows of Dv) with each row's log-sum-exp (+inf for a row that sees no key,
  * so that its probabilities recompute as 0), then delta_i = g_i . out_i.
+ * With the output given (the caller's forward: out points at it) only the
+ * log-sum-exp is computed (the engine with no value columns: no P V).
  * The band: the row at position p sees keys p - lo .. p + hi (-1: no bound
  * on that side), so causal is hi = 0 and `local` its window.
  */
 export function fullGradRowStats(
-  q: usize, g: usize, out: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, scale: f32, lo: i32, hi: i32, terms: usize,
+  q: usize, g: usize, out: usize, outputGiven: bool, Nq: i32, Nk: i32, D: i32, Dv: i32, scale: f32, lo: i32, hi: i32, terms: usize,
   pack: usize, tiles: usize, rowStart: i32, rowEnd: i32, lse: usize, delta: usize,
 ): void {
   // the engine's causal prefix and window, moved up by hi: keys p - lo .. p + hi
   const shift = max(hi, 0);
   attentionRows(
-    q, out, Nk, D, Dv, D, Dv, scale, hi >= 0, terms, packedKeys(pack), packedValues(pack, Nk, D), false,
+    q, out, Nk, D, outputGiven ? 0 : Dv, D, Dv, scale, hi >= 0, terms, packedKeys(pack), packedValues(pack, Nk, D), false,
     load<i32>(pack) != 0 ? packedBias(pack, Nk, D, Dv) : 0, tiles, rowStart, rowEnd, Nk - Nq + shift, 1, lo >= 0 ? lo + shift : -1, lse,
   );
   for (let i = rowStart; i < rowEnd; i++) {
@@ -159,15 +161,35 @@ function tileGradients(
 }
 
 /**
- * Stage 2 for one head and the key block at j0 (band lo, hi as in stage 1), rows [rowStart, rowEnd):
- * dv, dk rows j0 .. (the kv head's, [Nk][Dv] and [Nk][D]) and dq ([Nq][D])
- * gain the block's terms; dk and dq are scaled once, after their last terms.
- * q, g, k: the head's rows ('bhnd'); qTiles, gTiles: fullGradPackRows of q
- * (times scale) and g; pack: packHead of k, v; vKeys: v packed as keys.
+ * Stage 2 for one head, the key blocks at j0 .. j1 (band lo, hi as in stage
+ * 1) and rows [rowStart, rowEnd): dv, dk rows j0 .. j1 (the kv head's,
+ * [Nk][Dv] and [Nk][D]) and dq ([Nq][D]) gain the blocks' terms; dk and dq
+ * are scaled once, after their last terms. Each 64-row block meets every
+ * key block of the range in turn, so the rows are read once per range and
+ * the range's dk and dv stay in cache. q, g, k: the head's rows ('bhnd');
+ * qTiles, gTiles: fullGradPackRows of q (times scale) and g; pack: packHead
+ * of k, v; vKeys: v packed as keys.
  */
-export function fullGradKeyBlock(
+export function fullGradKeyBlocks(
   q: usize, g: usize, k: usize, qTiles: usize, gTiles: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, lo: i32, hi: i32, terms: usize, pattern: usize,
-  pack: usize, vKeys: usize, lse: usize, delta: usize, work: usize, dq: usize, dk: usize, dv: usize, j0: i32, rowStart: i32, rowEnd: i32,
+  pack: usize, vKeys: usize, lse: usize, delta: usize, work: usize, dq: usize, dk: usize, dv: usize, j0: i32, j1: i32, rowStart: i32, rowEnd: i32,
+): void {
+  const first = Nk - Nq;
+  for (let i0 = rowStart; i0 < rowEnd; i0 += ROW_BLOCK) {
+    for (let jb = j0; jb < j1; jb += KEY_BLOCK) {
+      // only the rows whose band meets the block's keys
+      const keys = min(KEY_BLOCK, keyCountPadded(Nk) - jb);
+      const from = hi >= 0 ? max(i0, (jb - hi - first) & ~(ROWS - 1)) : i0;
+      const to = min(min(i0 + ROW_BLOCK, rowEnd), lo >= 0 ? jb + keys + lo - first : rowEnd);
+      if (from < to) rowBlock(q, g, k, qTiles, gTiles, Nq, Nk, D, Dv, lo, hi, terms, pattern, pack, vKeys, lse, delta, work, dq, dk, dv, jb, from, to - from);
+    }
+  }
+}
+
+/** fullGradKeyBlocks for rows i0 .. i0 + count (at most a row block, i0 a multiple of 8) and the key block at j0. */
+function rowBlock(
+  q: usize, g: usize, k: usize, qTiles: usize, gTiles: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, lo: i32, hi: i32, terms: usize, pattern: usize,
+  pack: usize, vKeys: usize, lse: usize, delta: usize, work: usize, dq: usize, dk: usize, dv: usize, j0: i32, i0: i32, count: i32,
 ): void {
   const keys = min(KEY_BLOCK, keyCountPadded(Nk) - j0);
   const real = min(KEY_BLOCK, Nk - j0);
@@ -177,43 +199,36 @@ export function fullGradKeyBlock(
   const capSlope = at(work, 2 * TILE_FLOATS);
   const capped = terms != 0 && termsCap(terms) > 0;
   const kj = at(k, j0 * D);
-  // only the rows whose band meets the block's keys
-  const first = Nk - Nq;
-  const from = hi >= 0 ? max(rowStart, (j0 - hi - first) & ~(ROWS - 1)) : rowStart;
-  const to = lo >= 0 ? min(rowEnd, j0 + keys + lo - first) : rowEnd;
-  for (let i0 = from; i0 < to; i0 += ROW_BLOCK) {
-    const count = min(ROW_BLOCK, to - i0);
-    let seen = false;
-    for (let r = 0; r < count; r += ROWS) {
-      const ti = i0 + r;
-      const seesBlock = tileGradients(qTiles, gTiles, Nq, Nk, D, Dv, lo, hi, terms, pattern, pack, vKeys, lse, delta, work, ti, j0, keys);
-      if (seesBlock) {
-        seen = true;
-        if (capped) {
-          for (let t = 0; t < keys * ROWS; t += 4) v128.store(at(dl, t), f32x4.mul(v128.load(at(dl, t)), v128.load(at(capSlope, t))));
-        }
-        // dq of the tile's rows: ds (as the engine's [key][8 rows], two panels of 4 rows) times the block's keys
-        gemmPanels(min(ROWS, Nq - ti), D, real, dl, 16, 32, kj, D, at(dq, ti * D), D);
+  let seen = false;
+  for (let r = 0; r < count; r += ROWS) {
+    const ti = i0 + r;
+    const seesBlock = tileGradients(qTiles, gTiles, Nq, Nk, D, Dv, lo, hi, terms, pattern, pack, vKeys, lse, delta, work, ti, j0, keys);
+    if (seesBlock) {
+      seen = true;
+      if (capped) {
+        for (let t = 0; t < keys * ROWS; t += 4) v128.store(at(dl, t), f32x4.mul(v128.load(at(dl, t)), v128.load(at(capSlope, t))));
       }
-      // P and ds as panels [key / 4][row][4] for the products over the block's rows
-      for (let t = 0; t < keys; t += 4) {
-        const pp = at(p, (t >> 2) * PANEL_FLOATS + r * 4);
-        const dp = at(ds, (t >> 2) * PANEL_FLOATS + r * 4);
-        if (seesBlock) {
-          panelRows(at(work, t * ROWS), pp);
-          panelRows(at(dl, t * ROWS), dp);
-        } else {
-          for (let x: usize = 0; x < 128; x += 16) {
-            v128.store(pp + x, f32x4.splat(0));
-            v128.store(dp + x, f32x4.splat(0));
-          }
+      // dq of the tile's rows: ds (as the engine's [key][8 rows], two panels of 4 rows) times the block's keys
+      gemmPanels(min(ROWS, Nq - ti), D, real, dl, 16, 32, kj, D, at(dq, ti * D), D);
+    }
+    // P and ds as panels [key / 4][row][4] for the products over the block's rows
+    for (let t = 0; t < keys; t += 4) {
+      const pp = at(p, (t >> 2) * PANEL_FLOATS + r * 4);
+      const dp = at(ds, (t >> 2) * PANEL_FLOATS + r * 4);
+      if (seesBlock) {
+        panelRows(at(work, t * ROWS), pp);
+        panelRows(at(dl, t * ROWS), dp);
+      } else {
+        for (let x: usize = 0; x < 128; x += 16) {
+          v128.store(pp + x, f32x4.splat(0));
+          v128.store(dp + x, f32x4.splat(0));
         }
       }
     }
-    if (!seen) continue;
-    gemmPanels(real, Dv, count, p, PANEL_FLOATS << 2, 16, at(g, i0 * Dv), Dv, at(dv, j0 * Dv), Dv);
-    gemmPanels(real, D, count, ds, PANEL_FLOATS << 2, 16, at(q, i0 * D), D, at(dk, j0 * D), D);
   }
+  if (!seen) return;
+  gemmPanels(real, Dv, count, p, PANEL_FLOATS << 2, 16, at(g, i0 * Dv), Dv, at(dv, j0 * Dv), Dv);
+  gemmPanels(real, D, count, ds, PANEL_FLOATS << 2, 16, at(q, i0 * D), D, at(dk, j0 * D), D);
 }
 
 /** Floats of one panel of 4 keys over a row block. */

@@ -43,12 +43,21 @@ export interface BackwardPlan {
   split(flat: Float32Array): Gradients;
 }
 
+/** What the caller kept from the forward call (`saved` of `attn.backward`), in `'bhnd'`; null where not given. */
+export interface Saved {
+  /** The forward's output `[B, H, Nq, Dv]`. */
+  readonly output: Heads | null;
+}
+
 export interface Backward<P extends Parsed = Parsed> {
   /**
    * The float64 reference gradients (the JS backend). `inputs` and
    * `gradOutput` (`[B, H, Nq, Dv]`) are in `'bhnd'`.
    */
   reference(inputs: Inputs, parsed: P, gradOutput: Heads): Gradients;
-  /** The SIMD backward pass, on `'bhnd'` inputs; null where it does not cover the options (the reference runs instead). */
-  plan?(runtime: Runtime, inputs: Inputs, parsed: P, gradOutput: Heads): BackwardPlan | null;
+  /**
+   * The SIMD backward pass, on `'bhnd'` inputs; null where it does not cover
+   * the options (the reference runs instead). `saved` may spare it work.
+   */
+  plan?(runtime: Runtime, inputs: Inputs, parsed: P, gradOutput: Heads, saved: Saved): BackwardPlan | null;
 }

@@ -3,7 +3,9 @@ import { inBhnd, outputInLayout } from '../layout.js';
 import type { VariantName } from '../registry.js';
 import { asHeads, toTensor, type Heads, type Layout, type Tensor } from '../tensor.js';
 import type { Inputs, Problem } from '../variants/variant.js';
-import type { Backward, GradParams, Gradients } from './backward.js';
+import type { Backward, GradParams, Gradients, Saved } from './backward.js';
+import { rejectUnknown } from '../options.js';
+import { asOptions } from '../validate.js';
 import { backwards } from './index.js';
 
 export type { GradParams } from './backward.js';
@@ -22,16 +24,34 @@ export function backwardOf(name: VariantName): Backward {
   return backward;
 }
 
-/** gradOutput, checked against the output `[B, H, Nq, Dv]` in the caller's rank and layout, as 'bhnd' heads. */
-export function readGradOutput(gradOutput: unknown, problem: Problem, rank: 2 | 3 | 4, layout: Layout): Heads {
+/** gradOutput (or another tensor of the output's shape, `name`), checked against the output `[B, H, Nq, Dv]` in the caller's rank and layout, as 'bhnd' heads. */
+export function readGradOutput(gradOutput: unknown, problem: Problem, rank: 2 | 3 | 4, layout: Layout, name = 'gradOutput'): Heads {
   const { B, H, Nq, Dv } = problem;
   const want = toTensor(new Float32Array(0), B, H, Nq, Dv, rank, layout).dims;
-  const heads = asHeads(gradOutput, 'gradOutput', layout);
+  const heads = asHeads(gradOutput, name, layout);
   const dims = (gradOutput as Tensor).dims;
   if (dims.length !== want.length || dims.some((d, i) => d !== want[i])) {
-    throw new RangeError(`gradOutput.dims: expected the output's dims [${want.join(', ')}], received [${dims.join(', ')}]`);
+    throw new RangeError(`${name}.dims: expected the output's dims [${want.join(', ')}], received [${dims.join(', ')}]`);
   }
   return inBhnd({ q: heads, k: null, v: null }).q!;
+}
+
+/** What a backward call may be given of its forward: `{ output? }`. */
+export interface SavedTensors {
+  /**
+   * The forward call's output (the same inputs and options): `full` and
+   * `local` then compute only each row's log-sum-exp again, not the output.
+   * Other variants recompute what they need and only check it.
+   */
+  readonly output?: Tensor;
+}
+
+/** `saved`, checked: an object of known keys, its output of the output's dims. */
+export function readSaved(saved: unknown, problem: Problem, rank: 2 | 3 | 4, layout: Layout): Saved {
+  const given = asOptions(saved, 'saved');
+  rejectUnknown(given, ['output'], 'backward', 'saved');
+  const output = given.output === undefined || given.output === null ? null : readGradOutput(given.output, problem, rank, layout, 'saved.output');
+  return { output };
 }
 
 function isTensor(value: unknown): value is Tensor {

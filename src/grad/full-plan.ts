@@ -32,9 +32,11 @@ interface FullGradKernels {
 type PassKernels = Parameters<typeof passBufferBytes>[0];
 
 const KEY_BLOCK = 64;
+/** Keys a stage-2 call sweeps: four blocks, whose dk and dv stay in cache while each row block meets them. */
+const KEY_RANGE = 4 * KEY_BLOCK;
 /** Rows a stage-2 call covers: whole 64-row blocks of about 16M multiply-adds (V8 tiers a function up between calls). */
 function rowsPerCall(D: number, Dv: number): number {
-  return 64 * Math.max(1, Math.floor(2 ** 24 / (KEY_BLOCK * (3 * D + 2 * Dv)) / 64));
+  return 64 * Math.max(1, Math.floor(2 ** 24 / (KEY_RANGE * (3 * D + 2 * Dv)) / 64));
 }
 
 /** What narrows the keys a row sees beyond causal, padding and the terms. */
@@ -44,13 +46,20 @@ export type Visibility =
   /** any pattern set, as the forward's plan of passes (whose passes also give the row statistics) */
   | { readonly pattern: { readonly plan: KernelPlan; readonly parsed: PatternParsed; readonly inputs: Inputs } };
 
-/** The backward plan of softmax attention over the keys that causal, key padding, the terms and `visibility` leave visible. */
+/**
+ * The backward plan of softmax attention over the keys that causal, key
+ * padding, the terms and `visibility` leave visible. `output`: the forward's
+ * output when the caller gave it (`'bhnd'`), so that the row statistics need
+ * only the log-sum-exp (no P V); a pattern's passes recompute it anyway.
+ */
 export function fullBackwardPlan(
-  runtime: Runtime, q: Heads, k: Heads, v: Heads, gradOutput: Heads, common: Common, terms: LogitOptions, visibility: Visibility | null = null,
+  runtime: Runtime, q: Heads, k: Heads, v: Heads, gradOutput: Heads, common: Common, terms: LogitOptions,
+  { visibility = null, output = null }: { visibility?: Visibility | null; output?: Heads | null } = {},
 ): BackwardPlan {
   const x = runtime.exports as unknown as FullGradKernels & PassKernels;
   const window = visibility && 'window' in visibility ? visibility.window : null;
   const pattern = visibility && 'pattern' in visibility ? visibility.pattern : null;
+  const given = pattern ? null : output;
   const { B, H, N: Nq, D } = q;
   const { H: Hkv, N: Nk } = k;
   const Dv = v.D;
@@ -75,6 +84,7 @@ export function fullBackwardPlan(
     parts: [
       q.data, k.data, v.data, gradOutput.data, length * 4, pad ?? 0, ...termsParts(terms), B * H * Nq * 2 * 4,
       pattern?.plan.isToken ?? 0, pattern?.plan.extra?.offsets ?? 0, pattern?.plan.extra?.keys ?? 0, pattern?.plan.extra?.bits ?? 0,
+      given?.data ?? 0,
     ],
     output: 4,
     length,
@@ -99,7 +109,8 @@ export function fullBackwardPlan(
           head.pack,
           ...head.terms,
           ...ranges.map(([start, end]): KernelCall => [
-            'fullGradRowStats', head.q, head.g, rows, Nq, Nk, D, Dv, scale, lo, hi, head.record, pack, tiles, start, end, head.lse, head.delta,
+            'fullGradRowStats', head.q, head.g, given ? pointers[13] + (b * H + h) * Nq * Dv * 4 : rows, given ? 1 : 0,
+            Nq, Nk, D, Dv, scale, lo, hi, head.record, pack, tiles, start, end, head.lse, head.delta,
           ]),
         ]);
       }).flat(),
@@ -117,11 +128,12 @@ export function fullBackwardPlan(
             const dq = out + (starts[0] + (b * H + h) * Nq * D) * 4;
             if (h === kvHead * group) job.push(head.pack, ['fullGradPackValueKeys', head.v, Nk, Dv, vKeys]);
             job.push(...head.terms, ...head.packRows, ['fullGradZero', dq, Nq * D]);
-            for (let j0 = 0; j0 < Nk; j0 += KEY_BLOCK) {
+            for (let j0 = 0; j0 < Nk; j0 += KEY_RANGE) {
+              const j1 = Math.min(Nk, j0 + KEY_RANGE);
               for (let r0 = 0; r0 < Nq; r0 += chunk) {
                 job.push([
-                  'fullGradKeyBlock', head.q, head.g, head.k, rows, gTiles, Nq, Nk, D, Dv, lo, hi, head.record, patternArg,
-                  pack, vKeys, head.lse, head.delta, tiles, dq, dk, dv, j0, r0, Math.min(Nq, r0 + chunk),
+                  'fullGradKeyBlocks', head.q, head.g, head.k, rows, gTiles, Nq, Nk, D, Dv, lo, hi, head.record, patternArg,
+                  pack, vKeys, head.lse, head.delta, tiles, dq, dk, dv, j0, j1, r0, Math.min(Nq, r0 + chunk),
                 ]);
               }
             }

@@ -11,7 +11,7 @@ export const full: Backward<FullParsed> = {
     const { Nq, Nk } = p.problem;
     return softmaxGradients(softmaxBackward(q!, k!, v!, p, commonVisible(p, Nq, Nk), gradOutput.data), p.bias);
   },
-  plan(runtime, { q, k, v }, p, gradOutput) {
-    return fullBackwardPlan(runtime, q!, k!, v!, gradOutput, p, p);
+  plan(runtime, { q, k, v }, p, gradOutput, saved) {
+    return fullBackwardPlan(runtime, q!, k!, v!, gradOutput, p, p, { output: saved.output });
   },
 };

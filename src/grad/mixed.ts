@@ -87,11 +87,12 @@ export const mixed: Backward<MixedParsed> = {
     });
   },
   /** Every head's SIMD plan side by side (null when a head has none: the reference runs), stacked as the reference stacks. */
-  plan(runtime, inputs, parsed, gradOutput) {
+  plan(runtime, inputs, parsed, gradOutput, saved) {
     const split = headSplitter(inputs);
     const heads: BackwardPlan[] = [];
     for (const [h, { variant, parsed: headParsed }] of parsed.heads.entries()) {
-      const head = backwardOfHead(variant.name, h).plan?.(runtime, split(h, variant), headParsed, headRows(gradOutput, h));
+      const headSaved = { output: saved.output && headRows(saved.output, h) };
+      const head = backwardOfHead(variant.name, h).plan?.(runtime, split(h, variant), headParsed, headRows(gradOutput, h), headSaved);
       // a head whose own output is gathered (a mixed head) runs on the reference
       if (!head || head.plan.gather) return null;
       heads.push(head);

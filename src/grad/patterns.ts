@@ -10,7 +10,7 @@ import { softmaxBackward, type SoftmaxGradients } from '../reference/grad/softma
 import type { Inputs } from '../variants/variant.js';
 import type { Heads } from '../tensor.js';
 import type { Runtime } from '../runtime/runtime.js';
-import type { BackwardPlan, Gradients } from './backward.js';
+import type { BackwardPlan, Gradients, Saved } from './backward.js';
 import { fullBackwardPlan } from './full-plan.js';
 import { kernelPlan } from '../pattern-kernel.js';
 import { biasTensor, toFloat32 } from './params.js';
@@ -30,13 +30,13 @@ export function patternGradients({ q, k, v }: Inputs, p: PatternParsed, gradOutp
  * rules are all local windows (their union: the widest before and after),
  * else over the cover of the forward's plan of passes.
  */
-export function patternBackwardPlan(runtime: Runtime, inputs: Inputs, p: PatternParsed, gradOutput: Heads): BackwardPlan {
+export function patternBackwardPlan(runtime: Runtime, inputs: Inputs, p: PatternParsed, gradOutput: Heads, saved: Saved): BackwardPlan {
   const { q, k, v } = inputs;
   const { rules } = p.patterns;
   if (rules.length > 0 && rules.every((r) => r.type === 'local')) {
     const locals = rules as readonly { before: number; after: number }[];
     const window = { before: Math.max(...locals.map((r) => r.before)), after: Math.max(...locals.map((r) => r.after)) };
-    return fullBackwardPlan(runtime, q!, k!, v!, gradOutput, p, p, { window });
+    return fullBackwardPlan(runtime, q!, k!, v!, gradOutput, p, p, { visibility: { window }, output: saved.output });
   }
-  return fullBackwardPlan(runtime, q!, k!, v!, gradOutput, p, p, { pattern: { plan: kernelPlan(p.patterns, p.causal), parsed: p, inputs } });
+  return fullBackwardPlan(runtime, q!, k!, v!, gradOutput, p, p, { visibility: { pattern: { plan: kernelPlan(p.patterns, p.causal), parsed: p, inputs } } });
 }
