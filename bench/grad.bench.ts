@@ -3,8 +3,8 @@
  * thread: `full` at N = 1024 and 4096 (causal and not), `local` (window 128)
  * and `linear` (elu + 1 and FAVOR+ with M = 64, causal and not) at N = 4096,
  * `synthesizer` with given logits `[1, N, N]` shared by the heads at 1024.
- * Calls are interleaved in rounds (forward, backward, forward, ...) in one
- * process and timed in CPU time (process.cpuUsage: steadier than wall time
+ * Calls are interleaved in rounds (forward, backward, and for full and local
+ * backward given the forward's output, ...) in one process and timed in CPU time (process.cpuUsage: steadier than wall time
  * on a shared machine); the ratio is of the medians. Then the WebAssembly
  * memory that full's backward needs at N = 16384 beyond its tensors (the
  * inputs, gradOutput and the three gradients), in a fresh instance.
@@ -21,6 +21,8 @@ export interface GradRow {
   /** Median CPU time of one backward call (every gradient), ms. */
   'backward ms': number;
   'backward / forward': number;
+  /** The same given the forward's output (`saved.output`: full and local then skip recomputing it), or '' where it changes nothing. */
+  'with output / forward': number | '';
 }
 
 export interface GradMemory {
@@ -45,16 +47,16 @@ function cpuMs(fn: () => unknown): number {
   return (used.user + used.system) / 1000;
 }
 
-/** Variant, label, options at N, sizes. */
-type Config = readonly [VariantName, string, (N: number) => Record<string, unknown>, readonly number[]];
+/** Variant, label, options at N, sizes, and whether saved.output spares it work. */
+type Config = readonly [VariantName, string, (N: number) => Record<string, unknown>, readonly number[], boolean?];
 
 /** `rounds` interleaved (forward, backward) pairs per configuration, after one warm-up pair. */
 export async function benchGrad({ sizes, rounds = 5 }: { sizes?: number[]; rounds?: number } = {}): Promise<GradRow[]> {
   const attn = await createAttention({ backend: 'wasm', threads: 1 });
   const configs: Config[] = [
-    ['full', '', () => ({}), sizes ?? [1024, 4096]],
-    ['full', 'causal', () => ({ causal: true }), sizes ?? [1024, 4096]],
-    ['local', 'window 128', () => ({ window: 128 }), sizes ?? [4096]],
+    ['full', '', () => ({}), sizes ?? [1024, 4096], true],
+    ['full', 'causal', () => ({ causal: true }), sizes ?? [1024, 4096], true],
+    ['local', 'window 128', () => ({ window: 128 }), sizes ?? [4096], true],
     ['linear', 'elu', () => ({}), sizes ?? [4096]],
     ['linear', 'elu causal', () => ({ causal: true }), sizes ?? [4096]],
     ['linear', 'favor M64', () => ({ featureMap: 'favor', numFeatures: 64, seed: 1 }), sizes ?? [4096]],
@@ -62,7 +64,7 @@ export async function benchGrad({ sizes, rounds = 5 }: { sizes?: number[]; round
     ['synthesizer', 'random (logits [1, N, N])', (N) => synthesizerParams('random', { Nq: N, Nk: N }, 5), sizes ?? [1024]],
   ];
   const rows: GradRow[] = [];
-  for (const [name, label, optionsAt, Ns] of configs) {
+  for (const [name, label, optionsAt, Ns, usesOutput] of configs) {
     for (const N of Ns) {
       const options = optionsAt(N);
       const [q, k, v, g] = [1, 2, 3, 4].map((seed) => randomTensor([1, H, N, D], seed));
@@ -70,17 +72,22 @@ export async function benchGrad({ sizes, rounds = 5 }: { sizes?: number[]; round
       const [qIn, kIn] = name === 'synthesizer' ? [null, null] : [q, k];
       const forward = () => attn.apply(name, qIn, kIn, v, options);
       const backward = () => attn.backward(name, qIn, kIn, v, g, options);
-      forward();
+      const output = forward();
+      const backwardGiven = () => attn.backward(name, qIn, kIn, v, g, options, { output });
       backward();
+      if (usesOutput) backwardGiven();
       const f: number[] = [];
       const b: number[] = [];
+      const bg: number[] = [];
       for (let r = 0; r < rounds; r++) {
         f.push(cpuMs(forward));
         b.push(cpuMs(backward));
+        if (usesOutput) bg.push(cpuMs(backwardGiven));
       }
       const fm = median(f);
       const bm = median(b);
-      rows.push({ variant: name, options: label, N, 'forward ms': fm, 'backward ms': bm, 'backward / forward': bm / fm });
+      const given: number | '' = usesOutput ? median(bg) / fm : '';
+      rows.push({ variant: name, options: label, N, 'forward ms': fm, 'backward ms': bm, 'backward / forward': bm / fm, 'with output / forward': given });
     }
   }
   return rows;
