@@ -21,3 +21,4 @@ export * from './grad/full';
 export * from './grad/linear';
 export * from './grad/linformer';
 export * from './grad/slots';
+export * from './grad/compressed';
