@@ -58,7 +58,8 @@ function expRow(x: usize, n: i32, top: f32): f32 {
  * the key rows K [P][D], ws as slotGradStart left it; dq rows written, dK
  * [P][D] and dV [P][Dv] added to. Rows visible to query i: the first `first`
  * always, row first + m when real[first + m] != 0 (real: u8 [P], or 0 for
- * all) and m < visible[i] (visible: i32 [Nq] counts, or 0 for all). A query
+ * all) and m < visible[i] (visible: i32 [Nq] counts, non-decreasing in i,
+ * or 0 for all; a block skips the rows past its last query's count). A query
  * that sees no row gets zeros.
  */
 export function slotSoftmaxBackward(
@@ -73,15 +74,17 @@ export function slotSoftmaxBackward(
     const rows = min(R, i1 - c);
     const qb = at(q, c * D);
     const gb = at(g, c * Dv);
+    // the rows past the block's last visible one take no part (visible counts grow with i)
+    const cols = visible != 0 ? min(P, first + load<i32>(at(visible, c + rows - 1))) : P;
     // logits and dPm = g V^T
-    gemm(rows, P, D, qb, D, 1, kT, P, pm, P, false);
-    gemm(rows, P, Dv, gb, Dv, 1, vT, P, ds, P, false);
+    gemm(rows, cols, D, qb, D, 1, kT, P, pm, P, false);
+    gemm(rows, cols, Dv, gb, Dv, 1, vT, P, ds, P, false);
     for (let r = 0; r < rows; r++) {
       const pr = at(pm, r * P);
       const dr = at(ds, r * P);
       const limit = visible != 0 ? first + load<i32>(at(visible, c + r)) : P;
       let top = NEG_INF;
-      for (let p = 0; p < P; p++) {
+      for (let p = 0; p < cols; p++) {
         const shown = p < first || (p < limit && (real == 0 || load<u8>(real + <usize>p) != 0));
         const s = shown ? load<f32>(at(pr, p)) * scale : NEG_INF;
         store<f32>(at(pr, p), s);
@@ -89,21 +92,21 @@ export function slotSoftmaxBackward(
       }
       if (top == NEG_INF) {
         // nothing visible: the output row is 0 whatever q, k and v
-        memory.fill(pr, 0, <usize>P << 2);
-        memory.fill(dr, 0, <usize>P << 2);
+        memory.fill(pr, 0, <usize>cols << 2);
+        memory.fill(dr, 0, <usize>cols << 2);
         continue;
       }
-      const inv: f32 = 1 / expRow(pr, P, top);
+      const inv: f32 = 1 / expRow(pr, cols, top);
       let delta: f32 = 0;
-      for (let p = 0; p < P; p++) {
+      for (let p = 0; p < cols; p++) {
         const w = load<f32>(at(pr, p)) * inv;
         store<f32>(at(pr, p), w);
         delta += w * load<f32>(at(dr, p));
       }
-      for (let p = 0; p < P; p++) store<f32>(at(dr, p), scale * load<f32>(at(pr, p)) * (load<f32>(at(dr, p)) - delta));
+      for (let p = 0; p < cols; p++) store<f32>(at(dr, p), scale * load<f32>(at(pr, p)) * (load<f32>(at(dr, p)) - delta));
     }
-    gemm(rows, D, P, ds, P, 1, kRows, D, at(dq, c * D), D, false);
-    gemm(P, D, rows, ds, 1, P, qb, D, dK, D, true);
-    gemm(P, Dv, rows, pm, 1, P, gb, Dv, dV, Dv, true);
+    gemm(rows, D, cols, ds, P, 1, kRows, D, at(dq, c * D), D, false);
+    gemm(cols, D, rows, ds, 1, P, qb, D, dK, D, true);
+    gemm(cols, Dv, rows, pm, 1, P, gb, Dv, dV, Dv, true);
   }
 }
