@@ -181,16 +181,16 @@ export function compressedBackwardPlan(runtime: Runtime, { q, k, v }: Inputs, p:
   return {
     plan,
     split: (flat) => {
+      // in the reference's order: convK, convV, nullKey, nullValue
       const params: Record<string, GradParams[string]> = {};
-      sides.forEach(({ Dx, conv, nullRow }, side) => {
-        const [name, nullName] = side === 0 ? ['convK', 'nullKey'] : ['convV', 'nullValue'];
-        const base = 3 + 3 * side;
-        if (conv) {
-          const heads = headsOf(conv.weight, H);
-          const weight = { data: tapsLast(slice(flat, base), heads, Dx, s), dims: [heads, Dx, Dx, s] };
-          params[name] = conv.bias ? { weight, bias: { data: slice(flat, base + 1), dims: [headsOf(conv.bias, H), Dx] } } : { weight };
-        }
-        if (nullRow) params[nullName] = { data: slice(flat, base + 2), dims: [headsOf(nullRow, H), Dx] };
+      sides.forEach(({ Dx, conv }, side) => {
+        if (!conv) return;
+        const heads = headsOf(conv.weight, H);
+        const weight = { data: tapsLast(slice(flat, 3 + 3 * side), heads, Dx, s), dims: [heads, Dx, Dx, s] };
+        params[side === 0 ? 'convK' : 'convV'] = conv.bias ? { weight, bias: { data: slice(flat, 4 + 3 * side), dims: [headsOf(conv.bias, H), Dx] } } : { weight };
+      });
+      sides.forEach(({ Dx, nullRow }, side) => {
+        if (nullRow) params[side === 0 ? 'nullKey' : 'nullValue'] = { data: slice(flat, 5 + 3 * side), dims: [headsOf(nullRow, H), Dx] };
       });
       return { q: slice(flat, 0), k: slice(flat, 1), v: slice(flat, 2), params };
     },
