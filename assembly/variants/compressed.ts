@@ -128,7 +128,7 @@ export function compressedSlotPadding(keyPadding: usize, N: i32, s: i32, first: 
  * is always visible.
  */
 // @ts-ignore: decorator
-@inline function visibleSlots(i: i32, shift: i32, Nk: i32, s: i32, first: i32): i32 {
+@inline export function visibleSlots(i: i32, shift: i32, Nk: i32, s: i32, first: i32): i32 {
   const p = i + shift;
   if (p >= Nk - 1) return first + slotCount(Nk, s);
   if (p < 0) return first;

@@ -1,6 +1,7 @@
-/** The backward pass of `compressed`: src/reference/grad/compressed.ts; `params` holds what the call gave (`convK`, `convV`, `nullKey`, `nullValue`). */
+/** The backward pass of `compressed`: src/reference/grad/compressed.ts, and its SIMD plan (compressed-plan.ts); `params` holds what the call gave (`convK`, `convV`, `nullKey`, `nullValue`). */
 import { compressedBackward, type ConvGradients } from '../reference/grad/compressed.js';
 import type { CompressedParsed } from '../variants/compressed.js';
+import { compressedBackwardPlan } from './compressed-plan.js';
 import type { Backward, GradParams } from './backward.js';
 import { paramTensor, toFloat32 } from './params.js';
 
@@ -20,4 +21,5 @@ export const compressed: Backward<CompressedParsed> = {
     if (g.nullValue) params.nullValue = paramTensor(g.nullValue, [Dv]);
     return { q: toFloat32(g.q), k: toFloat32(g.k), v: toFloat32(g.v), params };
   },
+  plan: compressedBackwardPlan,
 };

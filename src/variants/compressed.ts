@@ -166,7 +166,7 @@ const headsOf = (param: { headStride: number }, H: number) => (param.headStride 
  * kernel's GEMMs read them, `[heads][s][Dx][Dx]` (`[t][c][o]`): done once per
  * call, before the jobs.
  */
-function convLayout(w: Float32Array, heads: number, Dx: number, s: number): Float32Array {
+export function convLayout(w: Float32Array, heads: number, Dx: number, s: number): Float32Array {
   const per = Dx * Dx * s;
   const wt = new Float32Array(heads * per);
   for (let h = 0; h < heads; h++) {
