@@ -20,7 +20,7 @@
 import { gemm, transpose } from '../core/gemm';
 import { expNonPositive, roundUp } from '../core/simd';
 import {
-  sinkhornBalance, sinkhornExp, sinkhornKbarOf, sinkhornLogits, sinkhornMainOf, sinkhornQbarOf, sinkhornRowFloats,
+  sinkhornBalance, sinkhornExp, sinkhornKbarOf, sinkhornLogits, sinkhornMainOf, sinkhornQbarOf, sinkhornRowFloats, sinkhornStripWidth,
 } from '../variants/sinkhorn';
 import { slotGradStart, slotSoftmaxBackward } from './slots';
 
@@ -60,9 +60,9 @@ export function sinkhornGradBlockBytes(b: i32, D: i32, Dv: i32): f64 {
   return (4 * <f64>b * <f64>(D + Dv) + <f64>b + <f64>roundUp(2 * b, 4) / 4) * 4;
 }
 
-/** Bytes of sinkhornGradUnsort's transposed head (x as [b width][nbPad]). */
-export function sinkhornGradTransposeBytes(N: i32, b: i32, width: i32): f64 {
-  return <f64>b * <f64>width * <f64>sinkhornRowFloats(N / b) * 4;
+/** Bytes of sinkhornGradUnsort's strip of x, transposed: [STRIP][nbPad]. */
+export function sinkhornGradStripBytes(N: i32, b: i32): f64 {
+  return <f64>sinkhornStripWidth() * <f64>sinkhornRowFloats(N / b) * 4;
 }
 
 /**
@@ -138,16 +138,24 @@ export function sinkhornGradBlocks(
 
 /**
  * Back through the sorted blocks x~ = S x of one head (x, dx~, dx seen as
- * [nb][b width]): dS += dx~ x^T (work's dS) and dx += S^T dx~. xT:
- * sinkhornGradTransposeBytes(N, b, width).
+ * [nb][b width]): dS += dx~ x^T (work's dS) and dx += S^T dx~, by strips of
+ * STRIP columns as sinkhornSortColumns (x's rows are b width floats apart,
+ * often a large power of two): strip gets the strip of dx~ [nb][STRIP],
+ * xT the strip of x transposed (sinkhornGradStripBytes).
  */
-export function sinkhornGradUnsort(x: usize, width: i32, N: i32, b: i32, scratch: usize, dxs: usize, xT: usize, work: usize, dx: usize): void {
+export function sinkhornGradUnsort(x: usize, width: i32, N: i32, b: i32, scratch: usize, dxs: usize, strip: usize, xT: usize, work: usize, dx: usize): void {
   const nb = N / b;
   const nbPad = sinkhornRowFloats(nb);
   const cols = b * width;
-  transpose(nb, cols, x, cols, xT, nbPad);
-  gemm(nb, nb, cols, dxs, cols, 1, xT, nbPad, dSOf(work, nb), nbPad, true);
-  gemm(nb, cols, nb, scratch, 1, nbPad, dxs, cols, dx, cols, true);
+  const STRIP = sinkhornStripWidth();
+  const dS = dSOf(work, nb);
+  for (let j0 = 0; j0 < cols; j0 += STRIP) {
+    const w = min(STRIP, cols - j0);
+    for (let u = 0; u < nb; u++) memory.copy(at(strip, u * STRIP), at(dxs, u * cols + j0), <usize>w << 2);
+    transpose(nb, w, at(x, j0), cols, xT, nbPad);
+    gemm(nb, nb, w, strip, STRIP, 1, xT, nbPad, dS, nbPad, true);
+    gemm(nb, w, nb, scratch, 1, nbPad, strip, STRIP, at(dx, j0), cols, true);
+  }
 }
 
 /**

@@ -27,7 +27,7 @@ interface SinkhornGradKernels {
   sinkhornStripWidth(): number;
   sinkhornGradWorkBytes(N: number, b: number, D: number, iterations: number): number;
   sinkhornGradBlockBytes(b: number, D: number, Dv: number): number;
-  sinkhornGradTransposeBytes(N: number, b: number, width: number): number;
+  sinkhornGradStripBytes(N: number, b: number): number;
   slotGradBytes(P: number, D: number, Dv: number): number;
 }
 
@@ -57,7 +57,7 @@ export function sinkhornBackwardPlan(runtime: Runtime, { q, k, v }: Inputs, p: S
     length,
     scratch: [
       x.sinkhornScratchBytes(N, b, D), x.sinkhornStripBytes(N, b), N * D * 4, N * Dv * 4, N * D * 4, N * Dv * 4,
-      x.sinkhornGradTransposeBytes(N, b, Math.max(D, Dv)), x.sinkhornGradWorkBytes(N, b, D, p.iterations),
+      x.sinkhornGradStripBytes(N, b), x.sinkhornGradWorkBytes(N, b, D, p.iterations),
       x.slotGradBytes(2 * b, D, Dv), x.sinkhornGradBlockBytes(b, D, Dv),
     ],
     jobs: ([qp, kp, vp, gp, out, padp, logitsp, dkParts, dvParts, dLogitParts]) =>
@@ -83,8 +83,8 @@ export function sinkhornBackwardPlan(runtime: Runtime, { q, k, v }: Inputs, p: S
             pad ? padp + batch * N : 0, work, ws, block, dq, dks, dvs, dk, dv, u0, u1,
           ]),
         );
-        job.push(['sinkhornGradUnsort', kHead, D, N, b, work, dks, xT, sortWork, dk]);
-        job.push(['sinkhornGradUnsort', vHead, Dv, N, b, work, dvs, xT, sortWork, dv]);
+        job.push(['sinkhornGradUnsort', kHead, D, N, b, work, dks, strip, xT, sortWork, dk]);
+        job.push(['sinkhornGradUnsort', vHead, Dv, N, b, work, dvs, strip, xT, sortWork, dv]);
         job.push(['sinkhornGradSortBack', N, b, p.iterations, causal, work, sortWork]);
         if (logits) job.push(['sinkhornGradLogits', N, b, p.temperature, sortWork, dLogitParts + bh * nb * nb * 4]);
         else job.push(['sinkhornGradSummaries', N, b, D, p.scale, p.temperature, p.iterations, causal, work, sortWork, dq, dk]);
