@@ -4,7 +4,8 @@
 // backend) on problems of several blocks: grouped-query heads, padding,
 // causal, computed and given sort logits (shared, per head, per batch, per
 // both), iterations 0 and many, blocks past the softmax backward's 64 rows
-// and heads cut into several calls; the pool gives the same bits; bad
+// and heads cut into several calls; zeros where nothing reads (no batch, no
+// positions); the pool gives the same bits; bad
 // gradOutput leaves the instance usable. (The goldens run in
 // grad-golden.test.ts and relaxed-child.mjs.)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -118,6 +119,22 @@ describe('sinkhorn backward (SIMD)', () => {
     const sync = one.backward('sinkhorn', q, k, v, g, options);
     expectSameBits(await two.runBackward('sinkhorn', q, k, v, g, options), sync);
     expect(two.memory.inUse).toBe(0);
+  });
+
+  it('gives zeros where nothing reads, after memory held other values', () => {
+    const cases: [Problem, Record<string, unknown>][] = [
+      // no batch: nothing reads the given logits
+      [{ B: 0, H: 2, Hkv: 1, N: 16, D: 4, Dv: 4 }, { blockSize: 4, sortLogits: randn([1, 2, 4, 4], 90) }],
+      // no positions
+      [{ B: 2, H: 2, Hkv: 2, N: 0, D: 4, Dv: 4 }, { blockSize: 3 }],
+    ];
+    for (const [problem, options] of cases) {
+      expectReference(gqa, { blockSize: 8, sortLogits: randn([2, 4, 12, 12], 91) }, 92);
+      const [q, k, v, g] = inputs(problem, 93);
+      const got = one.backward('sinkhorn', q, k, v, g, options);
+      for (const [path, t] of gradients(got)) expect(t.data.every((x) => x === 0), path).toBe(true);
+      expect(gradients(got).map(([path, t]) => [path, t.dims])).toEqual(gradients(js.backward('sinkhorn', q, k, v, g, options)).map(([path, t]) => [path, t.dims]));
+    }
   });
 
   it('rejects a gradOutput of the wrong dims and stays usable', async () => {
