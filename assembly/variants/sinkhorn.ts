@@ -28,44 +28,44 @@ const NEG_INF: f32 = -Infinity;
 const STRIP: i32 = 128;
 
 // @ts-ignore: decorator
-@inline function nbPadded(nb: i32): i32 {
+@inline export function sinkhornRowFloats(nb: i32): i32 {
   return roundUp(nb, 4);
 }
 
 // @ts-ignore: decorator
-@inline function mainOf(scratch: usize, nb: i32): usize {
-  return scratch + (<usize>(nb * nbPadded(nb)) << 2);
+@inline export function sinkhornMainOf(scratch: usize, nb: i32): usize {
+  return scratch + (<usize>(nb * sinkhornRowFloats(nb)) << 2);
 }
 
 // @ts-ignore: decorator
 @inline function colMaxOf(scratch: usize, nb: i32): usize {
-  return mainOf(scratch, nb) + (<usize>nbPadded(nb) << 2);
+  return sinkhornMainOf(scratch, nb) + (<usize>sinkhornRowFloats(nb) << 2);
 }
 
 // @ts-ignore: decorator
 @inline function colShiftOf(scratch: usize, nb: i32): usize {
-  return colMaxOf(scratch, nb) + (<usize>nbPadded(nb) << 2);
+  return colMaxOf(scratch, nb) + (<usize>sinkhornRowFloats(nb) << 2);
 }
 
 // @ts-ignore: decorator
-@inline function qbarOf(scratch: usize, nb: i32): usize {
-  return colShiftOf(scratch, nb) + (<usize>nbPadded(nb) << 2);
+@inline export function sinkhornQbarOf(scratch: usize, nb: i32): usize {
+  return colShiftOf(scratch, nb) + (<usize>sinkhornRowFloats(nb) << 2);
 }
 
 // @ts-ignore: decorator
-@inline function kbarOf(scratch: usize, nb: i32, D: i32): usize {
-  return qbarOf(scratch, nb) + (<usize>roundUp(nb * D, 4) << 2);
+@inline export function sinkhornKbarOf(scratch: usize, nb: i32, D: i32): usize {
+  return sinkhornQbarOf(scratch, nb) + (<usize>roundUp(nb * D, 4) << 2);
 }
 
 // @ts-ignore: decorator
 @inline function kbarTOf(scratch: usize, nb: i32, D: i32): usize {
-  return kbarOf(scratch, nb, D) + (<usize>roundUp(nb * D, 4) << 2);
+  return sinkhornKbarOf(scratch, nb, D) + (<usize>roundUp(nb * D, 4) << 2);
 }
 
 /** Bytes of one head's scratch (sort matrix, summaries): O(nb^2 + nb D). */
 export function sinkhornScratchBytes(N: i32, b: i32, D: i32): f64 {
   const nb = <f64>(N / b);
-  const nbPad = <f64>nbPadded(N / b);
+  const nbPad = <f64>sinkhornRowFloats(N / b);
   return (nb * nbPad + 3 * nbPad + 2 * <f64>roundUp((N / b) * D, 4) + <f64>D * nbPad) * 4;
 }
 
@@ -104,19 +104,22 @@ function blockSum(x: usize, rows: i32, D: i32, weight: f32, dst: usize): void {
 
 /**
  * row[t] -= log sum_t exp(row[t]) over nbPad entries (the padding ones are
- * -inf and stay so). A row of only -inf is left as it is (S row empty).
+ * -inf and stay so); returns what it subtracted. A row of only -inf is left
+ * as it is (S row empty), 0 subtracted.
  */
-function normaliseRow(row: usize, nbPad: i32): void {
+function normaliseRow(row: usize, nbPad: i32): f32 {
   const end = row + (<usize>nbPad << 2);
   let m = f32x4.splat(NEG_INF);
   for (let p = row; p < end; p += 16) m = f32x4.max(m, v128.load(p));
   const top = maxLanes(m);
-  if (top == NEG_INF) return;
+  if (top == NEG_INF) return 0;
   const shift = f32x4.splat(top);
   let s = f32x4.splat(0);
   for (let p = row; p < end; p += 16) s = f32x4.add(s, expNonPositive(f32x4.sub(v128.load(p), shift)));
-  const lse = f32x4.splat(top + <f32>Math.log(<f64>sumLanes(s)));
-  for (let p = row; p < end; p += 16) v128.store(p, f32x4.sub(v128.load(p), lse));
+  const lse = top + <f32>Math.log(<f64>sumLanes(s));
+  const vLse = f32x4.splat(lse);
+  for (let p = row; p < end; p += 16) v128.store(p, f32x4.sub(v128.load(p), vLse));
+  return lse;
 }
 
 /**
@@ -176,8 +179,22 @@ export function sinkhornSortMatrix(
   q: usize, k: usize, N: i32, b: i32, D: i32, scale: f32, temperature: f32,
   iterations: i32, causal: bool, logits: usize, scratch: usize,
 ): void {
+  sinkhornLogits(q, k, N, b, D, scale, temperature, causal, logits, scratch);
+  sinkhornBalance(N / b, iterations, causal, scratch, 0);
+  sinkhornExp(N / b, causal || iterations > 0, scratch);
+}
+
+/**
+ * S's first step: L = R / temperature into S (the scratch's first part),
+ * -inf where causal hides a block and in the padding columns. Without given
+ * logits, qbar and kbar stay in the scratch (qbar times scale / temperature
+ * / its rows, kbar times 1 / b), the factors of L = qbar kbar^T.
+ */
+export function sinkhornLogits(
+  q: usize, k: usize, N: i32, b: i32, D: i32, scale: f32, temperature: f32, causal: bool, logits: usize, scratch: usize,
+): void {
   const nb = N / b;
-  const nbPad = nbPadded(nb);
+  const nbPad = sinkhornRowFloats(nb);
   const rowBytes = <usize>nbPad << 2;
   const S = scratch;
   if (logits != 0) {
@@ -187,8 +204,8 @@ export function sinkhornSortMatrix(
       }
     }
   } else {
-    const qbar = qbarOf(scratch, nb);
-    const kbar = kbarOf(scratch, nb, D);
+    const qbar = sinkhornQbarOf(scratch, nb);
+    const kbar = sinkhornKbarOf(scratch, nb, D);
     const kbarT = kbarTOf(scratch, nb, D);
     // qbar carries scale / temperature, so that the GEMM gives L directly
     const qRows = causal ? 1 : b;
@@ -206,17 +223,44 @@ export function sinkhornSortMatrix(
     // causal: only past blocks t < u; padding columns never take part
     for (let t = causal ? u : nb; t < nbPad; t++) store<f32>(row + (<usize>t << 2), NEG_INF);
   }
+}
+
+/**
+ * S's second step, in log space: causal, each row minus its log-sum-exp;
+ * else `iterations` times the rows then the columns. With `record` != 0,
+ * step s's row and column log-sum-exps go to record + 2 s nbPad floats and
+ * the nbPad after (what the backward needs to walk the steps back).
+ */
+export function sinkhornBalance(nb: i32, iterations: i32, causal: bool, scratch: usize, record: usize): void {
+  const nbPad = sinkhornRowFloats(nb);
+  const rowBytes = <usize>nbPad << 2;
+  const S = scratch;
   if (causal) {
     for (let u = 0; u < nb; u++) normaliseRow(S + <usize>u * rowBytes, nbPad);
-  } else {
-    for (let step = 0; step < iterations; step++) {
-      for (let u = 0; u < nb; u++) normaliseRow(S + <usize>u * rowBytes, nbPad);
-      normaliseColumns(S, nb, nbPad, colMaxOf(scratch, nb), colShiftOf(scratch, nb));
-    }
+    return;
   }
-  // S = exp(L); without balancing L may be positive, beyond the vector exp's range
-  const balanced = causal || iterations > 0;
-  const main = mainOf(scratch, nb);
+  const colShift = colShiftOf(scratch, nb);
+  for (let step = 0; step < iterations; step++) {
+    const rowLse = record + <usize>(2 * step) * rowBytes;
+    for (let u = 0; u < nb; u++) {
+      const lse = normaliseRow(S + <usize>u * rowBytes, nbPad);
+      if (record != 0) store<f32>(rowLse + (<usize>u << 2), lse);
+    }
+    normaliseColumns(S, nb, nbPad, colMaxOf(scratch, nb), colShift);
+    if (record != 0) memory.copy(rowLse + rowBytes, colShift, rowBytes);
+  }
+}
+
+/**
+ * S's last step: S = exp(L) in place, and each row's main source block.
+ * Without balancing (`balanced` false) L may be positive, beyond the
+ * vector exp's range.
+ */
+export function sinkhornExp(nb: i32, balanced: bool, scratch: usize): void {
+  const nbPad = sinkhornRowFloats(nb);
+  const rowBytes = <usize>nbPad << 2;
+  const S = scratch;
+  const main = sinkhornMainOf(scratch, nb);
   for (let u = 0; u < nb; u++) {
     const row = S + <usize>u * rowBytes;
     if (balanced) {
@@ -257,7 +301,7 @@ export function sinkhornSortColumns(
   x: usize, width: i32, N: i32, b: i32, causal: bool, scratch: usize, strip: usize, xs: usize, colStart: i32, colEnd: i32,
 ): void {
   const nb = N / b;
-  const nbPad = nbPadded(nb);
+  const nbPad = sinkhornRowFloats(nb);
   const cols = b * width;
   // causal: no row reads the last block
   const K = causal ? nb - 1 : nb;
@@ -341,7 +385,7 @@ export function sinkhornAttendBlocks(
   scale: f32, causal: bool, keyPadding: usize, scratch: usize, pack: usize, tiles: usize, uStart: i32, uEnd: i32,
 ): void {
   const nb = N / b;
-  const main = mainOf(scratch, nb);
+  const main = sinkhornMainOf(scratch, nb);
   for (let u = uStart; u < uEnd; u++) {
     packBlock(k, v, ks, vs, u, b, D, Dv, keyPadding, load<i32>(main + (<usize>u << 2)), pack);
     const qBlock = q + (<usize>(u * b * D) << 2);

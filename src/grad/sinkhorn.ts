@@ -1,8 +1,13 @@
-/** The backward pass of `sinkhorn`: src/reference/grad/sinkhorn.ts; `params.sortLogits` when the sort logits were given. */
+/**
+ * The backward pass of `sinkhorn`: src/reference/grad/sinkhorn.ts, and the
+ * SIMD plan of ./sinkhorn-plan.ts; `params.sortLogits` when the sort logits
+ * were given.
+ */
 import { sinkhornBackward } from '../reference/grad/sinkhorn.js';
 import type { SinkhornParsed } from '../variants/sinkhorn.js';
 import type { Backward, GradParams } from './backward.js';
 import { toFloat32 } from './params.js';
+import { sinkhornBackwardPlan } from './sinkhorn-plan.js';
 
 export const sinkhorn: Backward<SinkhornParsed> = {
   reference({ q, k, v }, p, gradOutput) {
@@ -16,4 +21,5 @@ export const sinkhorn: Backward<SinkhornParsed> = {
     }
     return { q: toFloat32(g.q), k: toFloat32(g.k), v: toFloat32(g.v), params };
   },
+  plan: sinkhornBackwardPlan,
 };

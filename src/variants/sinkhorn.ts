@@ -85,7 +85,7 @@ export const sinkhornProfile = { enabled: false, sortMs: 0, attendMs: 0 };
 const CALL_WORK = 2 ** 24;
 
 /** Splits [0, count) into ranges of about CALL_WORK / perItem items, multiples of `multiple`. */
-function forRanges(count: number, perItem: number, multiple: number, body: (start: number, end: number) => void): void {
+export function forRanges(count: number, perItem: number, multiple: number, body: (start: number, end: number) => void): void {
   const step = multiple * Math.max(1, Math.floor(CALL_WORK / Math.max(1, perItem) / multiple));
   for (let start = 0; start < count; start += step) body(start, Math.min(count, start + step));
 }
