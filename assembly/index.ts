@@ -23,3 +23,4 @@ export * from './grad/linformer';
 export * from './grad/patterns';
 export * from './grad/slots';
 export * from './grad/synthesizer';
+export * from './grad/routing';
