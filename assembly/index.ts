@@ -24,3 +24,4 @@ export * from './grad/patterns';
 export * from './grad/slots';
 export * from './grad/synthesizer';
 export * from './grad/routing';
+export * from './grad/lsh';
