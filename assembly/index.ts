@@ -25,3 +25,5 @@ export * from './grad/slots';
 export * from './grad/synthesizer';
 export * from './grad/compressed';
 export * from './grad/sinkhorn';
+export * from './grad/routing';
+export * from './grad/lsh';

@@ -13,7 +13,7 @@ import { checkFits, checkQKV, commonOptions, drawSizes, headParam, parseCommon, 
 import type { Parsed, Variant } from './variant.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { Exports } from '../runtime/exports.js';
-import { runJob, scratch, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
+import { runJob, scratch, type Job, type JobPlan, type KernelCall, type ScratchRef } from '../runtime/jobs.js';
 
 /**
  * Options of `lsh`. `k` must be `null` (or q itself): q holds the shared
@@ -125,6 +125,57 @@ export interface LshPhases {
 /** Multiply-adds per export call: V8 tiers a WebAssembly function up between calls, not within one. */
 const CALL_WORK = 2 ** 24;
 
+/** The scratch buffers of one head's forward calls, from scratch index `first` on (lshWorkBytes' work, the merge state acc). */
+export interface LshBuffers {
+  readonly hash: ScratchRef;
+  readonly buckets: ScratchRef;
+  readonly sorted: ScratchRef;
+  readonly counts: ScratchRef;
+  readonly inv: ScratchRef;
+  readonly work: ScratchRef;
+  readonly acc: ScratchRef;
+}
+
+export function lshBuffers(first: number): LshBuffers {
+  const [hash, buckets, sorted, counts, inv, work, acc] = [0, 1, 2, 3, 4, 5, 6].map((i) => scratch(first + i));
+  return { hash, buckets, sorted, counts, inv, work, acc };
+}
+
+/** Bytes of the {@link LshBuffers}, in their order. */
+export function lshBufferBytes(x: Exports, N: number, D: number, Dv: number, p: LshParsed): number[] {
+  const k = x as LshKernels;
+  const { rounds: R, buckets: nb } = p.rotations;
+  return [k.lshHashBytes(D, R, nb / 2), R * N * 4, R * N * 4, (nb + 1) * 4, N * 4, k.lshWorkBytes(p.bucketSize, N, D, Dv), k.lshAccBytes(N, Dv)];
+}
+
+/**
+ * The calls of one head's forward up to its merge state (shared with the
+ * backward pass, so that both see the same buckets and chunks): pack the
+ * head's rotations (at `rot`), hash, sort every round, the key norms, then
+ * every chunk's attention merged into `acc`. x, v: the head's rows; pad: its
+ * key padding or 0.
+ */
+export function lshHeadCalls(xHead: number, vHead: number, pad: number, rot: number, N: number, D: number, Dv: number, p: LshParsed, b: LshBuffers): KernelCall[] {
+  const { rounds: R, buckets: nb } = p.rotations;
+  const half = nb / 2;
+  const c = p.bucketSize;
+  const chunkCount = R * Math.ceil(N / c);
+  const cEff = Math.min(c, N);
+  const chunksPerCall = Math.max(1, Math.floor(CALL_WORK / (2 * cEff * cEff * (D + Dv))));
+  const rowsPerCall = 64 * Math.max(1, Math.floor(CALL_WORK / (64 * D * R * half)));
+  const job: KernelCall[] = [['lshPackRotations', rot, D, R, half, b.hash]];
+  for (let start = 0; start < N; start += rowsPerCall) job.push(['lshHashRows', xHead, N, D, R, half, b.hash, b.buckets, start, Math.min(N, start + rowsPerCall)]);
+  for (let r = 0; r < R; r++) job.push(['lshSortRound', b.buckets, N, nb, r, b.counts, b.sorted]);
+  job.push(['inverseNorms', xHead, N, D, b.inv], ['lshStart', b.acc, N, Dv]);
+  for (let start = 0; start < chunkCount; start += chunksPerCall) {
+    job.push([
+      'lshChunks', xHead, vHead, N, D, Dv, p.scale, p.causal ? 1 : 0, pad,
+      b.inv, b.sorted, R, c, b.work, b.acc, start, Math.min(chunkCount, start + chunksPerCall),
+    ]);
+  }
+  return job;
+}
+
 /**
  * The SIMD kernel of `lsh` as a plan, x `[B, H, N, D]` (queries and keys), v
  * `[B, H, N, Dv]`: one job per batch and head, which packs the head's
@@ -135,41 +186,22 @@ export function lshPlan(runtime: Runtime, x: Heads, v: Heads, p: LshParsed): Job
   const { B, H, N, D } = x;
   const Dv = v.D;
   const outLength = B * H * N * Dv;
-  const k = runtime.exports as unknown as LshKernels;
-  const { rounds: R, buckets: nb, headStride } = p.rotations;
-  const half = nb / 2;
-  const c = p.bucketSize;
-  const chunkCount = R * Math.ceil(N / c);
-  const cEff = Math.min(c, N);
-  const chunksPerCall = Math.max(1, Math.floor(CALL_WORK / (2 * cEff * cEff * (D + Dv))));
-  const rowsPerCall = 64 * Math.max(1, Math.floor(CALL_WORK / (64 * D * R * half)));
   const pad = p.keyPadding;
-  const scale = p.scale;
-  const causal = p.causal ? 1 : 0;
-  const [hash, buckets, sorted, counts, inv, work, acc] = [0, 1, 2, 3, 4, 5, 6].map(scratch);
+  const buffers = lshBuffers(0);
   return {
     what: 'lsh',
     parts: [x.data, v.data, p.rotations.data, outLength * 4, pad ?? 0],
     output: 3,
     length: outLength,
-    scratch: [k.lshHashBytes(D, R, half), R * N * 4, R * N * 4, (nb + 1) * 4, N * 4, k.lshWorkBytes(c, N, D, Dv), k.lshAccBytes(N, Dv)],
+    scratch: lshBufferBytes(runtime.exports, N, D, Dv, p),
     jobs: ([xp, vp, rotp, out, padp]) => {
       if (outLength === 0) return [];
       return Array.from({ length: B * H }, (_, bh): Job => {
         const b = Math.floor(bh / H);
         const h = bh % H;
-        const xHead = xp + bh * N * D * 4;
-        const job: KernelCall[] = [['lshPackRotations', rotp + h * headStride * 4, D, R, half, hash]];
-        for (let start = 0; start < N; start += rowsPerCall) job.push(['lshHashRows', xHead, N, D, R, half, hash, buckets, start, Math.min(N, start + rowsPerCall)]);
-        for (let r = 0; r < R; r++) job.push(['lshSortRound', buckets, N, nb, r, counts, sorted]);
-        job.push(['inverseNorms', xHead, N, D, inv], ['lshStart', acc, N, Dv]);
-        for (let start = 0; start < chunkCount; start += chunksPerCall) {
-          job.push([
-            'lshChunks', xHead, vp + bh * N * Dv * 4, N, D, Dv, scale, causal, pad ? padp + b * N : 0,
-            inv, sorted, R, c, work, acc, start, Math.min(chunkCount, start + chunksPerCall),
-          ]);
-        }
-        job.push(['lshFinish', acc, N, Dv, out + bh * N * Dv * 4]);
+        const rot = rotp + h * p.rotations.headStride * 4;
+        const job = lshHeadCalls(xp + bh * N * D * 4, vp + bh * N * Dv * 4, pad ? padp + b * N : 0, rot, N, D, Dv, p, buffers);
+        job.push(['lshFinish', buffers.acc, N, Dv, out + bh * N * Dv * 4]);
         return job;
       });
     },

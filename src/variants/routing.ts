@@ -14,7 +14,7 @@ import { qkvProblem } from './full.js';
 import type { Inputs, Parsed, Variant } from './variant.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { Exports } from '../runtime/exports.js';
-import { runJob, scratch, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
+import { runJob, scratch, type Job, type JobPlan, type KernelCall, type ScratchRef } from '../runtime/jobs.js';
 
 /** How `routing` fits its centroids when none are given (also `fitRoutingCentroids`'s options). */
 export interface RoutingFitOptions {
@@ -285,7 +285,7 @@ export function fitCentroidsKernel(runtime: Runtime, q: Heads, k: Heads, cluster
  * and k (fitCentroidsKernel, bit for bit the reference's; with no step, the
  * reference's seeded picks).
  */
-function kernelCentroids(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: RoutingParsed): RoutingCentroids {
+export function kernelCentroids(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: RoutingParsed): RoutingCentroids {
   if (p.centroids) return p.centroids;
   const { clusters, iterations, seed } = p.fit!;
   // no output: nothing to fit for
@@ -293,6 +293,43 @@ function kernelCentroids(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: Rout
   // fitting with no step keeps the seeded picks: the reference is as fast
   if (iterations === 0) return routingCentroids(q, k, p);
   return { data: fitCentroidsKernel(runtime, q, k, clusters, iterations, seed), headStride: clusters * q.D, clusters };
+}
+
+/** The scratch buffers routing one head needs (centroids, norms, selection, the members of either side), from scratch index `first` on. */
+export interface RouteBuffers {
+  readonly muT: ScratchRef;
+  readonly inv: ScratchRef;
+  readonly route: ScratchRef;
+  /** [C][min(w, Nq)] and [C][min(w, Nk)] i32: each cluster's members, in increasing order. */
+  readonly qMembers: ScratchRef;
+  readonly kMembers: ScratchRef;
+}
+
+export function routeBuffers(first: number): RouteBuffers {
+  const [muT, inv, route, qMembers, kMembers] = [0, 1, 2, 3, 4].map((i) => scratch(first + i));
+  return { muT, inv, route, qMembers, kMembers };
+}
+
+/** Bytes of the {@link RouteBuffers}, in their order. */
+export function routeBytes(x: Exports, Nq: number, Nk: number, D: number, C: number, w: number): number[] {
+  const k = x as RoutingKernels;
+  return [C * D * 4, Math.max(Nq, Nk) * 4, Math.max(k.routingRouteBytes(Nq, C, w), k.routingRouteBytes(Nk, C, w)), C * Math.min(w, Nq) * 4, C * Math.min(w, Nk) * 4];
+}
+
+/**
+ * The calls that route one head (shared with the backward pass, so that both
+ * see the same members): prepare its centroids (at `mu`), then for its
+ * queries and its keys the similarities and every cluster's top w.
+ */
+export function routeCalls(qHead: number, kHead: number, Nq: number, Nk: number, D: number, C: number, w: number, mu: number, b: RouteBuffers): KernelCall[] {
+  const rowsPerCall = 64 * Math.max(1, Math.floor(CALL_WORK / (64 * C * D)));
+  const job: KernelCall[] = [['routingPrepareCentroids', mu, C, D, b.muT]];
+  for (const [side, N, members] of [[qHead, Nq, b.qMembers], [kHead, Nk, b.kMembers]] as const) {
+    job.push(['inverseNorms', side, N, D, b.inv], ['routingRouteStart', N, C, w, b.route]);
+    for (let start = 0; start < N; start += rowsPerCall) job.push(['routingRouteRows', side, N, D, b.inv, b.muT, C, w, b.route, start, Math.min(N, start + rowsPerCall)]);
+    job.push(['routingRouteFinish', N, C, w, b.route, members, 0, C]);
+  }
+  return job;
 }
 
 /**
@@ -312,21 +349,18 @@ export function routingPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: R
   const w = p.window;
   const wq = Math.min(w, Nq);
   const wk = Math.min(w, Nk);
-  const rowsPerCall = 64 * Math.max(1, Math.floor(CALL_WORK / (64 * C * D)));
   const clustersPerCall = Math.max(1, Math.floor(CALL_WORK / (wq * wk * (D + Dv))));
   const pad = p.keyPadding;
   const scale = p.scale;
   const causal = p.causal ? 1 : 0;
-  const [muT, inv, route, qMembers, kMembers, work, sums] = [0, 1, 2, 3, 4, 5, 6].map(scratch);
+  const [work, sums] = [5, 6].map(scratch);
+  const buffers = routeBuffers(0);
   return {
     what: 'routing',
     parts: [q.data, k.data, v.data, outLength * 4, pad ?? 0, centroids.data],
     output: 3,
     length: outLength,
-    scratch: [
-      C * D * 4, Math.max(Nq, Nk) * 4, Math.max(x.routingRouteBytes(Nq, C, w), x.routingRouteBytes(Nk, C, w)),
-      C * wq * 4, C * wk * 4, x.routingWorkBytes(wk, D, Dv), x.routingSumBytes(Nq, Dv),
-    ],
+    scratch: [...routeBytes(x, Nq, Nk, D, C, w), x.routingWorkBytes(wk, D, Dv), x.routingSumBytes(Nq, Dv)],
     jobs: ([qp, kp, vp, out, padp, mu]) => {
       if (outLength === 0) return [];
       return Array.from({ length: B * H }, (_, bh): Job => {
@@ -335,17 +369,12 @@ export function routingPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, p: R
         const qHead = qp + bh * Nq * D * 4;
         // the kv head that query head h reads (grouped-query attention: shared, in place)
         const kHead = kp + headOffset(k, b, h, H) * 4;
-        const job: KernelCall[] = [['routingPrepareCentroids', mu + h * headStride * 4, C, D, muT]];
-        for (const [side, N, members] of [[qHead, Nq, qMembers], [kHead, Nk, kMembers]] as const) {
-          job.push(['inverseNorms', side, N, D, inv], ['routingRouteStart', N, C, w, route]);
-          for (let start = 0; start < N; start += rowsPerCall) job.push(['routingRouteRows', side, N, D, inv, muT, C, w, route, start, Math.min(N, start + rowsPerCall)]);
-          job.push(['routingRouteFinish', N, C, w, route, members, 0, C]);
-        }
+        const job = routeCalls(qHead, kHead, Nq, Nk, D, C, w, mu + h * headStride * 4, buffers);
         job.push(['routingStart', sums, Nq, Dv]);
         for (let c = 0; c < C; c += clustersPerCall) {
           job.push([
             'routingAttend', qHead, kHead, vp + headOffset(v, b, h, H) * 4, Nq, Nk, D, Dv, scale, causal, pad ? padp + b * Nk : 0,
-            qMembers, wq, kMembers, wk, work, sums, c, Math.min(C, c + clustersPerCall),
+            buffers.qMembers, wq, buffers.kMembers, wk, work, sums, c, Math.min(C, c + clustersPerCall),
           ]);
         }
         job.push(['routingFinish', sums, Nq, Dv, out + bh * Nq * Dv * 4]);
