@@ -1,8 +1,10 @@
 /**
  * Backward passes against their forward, at B = 1, H = 8, D = Dv = 64 on one
- * thread: `full` at N = 1024 and 4096 (causal and not), `local` (window 128)
- * and `linear` (elu + 1 and FAVOR+ with M = 64, causal and not) at N = 4096,
- * `synthesizer` with given logits `[1, N, N]` shared by the heads at 1024.
+ * thread: `full` at N = 1024 and 4096 (causal and not); at N = 4096 the
+ * pattern family (`local` window 128, `strided` 64 window 8, Longformer's
+ * window and global tokens), `linear` (elu + 1 and FAVOR+ with M = 64,
+ * causal and not), `compressed`, `sinkhorn`, `lsh`, `routing`; `synthesizer`
+ * with given logits `[1, N, N]` shared by the heads at 1024.
  * Calls are interleaved in rounds (forward, backward, and for full and local
  * backward given the forward's output, ...) in one process and timed in CPU time (process.cpuUsage: steadier than wall time
  * on a shared machine); the ratio is of the medians. Then the WebAssembly
@@ -57,10 +59,16 @@ export async function benchGrad({ sizes, rounds = 5 }: { sizes?: number[]; round
     ['full', '', () => ({}), sizes ?? [1024, 4096], true],
     ['full', 'causal', () => ({ causal: true }), sizes ?? [1024, 4096], true],
     ['local', 'window 128', () => ({ window: 128 }), sizes ?? [4096], true],
+    ['strided', 'stride 64 window 8', () => ({ stride: 64, window: 8 }), sizes ?? [4096]],
+    ['sparse', 'window 64 + 4 global tokens', () => ({ patterns: [{ type: 'local', window: 64 }, { type: 'global', tokens: [0, 1, 2, 3] }] }), sizes ?? [4096]],
     ['linear', 'elu', () => ({}), sizes ?? [4096]],
     ['linear', 'elu causal', () => ({ causal: true }), sizes ?? [4096]],
     ['linear', 'favor M64', () => ({ featureMap: 'favor', numFeatures: 64, seed: 1 }), sizes ?? [4096]],
     ['linear', 'favor M64 causal', () => ({ featureMap: 'favor', numFeatures: 64, seed: 1, causal: true }), sizes ?? [4096]],
+    ['compressed', 'mean, factor 4', () => ({ factor: 4 }), sizes ?? [4096]],
+    ['sinkhorn', 'blocks of 64', () => ({ blockSize: 64 }), sizes ?? [4096]],
+    ['lsh', 'chunks of 64, 2 rounds, 64 buckets', () => ({ bucketSize: 64, rounds: 2, buckets: 64, seed: 1 }), sizes ?? [4096]],
+    ['routing', 'window 64, 64 given centroids', () => ({ window: 64, centroids: randomTensor([1, 64, D], 9) }), sizes ?? [4096]],
     ['synthesizer', 'random (logits [1, N, N])', (N) => synthesizerParams('random', { Nq: N, Nk: N }, 5), sizes ?? [1024]],
   ];
   const rows: GradRow[] = [];
@@ -68,8 +76,8 @@ export async function benchGrad({ sizes, rounds = 5 }: { sizes?: number[]; round
     for (const N of Ns) {
       const options = optionsAt(N);
       const [q, k, v, g] = [1, 2, 3, 4].map((seed) => randomTensor([1, H, N, D], seed));
-      // synthesizer takes only v
-      const [qIn, kIn] = name === 'synthesizer' ? [null, null] : [q, k];
+      // synthesizer takes only v; lsh's keys are its queries
+      const [qIn, kIn] = name === 'synthesizer' ? [null, null] : name === 'lsh' ? [q, q] : [q, k];
       const forward = () => attn.apply(name, qIn, kIn, v, options);
       const backward = () => attn.backward(name, qIn, kIn, v, g, options);
       const output = forward();

@@ -68,10 +68,10 @@ const USAGE = `usage: node dist-bench/run.js [options]
                        recurrence, the growth from N = 16384 to 65536, and recurrentState's
                        step at positions 1k and 60k
   --grad               backward against forward time (H = 8, D = 64, 5 interleaved rounds) of
-                       full at N = 1024 and 4096 (causal and not), local (window 128) and
-                       linear (elu and FAVOR+, causal and not) at 4096, synthesizer (given
+                       full at N = 1024 and 4096 (causal and not), the patterns, linear,
+                       compressed, sinkhorn, lsh and routing at 4096, synthesizer (given
                        logits) at 1024 (with --sizes, all at those sizes), and the memory of
-                       full's backward at N = 16384 (about three minutes)`;
+                       full's backward at N = 16384 (about four minutes)`;
 
 // ---------------------------------------------------------------- arguments
 
