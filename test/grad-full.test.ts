@@ -13,7 +13,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAttention, type Attention, type GradientTensors } from '../dist/index.js';
 import { bytes } from './backends.js';
-import { expectGradients, loadGradGolden } from './grad-simd.js';
+import { expectGradients, loadGradGolden, relative } from './grad-simd.js';
 import { flatParams } from './grad-golden.js';
 import { padding, randn, type T } from './random.js';
 
@@ -27,22 +27,6 @@ beforeAll(async () => {
 });
 afterAll(() => two.dispose());
 
-/**
- * max |got - want| over max |want| (at least `floor`: a bias constant along
- * the keys has gradient 0 in exact arithmetic, and float32 sums of its terms
- * leave rounding of about 1e-7).
- */
-function relative(got: Float32Array, want: Float32Array, floor = 1e-3): number {
-  expect(got.length).toBe(want.length);
-  let scale = floor;
-  let worst = 0;
-  for (let i = 0; i < want.length; i++) {
-    scale = Math.max(scale, Math.abs(want[i]));
-    const d = Math.abs(got[i] - want[i]);
-    worst = Number.isNaN(d) ? Infinity : Math.max(worst, d);
-  }
-  return worst / scale;
-}
 
 type Softmax = 'full' | 'local' | 'strided' | 'global' | 'sparse' | 'mixed';
 

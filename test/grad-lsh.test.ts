@@ -5,6 +5,7 @@
 // padding, causal, given and drawn rotations, a chunk of N, D not a multiple
 // of 4; the pool gives the same bits; bad gradOutput leaves the instance usable.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { relative } from './grad-simd.js';
 import { createAttention, type Attention } from '../dist/index.js';
 import { bytes } from './backends.js';
 import { padding, randn, type T } from './random.js';
@@ -19,18 +20,6 @@ beforeAll(async () => {
 });
 afterAll(() => two.dispose());
 
-/** max |got - want| over max(1e-3, max |want|). */
-function relative(got: Float32Array, want: Float32Array): number {
-  expect(got.length).toBe(want.length);
-  let scale = 1e-3;
-  let worst = 0;
-  for (let i = 0; i < want.length; i++) {
-    scale = Math.max(scale, Math.abs(want[i]));
-    const d = Math.abs(got[i] - want[i]);
-    worst = Number.isNaN(d) ? Infinity : Math.max(worst, d);
-  }
-  return worst / scale;
-}
 
 function expectReference(x: T, v: T, options: Record<string, unknown>): void {
   const g = randn([...x.dims.slice(0, -1), v.dims[v.dims.length - 1]], 77);

@@ -91,3 +91,20 @@ export function expectDifferences(inputs: Record<string, Float64Array>, got: Rec
     expect(worst / scale, name).toBeLessThanOrEqual(tolerance);
   }
 }
+
+/**
+ * max |got - want| over max |want| (at least `floor`: a gradient that is 0
+ * in exact arithmetic, as a bias constant along the keys has, keeps float32
+ * rounding of about 1e-7).
+ */
+export function relative(got: Float32Array, want: Float32Array, floor = 1e-3): number {
+  expect(got.length).toBe(want.length);
+  let scale = floor;
+  let worst = 0;
+  for (let i = 0; i < want.length; i++) {
+    scale = Math.max(scale, Math.abs(want[i]));
+    const d = Math.abs(got[i] - want[i]);
+    worst = Number.isNaN(d) ? Infinity : Math.max(worst, d);
+  }
+  return worst / scale;
+}

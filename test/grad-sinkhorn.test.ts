@@ -9,6 +9,7 @@
 // gradOutput leaves the instance usable. (The goldens run in
 // grad-golden.test.ts and relaxed-child.mjs.)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { relative } from './grad-simd.js';
 import { createAttention, type Attention, type GradientTensors } from '../dist/index.js';
 import { bytes } from './backends.js';
 import { flatParams } from './grad-golden.js';
@@ -24,18 +25,6 @@ beforeAll(async () => {
 });
 afterAll(() => two.dispose());
 
-/** max |got - want| over max(floor, max |want|). */
-function relative(got: Float32Array, want: Float32Array, floor = 1e-3): number {
-  expect(got.length).toBe(want.length);
-  let scale = floor;
-  let worst = 0;
-  for (let i = 0; i < want.length; i++) {
-    scale = Math.max(scale, Math.abs(want[i]));
-    const d = Math.abs(got[i] - want[i]);
-    worst = Number.isNaN(d) ? Infinity : Math.max(worst, d);
-  }
-  return worst / scale;
-}
 
 interface Problem {
   B: number;

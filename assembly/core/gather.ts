@@ -167,3 +167,15 @@ export function inverseNorms(x: usize, N: i32, D: i32, inv: usize): void {
     store<f32>(inv + (<usize>n << 2), 1 / max(Mathf.sqrt(sq), <f32>1e-12));
   }
 }
+
+/** Rows pos[0..count) of x [.][n] += src [count][n] (a backward pass's scatter of gathered rows' gradients). */
+export function scatterAddRows(src: usize, pos: usize, count: i32, n: i32, x: usize): void {
+  const n4 = n & ~3;
+  for (let t = 0; t < count; t++) {
+    const s = src + (<usize>(t * n) << 2);
+    const d = x + (<usize>(load<i32>(pos + (<usize>t << 2)) * n) << 2);
+    let e = 0;
+    for (; e < n4; e += 4) v128.store(d + (<usize>e << 2), f32x4.add(v128.load(d + (<usize>e << 2)), v128.load(s + (<usize>e << 2))));
+    for (; e < n; e++) store<f32>(d + (<usize>e << 2), load<f32>(d + (<usize>e << 2)) + load<f32>(s + (<usize>e << 2)));
+  }
+}

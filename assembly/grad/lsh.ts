@@ -17,6 +17,7 @@
 // Per head, after the forward's calls up to lshChunks: lshGradStats,
 // lshGradStart, lshGradChunks (chunk ranges, in order: the sums), lshGradKeys.
 import { valueWidthPadded } from '../core/flash';
+import { scatterAddRows } from '../core/gather';
 import { gemm, transpose } from '../core/gemm';
 import { expNonPositive } from '../core/simd';
 
@@ -89,18 +90,6 @@ function gatherKeys(
     for (let d = 0; d < D; d++) store<f32>(at(dst, d), load<f32>(at(src, d)) * s);
     const vj = at(v, j * Dv);
     for (let e = 0; e < Dv; e++) store<f32>(at(vT, e * kPad + k), load<f32>(at(vj, e)));
-  }
-}
-
-/** Rows pos[0..count) of x [.][n] += src [count][n]. */
-function scatterAddRows(src: usize, pos: usize, count: i32, n: i32, x: usize): void {
-  const n4 = n & ~3;
-  for (let t = 0; t < count; t++) {
-    const s = at(src, t * n);
-    const d = at(x, load<i32>(at(pos, t)) * n);
-    let e = 0;
-    for (; e < n4; e += 4) v128.store(at(d, e), f32x4.add(v128.load(at(d, e)), v128.load(at(s, e))));
-    for (; e < n; e++) store<f32>(at(d, e), load<f32>(at(d, e)) + load<f32>(at(s, e)));
   }
 }
 

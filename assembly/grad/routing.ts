@@ -9,6 +9,7 @@
 //
 // Per (batch, query head), after routing: routingGradJoined, then
 // routingGradClusters (cluster ranges, in order: dq, dk, dv are sums).
+import { scatterAddRows } from '../core/gather';
 import { slotGradStart, slotSoftmaxBackward } from './slots';
 
 // @ts-ignore: decorator
@@ -61,18 +62,6 @@ export function routingGradJoined(
 /** dst rows [count][n] = rows pos[0..count) of x [.][n]. */
 function gatherRows(x: usize, pos: usize, count: i32, n: i32, dst: usize): void {
   for (let t = 0; t < count; t++) memory.copy(at(dst, t * n), at(x, load<i32>(at(pos, t)) * n), <usize>n << 2);
-}
-
-/** Rows pos[0..count) of x [.][n] += src [count][n]. */
-function scatterAddRows(src: usize, pos: usize, count: i32, n: i32, x: usize): void {
-  const n4 = n & ~3;
-  for (let t = 0; t < count; t++) {
-    const s = at(src, t * n);
-    const d = at(x, load<i32>(at(pos, t)) * n);
-    let e = 0;
-    for (; e < n4; e += 4) v128.store(at(d, e), f32x4.add(v128.load(at(d, e)), v128.load(at(s, e))));
-    for (; e < n; e++) store<f32>(at(d, e), load<f32>(at(d, e)) + load<f32>(at(s, e)));
-  }
 }
 
 /**
