@@ -13,7 +13,7 @@
 // reads them as they are; a row block's P and ds are gathered as panels
 // [key / 4][64 rows][4] so that the products for dV_J and dK_J run over all 64
 // rows at once, with constant offsets (gemmPanels).
-import { scaleRow } from '../core/features';
+import { dot, scaleRow } from '../core/features';
 import {
   KEY_BLOCK, ROWS, addKeyBias, keyCountPadded, maskCausal, maskWindowStart, packKeys, packedBias, packedKeys, packedValues, scoreBlock,
 } from '../core/flash';
@@ -68,16 +68,7 @@ export function fullGradRowStats(
     q, out, Nk, D, outputGiven ? 0 : Dv, D, Dv, scale, hi >= 0, terms, packedKeys(pack), packedValues(pack, Nk, D), false,
     load<i32>(pack) != 0 ? packedBias(pack, Nk, D, Dv) : 0, tiles, rowStart, rowEnd, Nk - Nq + shift, 1, lo >= 0 ? lo + shift : -1, lse,
   );
-  for (let i = rowStart; i < rowEnd; i++) {
-    const gi = at(g, i * Dv);
-    const oi = at(out, i * Dv);
-    let acc = f32x4.splat(0);
-    let c = 0;
-    for (; c + 4 <= Dv; c += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(at(gi, c)), v128.load(at(oi, c))));
-    let sum = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
-    for (; c < Dv; c++) sum += load<f32>(at(gi, c)) * load<f32>(at(oi, c));
-    store<f32>(at(delta, i), sum);
-  }
+  for (let i = rowStart; i < rowEnd; i++) store<f32>(at(delta, i), dot(at(g, i * Dv), at(out, i * Dv), Dv));
 }
 
 /** Packs every 8-row tile of a head (N rows of D, times scale) as the engine's query tiles qt[d][8], one after the other. */

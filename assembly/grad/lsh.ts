@@ -17,6 +17,7 @@
 // Per head, after the forward's calls up to lshChunks: lshGradStats,
 // lshGradStart, lshGradChunks (chunk ranges, in order: the sums), lshGradKeys.
 import { valueWidthPadded } from '../core/flash';
+import { dot } from '../core/features';
 import { scatterAddRows } from '../core/gather';
 import { gemm, transpose } from '../core/gemm';
 import { expNonPositive } from '../core/simd';
@@ -44,11 +45,9 @@ export function lshGradStats(acc: usize, N: i32, Dv: i32, g: usize, rowStats: us
     const l = load<f32>(at(stats, 2 * i + 1));
     const o = at(acc, i * dvPad);
     const gi = at(g, i * Dv);
-    let dot: f32 = 0;
-    for (let e = 0; e < Dv; e++) dot += load<f32>(at(gi, e)) * load<f32>(at(o, e));
     store<f32>(at(rowStats, 2 * i), m);
     store<f32>(at(rowStats, 2 * i + 1), 1 / l);
-    store<f32>(at(delta, i), dot / l);
+    store<f32>(at(delta, i), dot(gi, o, Dv) / l);
   }
 }
 
