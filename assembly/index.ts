@@ -1,7 +1,7 @@
 // The module's exports: integers and pointers only. The TypeScript side
 // (src/runtime/) binds them once at load time.
 export { heapBase, relaxedSimd } from './core/memory';
-export { groupBytes, packBytes, packHead } from './core/flash';
+export { groupBytes, packBytes, packHead } from './core/flash-layout';
 export { fullAttentionRows } from './variants/full';
 export { shareCovers, termsBytes, writeTerms } from './core/terms';
 export { gemm, transpose } from './core/gemm';
@@ -15,7 +15,7 @@ export * from './variants/lsh';
 export * from './variants/linear';
 export * from './variants/routing';
 export { attentionRows } from './variants/full';
-export { kvAppend, kvShift, kvValues } from './variants/kvcache';
+export { kvAppend, kvBlockBytes, kvShift } from './variants/kvcache';
 export * from './variants/recurrent';
 export * from './grad/full';
 export * from './grad/linear';

@@ -1,11 +1,14 @@
 /**
  * The decoding section: one step of a decoder at cache lengths L (H = 32
- * query heads, Hkv = 8 kv heads, D = 128, one thread), every row in this one
- * process, interleaved in rounds and timed in CPU time, so that their ratios
+ * query heads, Hkv = 8 kv heads, D = 128, one thread), every row in one
+ * child process (started with relaxed SIMD enabled, so that both builds run
+ * in it), interleaved in rounds and timed in CPU time, so that their ratios
  * come from the same spells of the shared machine:
  *
  * - `cache step`: `cache.append(k_t, v_t)` then `cache.attend(q_t)` on an
- *   `attn.kvCache` holding L positions (SPEC "Decoding");
+ *   `attn.kvCache` holding L positions (SPEC "Decoding"), plain SIMD build;
+ * - `cache step (relaxed SIMD)`: the same on the relaxed-SIMD build (fused
+ *   multiply-add), the default where the runtime has relaxed SIMD;
  * - `copy K, V`: `TypedArray.set` of the cache's keys and values once, the
  *   memory-bound reference (a step must read them all at least once);
  * - `full, no cache`: `attn.full(q_t, K, V)` with K and V already in
@@ -14,10 +17,11 @@
  *   with `past_key` / `past_value` for one new token (it returns the
  *   presents: a copy of the cache per step, as the operator defines).
  */
+import { fork } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { createAttention, type Tensor } from 'wasm-attention';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createAttention, type Attention, type Tensor } from 'wasm-attention';
 import { randomTensor } from './measure.js';
 import { attentionDecodeModel } from './peers/onnx.js';
 import { fmtMs, median, table } from './processes.js';
@@ -39,20 +43,22 @@ export interface DecodeRow {
 export interface DecodeSection {
   rounds: number;
   rows: DecodeRow[];
-  /** max |cache step - full, no cache| and |cache step - ort| over the outputs, per L. */
-  agreement: { L: number; full: number; ort: number }[];
+  /** max |cache step - full, no cache| (plain and relaxed builds) and |cache step - ort| over the outputs, per L. */
+  agreement: { L: number; full: number; relaxed: number; ort: number }[];
   notes: Record<string, string>;
 }
 
 export const DECODE_ROWS = {
   step: 'cache step',
+  relaxed: 'cache step (relaxed SIMD)',
   copy: 'copy K, V',
   full: 'full, no cache',
   ort: 'ort Attention + past',
 } as const;
 
 const notes: Record<string, string> = {
-  [DECODE_ROWS.step]: 'cache.append(k_t, v_t) then cache.attend(q_t): attn.kvCache holding L positions, q_t [1, 32, 1, 128]',
+  [DECODE_ROWS.step]: 'cache.append(k_t, v_t) then cache.attend(q_t): attn.kvCache holding L positions, q_t [1, 32, 1, 128], plain SIMD build',
+  [DECODE_ROWS.relaxed]: 'the same on the relaxed-SIMD build (fused multiply-add; the default where the runtime has relaxed SIMD)',
   [DECODE_ROWS.copy]: "Float32Array.set of the cache's K and V (2 Hkv L D floats): the memory-bound reference",
   [DECODE_ROWS.full]: 'attn.full(q_t, K, V) with K, V [1, 8, L, 128] in WebAssembly memory (attn.tensor): re-packed every step',
   [DECODE_ROWS.ort]: 'onnxruntime-web wasm, numThreads 1: ONNX Attention (opset 23) with past_key / past_value [1, 8, L, 128] and one new token',
@@ -81,14 +87,9 @@ interface Runner {
 }
 
 /** The rows at cache length L. */
-async function runnersAt(L: number): Promise<{ runners: Runner[]; dispose: () => void }> {
-  const { H, Hkv, D } = DECODE;
-  const attn = await createAttention({ threads: 1 });
-  const K = randomTensor([1, Hkv, L, D], 2);
-  const V = randomTensor([1, Hkv, L, D], 3);
-  const qt = randomTensor([1, H, 1, D], 1);
-  const kt = randomTensor([1, Hkv, 1, D], 4);
-  const vt = randomTensor([1, Hkv, 1, D], 5);
+/** A cache holding K, V on `attn`, its step (append k_t, v_t, then attend q_t) and its refill. */
+function cacheStep(attn: Attention, K: Tensor, V: Tensor, qt: Tensor, kt: Tensor, vt: Tensor) {
+  const [, Hkv, L, D] = K.dims;
   // refilled before each round, whose steps add at most L / 64 positions: the step's cost stays that of L
   const cache = attn.kvCache({ heads: Hkv, dim: D, capacity: L + L / 64 });
   const refill = () => {
@@ -96,9 +97,31 @@ async function runnersAt(L: number): Promise<{ runners: Runner[]; dispose: () =>
     cache.append(K, V);
   };
   refill();
+  const step = () => {
+    cache.append(kt, vt);
+    return cache.attend(qt).data;
+  };
+  return { cache, refill, step };
+}
+
+/** The rows at cache length L. */
+async function runnersAt(L: number): Promise<{ runners: Runner[]; dispose: () => void }> {
+  const { H, Hkv, D } = DECODE;
+  const attn = await createAttention({ threads: 1, relaxedSimd: false });
+  const relaxedAttn = await createAttention({ threads: 1, relaxedSimd: true });
+  const K = randomTensor([1, Hkv, L, D], 2);
+  const V = randomTensor([1, Hkv, L, D], 3);
+  const qt = randomTensor([1, H, 1, D], 1);
+  const kt = randomTensor([1, Hkv, 1, D], 4);
+  const vt = randomTensor([1, Hkv, 1, D], 5);
+  const plain = cacheStep(attn, K, V, qt, kt, vt);
+  const relaxed = cacheStep(relaxedAttn, K, V, qt, kt, vt);
   const kw = attn.tensor(K.dims, K.data);
   const vw = attn.tensor(V.dims, V.data);
+  // the copy reads real numbers (pages never written would all read as one page of zeros)
   const src = new Float32Array(2 * Hkv * L * D);
+  src.set(K.data);
+  src.set(V.data, K.data.length);
   const dst = new Float32Array(2 * Hkv * L * D);
 
   const ort = await import('onnxruntime-web');
@@ -121,10 +144,6 @@ async function runnersAt(L: number): Promise<{ runners: Runner[]; dispose: () =>
     past_value: new ort.Tensor('float32', V.data, [1, Hkv, L, D]),
   };
   const ortStep = async () => (await session.run(feeds)).out.data as Float32Array;
-  const step = () => {
-    cache.append(kt, vt);
-    return cache.attend(qt).data;
-  };
   // the cache's first step appends (k_t, v_t): full and ort see the same L + 1 positions
   const withNew = (x: Tensor, t: Tensor): Tensor => {
     const out = new Float32Array(Hkv * (L + 1) * D);
@@ -134,11 +153,14 @@ async function runnersAt(L: number): Promise<{ runners: Runner[]; dispose: () =>
     }
     return { data: out, dims: [1, Hkv, L + 1, D] };
   };
-  const firstStep = step();
-  refill();
+  const firstStep = plain.step();
+  plain.refill();
+  const firstRelaxed = relaxed.step();
+  relaxed.refill();
   const fullOut = attn.full(qt, withNew(K, kt), withNew(V, vt)).data;
   const runners: Runner[] = [
-    { row: DECODE_ROWS.step, call: step, out: () => firstStep, prepare: refill, maxCalls: L / 64 },
+    { row: DECODE_ROWS.step, call: plain.step, out: () => firstStep, prepare: plain.refill, maxCalls: L / 64 },
+    { row: DECODE_ROWS.relaxed, call: relaxed.step, out: () => firstRelaxed, prepare: relaxed.refill, maxCalls: L / 64 },
     { row: DECODE_ROWS.copy, call: () => dst.set(src) },
     { row: DECODE_ROWS.full, call: () => attn.full(qt, kw, vw), out: () => fullOut },
     { row: DECODE_ROWS.ort, call: ortStep, out: ortStep },
@@ -146,16 +168,19 @@ async function runnersAt(L: number): Promise<{ runners: Runner[]; dispose: () =>
   return {
     runners,
     dispose: () => {
-      cache.dispose();
+      plain.cache.dispose();
+      relaxed.cache.dispose();
       kw.free();
       vw.free();
       void session.release();
       attn.dispose();
+      relaxedAttn.dispose();
     },
   };
 }
 
-export async function runDecodeSection({ sizes = DECODE_SIZES, rounds = 5, progress = (_: string) => {} } = {}): Promise<DecodeSection> {
+/** Measures the rows at each size, in this process (both builds: relaxed SIMD must be enabled). */
+async function measureDecode(sizes: number[], rounds: number, progress: (message: string) => void): Promise<DecodeSection> {
   const section: DecodeSection = { rounds, rows: [], agreement: [], notes };
   for (const L of sizes) {
     progress(`decode L=${L}`);
@@ -167,26 +192,63 @@ export async function runDecodeSection({ sizes = DECODE_SIZES, rounds = 5, progr
     }
     const times = runners.map(() => [] as number[]);
     for (let round = 0; round < rounds; round++) {
-      for (const [i, r] of runners.entries()) {
-        r.prepare?.();
-        times[i].push(await cpuMs(r.call, 150, r.maxCalls));
+      // the order rotates, so that drift on a shared machine spreads over every row
+      for (let n = 0; n < runners.length; n++) {
+        const i = (n + round) % runners.length;
+        runners[i].prepare?.();
+        times[i].push(await cpuMs(runners[i].call, 150, runners[i].maxCalls));
       }
       progress(`decode L=${L} round ${round + 1}/${rounds}`);
     }
-    const copy = times[1];
+    const copy = times[runners.findIndex((r) => r.row === DECODE_ROWS.copy)];
     for (const [i, r] of runners.entries()) {
       const ratios = times[i].map((t, round) => t / copy[round]);
       section.rows.push({ L, row: r.row, ms: median(times[i]), perCopy: median(ratios), perCopyRange: [Math.min(...ratios), Math.max(...ratios)] });
     }
-    const ours = await runners[0].out!();
-    const diff = async (r: Runner) => {
-      const other = await r.out!();
-      return Math.max(...Array.from(ours, (x, i) => Math.abs(x - other[i])));
+    const out = async (row: string) => runners.find((r) => r.row === row)!.out!();
+    const diff = async (a: string, b: string) => {
+      const [x, y] = [await out(a), await out(b)];
+      return Math.max(...Array.from(x, (v, i) => Math.abs(v - y[i])));
     };
-    section.agreement.push({ L, full: await diff(runners[2]), ort: await diff(runners[3]) });
+    section.agreement.push({
+      L,
+      full: await diff(DECODE_ROWS.step, DECODE_ROWS.full),
+      relaxed: await diff(DECODE_ROWS.relaxed, DECODE_ROWS.full),
+      ort: await diff(DECODE_ROWS.step, DECODE_ROWS.ort),
+    });
     dispose();
   }
   return section;
+}
+
+const CHILD = '--decode-child';
+
+/**
+ * The section, measured in a child process started with relaxed SIMD
+ * enabled (Node 20 has it behind a flag), so that the plain and relaxed
+ * builds, the copy and the peers share one process.
+ */
+export async function runDecodeSection({ sizes = DECODE_SIZES, rounds = 5, progress = (_: string) => {} } = {}): Promise<DecodeSection> {
+  const child = fork(fileURLToPath(import.meta.url), [CHILD], {
+    execArgv: ['--experimental-wasm-relaxed-simd'],
+    serialization: 'advanced',
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  return new Promise((resolve, reject) => {
+    child.on('message', (m: { progress?: string; section?: DecodeSection }) => {
+      if (m.progress) progress(m.progress);
+      if (m.section) resolve(m.section);
+    });
+    child.on('exit', (code) => reject(new Error(`the decoding section's process exited (code ${code}) before its results`)));
+    child.send({ sizes, rounds });
+  });
+}
+
+if (process.argv[2] === CHILD && process.send) {
+  process.once('message', async ({ sizes, rounds }: { sizes: number[]; rounds: number }) => {
+    const section = await measureDecode(sizes, rounds, (message) => process.send!({ progress: message }));
+    process.send!({ section }, () => process.exit(0));
+  });
 }
 
 export function printDecodeSection(section: DecodeSection): void {
@@ -200,6 +262,8 @@ export function printDecodeSection(section: DecodeSection): void {
     `${r.perCopy.toFixed(2)}x [${r.perCopyRange[0].toFixed(2)}-${r.perCopyRange[1].toFixed(2)}]`,
   ]);
   table(`decoding: one step, B=1 H=${H} Hkv=${Hkv} D=${D}, one thread, ${section.rounds} rounds (CPU time; x copy: the step / copying K and V once, paired by round)`, ['L', 'row', 'ms', 'tokens/s', 'x copy'], body);
-  for (const a of section.agreement) console.log(`  L=${a.L}: max |cache step - full| ${a.full.toExponential(1)}, max |cache step - ort| ${a.ort.toExponential(1)}`);
+  for (const a of section.agreement) {
+    console.log(`  L=${a.L}: max |cache step - full| ${a.full.toExponential(1)} (relaxed build ${a.relaxed.toExponential(1)}), max |cache step - ort| ${a.ort.toExponential(1)}`);
+  }
   for (const [row, note] of Object.entries(section.notes)) console.log(`  ${row}: ${note}`);
 }

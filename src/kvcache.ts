@@ -270,22 +270,24 @@ class JsKvCache extends KvCacheBase {
 
 /** The kernels of the cache (assembly/variants/kvcache.ts, attentionRows). */
 interface KvKernels {
-  kvValues(head: number, capacity: number, D: number): number;
-  kvAppend(head: number, k: number, v: number, T: number, D: number, Dv: number, kLd: number, vLd: number, slot0: number, capacity: number): void;
-  kvShift(head: number, from: number, count: number, D: number, Dv: number, capacity: number): void;
+  kvBlockBytes(D: number, Dv: number): number;
+  kvAppend(head: number, k: number, v: number, T: number, D: number, Dv: number, kLd: number, vLd: number, slot0: number): void;
+  kvShift(head: number, from: number, count: number, D: number, Dv: number): void;
   groupBytes(D: number, Dv: number): number;
   termsBytes(): number;
 }
 
 /**
  * One pinned block: the key bias (0 for held slots, -inf for the rest of the
- * last key tile) of capPad floats, then B Hkv heads of packed keys and values.
+ * last key tile) of capPad floats, then B Hkv heads in the cache layout.
  */
 class WasmKvCache extends KvCacheBase {
   readonly backend = 'wasm';
   private block: WasmTensor | null;
   private readonly x: KvKernels;
   private readonly headBytes: number;
+  /** Bytes from one block of 64 positions to the next. */
+  private readonly blockBytes: number;
   private readonly capPad: number;
   /** Slots held (positions base .. base + count). */
   private count = 0;
@@ -299,8 +301,9 @@ class WasmKvCache extends KvCacheBase {
     const { B, Hkv, D, Dv, capacity } = shape;
     this.x = runtime.exports as unknown as KvKernels;
     this.capPad = roundUp4(capacity);
-    // the layout of assembly/variants/kvcache.ts (keys in tiles of 4, values in blocks of 64), sized here in doubles: no size can overflow
-    this.headBytes = (this.capPad * D + Math.ceil(capacity / 64) * 64 * Math.ceil(Dv / 8) * 8) * 4;
+    // the cache layout (blocks of 64 positions, keys then values), sized in doubles: no size can overflow
+    this.blockBytes = this.x.kvBlockBytes(D, Dv);
+    this.headBytes = Math.ceil(capacity / 64) * this.blockBytes;
     const bytes = this.capPad * 4 + B * Hkv * this.headBytes;
     const limit = MAX_PAGES * 65536;
     if (!(bytes < limit - runtime.arena.memory.buffer.byteLength)) {
@@ -343,14 +346,14 @@ class WasmKvCache extends KvCacheBase {
       if (window !== null && this.count + T > capacity) {
         const keep = Math.min(this.count, window - 1);
         const from = this.count - keep;
-        for (let bh = 0; bh < B * Hkv; bh++) x.kvShift(this.head(bh), from, keep, D, Dv, capacity);
+        for (let bh = 0; bh < B * Hkv; bh++) x.kvShift(this.head(bh), from, keep, D, Dv);
         this.base += from;
         this.count = keep;
         shifted = true;
       }
       for (let bh = 0; bh < B * Hkv; bh++) {
         const [b, h] = [Math.floor(bh / Hkv), bh % Hkv];
-        x.kvAppend(this.head(bh), kp + headOffset(read.k, b, h, Hkv) * 4, vp + headOffset(read.v, b, h, Hkv) * 4, T, D, Dv, D, Dv, this.count, capacity);
+        x.kvAppend(this.head(bh), kp + headOffset(read.k, b, h, Hkv) * 4, vp + headOffset(read.v, b, h, Hkv) * 4, T, D, Dv, D, Dv, this.count);
       }
     });
     const bias = this.keyBias();
@@ -363,7 +366,7 @@ class WasmKvCache extends KvCacheBase {
 
   private plan(q: Tensor, options: KvAttendOptions | undefined, what: string): { plan: JobPlan; output: (data: Float32Array) => Tensor } {
     const read = this.readAttend(q, options, what);
-    const { B, Hkv, D, Dv, capacity, window } = this.shape;
+    const { B, Hkv, D, Dv, window } = this.shape;
     const { H, T, scale, causal, terms } = read;
     const G = H / Hkv;
     const x = this.x;
@@ -397,11 +400,10 @@ class WasmKvCache extends KvCacheBase {
         for (let bh = 0; bh < B * Hkv; bh++) {
           const [b, g] = [Math.floor(bh / Hkv), bh % Hkv];
           const kp = this.head(bh);
-          const vp = x.kvValues(kp, capacity, D);
           const engine = (h: number, rows: [number, number], step: number, rowsAreHeads: boolean): Job => {
             const call: KernelCall = [
               'attentionRows', qp + headOffset(qShape, b, h, H) * 4, op + headOffset(oShape, b, h, H) * 4, count, D, Dv, D, Dv,
-              scale, causal ? 1 : 0, hasTerms ? record : 0, kp, vp, 1, keyBias, tiles, rows[0], rows[1], step === 0 ? count - 1 : count - T, step, before, 0,
+              scale, causal ? 1 : 0, hasTerms ? record : 0, kp, 0, this.blockBytes, keyBias, tiles, rows[0], rows[1], step === 0 ? count - 1 : count - T, step, before, 0,
             ];
             return hasTerms ? [termsCall(maskp, biasp, b, h, rowsAreHeads), call] : [call];
           };

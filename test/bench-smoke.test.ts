@@ -2,7 +2,8 @@
  * The benchmark suite at a tiny size, so that it cannot rot: compiles
  * bench/, runs `dist-bench/run.js` on N = 64 with full, local and the
  * tfjs-wasm peer, and checks the JSON and the charts it writes to a
- * temporary directory; then the model section alone at N = 128.
+ * temporary directory; then the model section alone at N = 128, and the
+ * decoding section alone at 256 cached positions.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -170,5 +171,43 @@ describe('npm run bench: the model section (smoke, N = 128)', () => {
     expect(m.repeatedBytes - m.gqaBytes).toBeGreaterThanOrEqual(0.9 * (m.repeatedKvBytes - m.kvBytes));
     expect(model.mask).toEqual([{ N: 128, visibleBlocks: 4, blocks: 4, fraction: 1, randomPerRow: 0 }]);
     expect(stdout).toContain('Ratios of the model section');
+  });
+});
+
+interface DecodeJson {
+  rounds: number;
+  rows: { L: number; row: string; ms: number; perCopy: number; perCopyRange: [number, number] }[];
+  agreement: { L: number; full: number; relaxed: number; ort: number }[];
+}
+
+describe('npm run bench: the decoding section (smoke, L = 256)', () => {
+  let decode: DecodeJson;
+  let stdout = '';
+
+  beforeAll(() => {
+    tsc();
+    const dir = join(out, 'decode');
+    const args = ['--variants', 'none', '--peers', 'none', '--no-accuracy', '--model', 'none', '--decode', '256', '--rounds', '2', '--out', dir];
+    stdout = execFileSync(process.execPath, [join(root, 'dist-bench/run.js'), ...args], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+    decode = JSON.parse(readFileSync(join(dir, 'latest.json'), 'utf8')).decode;
+  }, 90_000);
+
+  it('times both builds, the copy and the peers in one process, each step against the copy of its round', () => {
+    expect(decode.rows.map((r) => r.row)).toEqual(['cache step', 'cache step (relaxed SIMD)', 'copy K, V', 'full, no cache', 'ort Attention + past']);
+    for (const r of decode.rows) {
+      expect(r.L).toBe(256);
+      expect(r.ms).toBeGreaterThan(0);
+      expect(r.perCopyRange[0]).toBeLessThanOrEqual(r.perCopy);
+      expect(r.perCopy).toBeLessThanOrEqual(r.perCopyRange[1]);
+    }
+    expect(decode.rows.find((r) => r.row === 'copy K, V')!.perCopy).toBe(1);
+    expect(stdout).toContain('decoding: one step');
+  });
+
+  it('gets the numbers of full attention: the plain build bit for bit, the relaxed one and onnxruntime-web within float32 rounding', () => {
+    const [a] = decode.agreement;
+    expect(a.full).toBe(0);
+    expect(a.relaxed).toBeLessThan(1e-5);
+    expect(a.ort).toBeLessThan(1e-5);
   });
 });

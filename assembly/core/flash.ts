@@ -3,56 +3,12 @@
 // block computes scores S^T [keys][8 rows] (lanes = query rows, so row maxima
 // and sums are plain vector ops), masks them, updates the running max m and
 // sum l, rescales the output accumulator and adds P V. No Nq x Nk buffer.
-//
-// Packed layouts (all float32, 16-byte aligned; D * 4 and dvPad * 4 keep 16-byte alignment):
-//   query tile  qt[d][8]          scaled by `scale`, rows past the end are 0
-//   keys        kp[j/4][d][4]     key tiles of 4, zero padded to a multiple of 4
-//   values      vp[j][dvPad]      dvPad = Dv rounded up to 8, zero padded
-//   scores      st[j][8]          one key block, then its probabilities
-//   state       m[8], l[8], alpha[8]
-//   output acc  o[8][dvPad]
-import { copyRow } from './memory';
-import { packKeysStrided, packQueryStrided } from './gather';
+// The layouts it reads and writes are in flash-layout.ts.
+import { KEY_BLOCK, KEY_TILE, ROWS, tileBytes, valueWidthPadded } from './flash-layout';
 import { panelTile } from './gemm';
-import { expNonPositive, madd, roundUp } from './simd';
-
-export const ROWS: i32 = 8;
-export const KEY_TILE: i32 = 4;
-/** Keys per block: 64 keys x 8 rows of scores stay in L1 next to the value rows they meet. */
-export const KEY_BLOCK: i32 = 64;
+import { expNonPositive, madd } from './simd';
 
 const NEG_INF: f32 = -Infinity;
-
-// @ts-ignore: decorator
-@inline export function keyCountPadded(Nk: i32): i32 {
-  return roundUp(Nk, KEY_TILE);
-}
-
-// @ts-ignore: decorator
-@inline export function valueWidthPadded(Dv: i32): i32 {
-  return roundUp(Dv, 8);
-}
-
-// Rows of q, k, v and the output are ld floats apart: D (or Dv) for [N][D]
-// heads, H D for the [B, N, H, D] layout read in place.
-
-/** Packs rows [0, N) of one head of k (D features, rows ld apart) into key tiles of 4. */
-export function packKeys(k: usize, N: i32, D: i32, ld: i32, kp: usize): void {
-  if (N > 0) packKeysStrided(k, 0, 1, N, D, ld, kp);
-}
-
-/** Copies one head of v (Dv features, rows ld apart) into rows of dvPad floats, zero padded to a multiple of 4 rows. */
-export function packValues(v: usize, N: i32, Dv: i32, ld: i32, vp: usize): void {
-  const dvPad = valueWidthPadded(Dv);
-  const rowBytes = <usize>dvPad << 2;
-  memory.fill(vp, 0, <usize>keyCountPadded(N) * rowBytes);
-  for (let j = 0; j < N; j++) copyRow(vp + <usize>j * rowBytes, v + <usize>j * (<usize>ld << 2), Dv);
-}
-
-/** Packs query rows i0 .. i0+8 (those below N) of one head of q (rows ld apart), times scale, as qt[d][8]. */
-export function packQueryTile(q: usize, i0: i32, N: i32, D: i32, ld: i32, scale: f32, qt: usize): void {
-  packQueryStrided(q, i0, 1, min(ROWS, N - i0), D, ld, scale, qt);
-}
 
 /** Starts a query tile: m = -inf, l = 0, o = 0. */
 export function startRows(state: usize, o: usize, dvPad: i32): void {
@@ -81,10 +37,18 @@ export function scoreBlock(kp: usize, tile0: i32, tiles: i32, qt: usize, D: i32,
  * are not written), two key tiles per step with the keys as vectors and the
  * rows splatted, so that no lane is wasted. Every score is the same sum in
  * the same order as scoreBlock's: the same bits.
+ *
+ * A few rows do little arithmetic per byte of keys and values, so such a
+ * tile runs at the speed memory delivers them: its steps also read words
+ * spread over [ahead, ahead + aheadBytes), which the caller points at what
+ * it reads next, so that it arrives while the keys are multiplied
+ * (WebAssembly has no prefetch instruction); ahead 0: nothing to read.
  */
-export function scoreBlock4(kp: usize, tile0: i32, tiles: i32, qt: usize, D: i32, st: usize): void {
+export function scoreBlock4(kp: usize, tile0: i32, tiles: i32, qt: usize, D: i32, st: usize, ahead: usize, aheadBytes: usize): void {
   const tileBytes = <usize>(D * KEY_TILE) << 2;
   let kt = kp + <usize>tile0 * tileBytes;
+  const aheadStep = aheadStepFor(ahead, aheadBytes, <usize>((tiles + 1) >> 1) * D);
+  if (ahead == 0) ahead = st;
   let t = 0;
   for (; t + 1 < tiles; t += 2) {
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
@@ -107,6 +71,8 @@ export function scoreBlock4(kp: usize, tile0: i32, tiles: i32, qt: usize, D: i32
       q = v128.load32_splat(qd, 12);
       a3 = madd(q, ka, a3);
       b3 = madd(q, kb, b3);
+      readAhead(ahead);
+      ahead += aheadStep;
       kd += 16;
       qd += 32;
     }
@@ -125,11 +91,29 @@ export function scoreBlock4(kp: usize, tile0: i32, tiles: i32, qt: usize, D: i32
       a1 = madd(v128.load32_splat(qd, 4), ka, a1);
       a2 = madd(v128.load32_splat(qd, 8), ka, a2);
       a3 = madd(v128.load32_splat(qd, 12), ka, a3);
+      readAhead(ahead);
+      ahead += aheadStep;
       kd += 16;
       qd += 32;
     }
     storeColumns(a0, a1, a2, a3, st + (<usize>t << 7));
   }
+}
+
+/** Reads the word at `at` and drops it: a load may trap, so no compiler removes it, and its cache line comes in. */
+// @ts-ignore: decorator
+@inline function readAhead(at: usize): void {
+  load<u32>(at);
+}
+
+/**
+ * The step that spreads `steps` reads over [ahead, ahead + bytes) without
+ * passing its end (at most 64: a read per cache line); 0 (one word read
+ * again and again) when there is nothing to read.
+ */
+// @ts-ignore: decorator
+@inline function aheadStepFor(ahead: usize, bytes: usize, steps: usize): usize {
+  return ahead == 0 || steps == 0 ? 0 : min<usize>(64, bytes / steps);
 }
 
 /** Stores lane c of rows r0 .. r3 (the scores of key c for rows 0-3) at st[c][0..3], c < 4. */
@@ -211,18 +195,34 @@ export function softmaxBlock4(st: usize, count: i32, state: usize): void {
   softmaxRows(st, count, state, true);
 }
 
+/**
+ * The larger of `from` and every st[t][lanes at offset], t < count: pmax
+ * (one instruction, where max's NaN and signed-zero rules take seven), in
+ * four independent chains so that the loop runs at throughput, not at the
+ * latency of one chain. A NaN score still reaches the output through exp.
+ */
+// @ts-ignore: decorator
+@inline function columnMax(st: usize, count: i32, offset: usize, from: v128): v128 {
+  let a = from, b = from, c = from, d = from;
+  let row = st + offset;
+  const end = row + (<usize>(count & ~3) << 5);
+  for (; row < end; row += 128) {
+    a = f32x4.pmax(a, v128.load(row));
+    b = f32x4.pmax(b, v128.load(row, 32));
+    c = f32x4.pmax(c, v128.load(row, 64));
+    d = f32x4.pmax(d, v128.load(row, 96));
+  }
+  for (let t = count & ~3; t < count; t++) a = f32x4.pmax(a, v128.load(st + offset + (<usize>t << 5)));
+  return f32x4.pmax(f32x4.pmax(a, b), f32x4.pmax(c, d));
+}
+
 /** softmaxBlock of rows 0-3, and of rows 4-7 unless `narrow` (in the same loops: two exp chains interleave). */
 // @ts-ignore: decorator
 @inline function softmaxRows(st: usize, count: i32, state: usize, narrow: bool): void {
-  let max0 = v128.load(state);
-  let max1 = narrow ? max0 : v128.load(state, 16);
-  const old0 = max0;
-  const old1 = max1;
-  for (let t = 0; t < count; t++) {
-    const row = st + (<usize>t << 5);
-    max0 = f32x4.max(max0, v128.load(row));
-    if (!narrow) max1 = f32x4.max(max1, v128.load(row, 16));
-  }
+  const old0 = v128.load(state);
+  const old1 = narrow ? old0 : v128.load(state, 16);
+  const max0 = columnMax(st, count, 0, old0);
+  const max1 = narrow ? old0 : columnMax(st, count, 16, old1);
   const minusInf = f32x4.splat(NEG_INF);
   // subtract 0 where nothing is visible yet: exp(-inf - 0) = 0 instead of NaN
   const safe0 = v128.andnot(max0, f32x4.eq(max0, minusInf));
@@ -258,35 +258,33 @@ export function softmaxBlock4(st: usize, count: i32, state: usize): void {
  * vp: the block's first value row of the row layout vp[j][dvPad].
  */
 export function accumulateValues(st: usize, count: i32, vp: usize, dvPad: i32, o: usize, state: usize): void {
-  accumulateFour(st, count, vp, 32, <usize>dvPad << 2, dvPad, o, state, 0);
-  accumulateFour(st, count, vp, 32, <usize>dvPad << 2, dvPad, o, state, 4);
-}
-
-// Blocked values (the key/value cache): vb[j/64][c/8][j%64][8], so that a
-// block's column strips are read in address order, one after the other.
-
-/** Bytes of one column strip of a block of blocked values: KEY_BLOCK keys of 8 floats. */
-export const STRIP_BYTES: usize = <usize>KEY_BLOCK << 5;
-
-/** Where key j's first strip sits in blocked values of dvPad columns. */
-// @ts-ignore: decorator
-@inline export function blockedValueRow(vb: usize, j: i32, dvPad: i32): usize {
-  return vb + <usize>(j >> 6) * (<usize>dvPad * STRIP_BYTES >> 3) + (<usize>(j & (KEY_BLOCK - 1)) << 5);
+  accumulateFour(st, count, vp, 32, <usize>dvPad << 2, dvPad, o, state, 0, false, 0, 0);
+  accumulateFour(st, count, vp, 32, <usize>dvPad << 2, dvPad, o, state, 4, false, 0, 0);
 }
 
 /**
  * accumulateValues over value rows in either layout, for rows 0-3 only when
  * `narrow` (a tile of at most 4 rows: the same sums, the same bits): strip c
- * of key j0 + t at `values + (c / 8) stripBytes + t keyBytes`.
+ * of key j0 + t at `values + (c / 8) stripBytes + t keyBytes`. A narrow tile
+ * also reads ahead over [ahead, ahead + aheadBytes), as scoreBlock4 does.
  */
-export function accumulateRows(st: usize, count: i32, values: usize, stripBytes: usize, keyBytes: usize, dvPad: i32, o: usize, state: usize, narrow: bool): void {
-  accumulateFour(st, count, values, stripBytes, keyBytes, dvPad, o, state, 0);
-  if (!narrow) accumulateFour(st, count, values, stripBytes, keyBytes, dvPad, o, state, 4);
+export function accumulateRows(
+  st: usize, count: i32, values: usize, stripBytes: usize, keyBytes: usize, dvPad: i32, o: usize, state: usize, narrow: bool, ahead: usize, aheadBytes: usize,
+): void {
+  if (narrow) {
+    const aheadStep = aheadStepFor(ahead, aheadBytes, <usize>(dvPad >> 3) * count);
+    accumulateFour(st, count, values, stripBytes, keyBytes, dvPad, o, state, 0, true, ahead != 0 ? ahead : st, aheadStep);
+    return;
+  }
+  accumulateFour(st, count, values, stripBytes, keyBytes, dvPad, o, state, 0, false, 0, 0);
+  accumulateFour(st, count, values, stripBytes, keyBytes, dvPad, o, state, 4, false, 0, 0);
 }
 
-/** accumulateValues for rows r0 .. r0 + 3. */
+/** accumulateValues for rows r0 .. r0 + 3, reading ahead (one word per step) when `reading` (a constant where it is inlined). */
 // @ts-ignore: decorator
-@inline function accumulateFour(st: usize, count: i32, values: usize, stripBytes: usize, keyBytes: usize, dvPad: i32, o: usize, state: usize, r0: i32): void {
+@inline function accumulateFour(
+  st: usize, count: i32, values: usize, stripBytes: usize, keyBytes: usize, dvPad: i32, o: usize, state: usize, r0: i32, reading: bool, ahead: usize, aheadStep: usize,
+): void {
   const rowBytes = <usize>dvPad << 2;
   {
     const alphaR = state + 64 + (<usize>r0 << 2);
@@ -323,6 +321,10 @@ export function accumulateRows(st: usize, count: i32, values: usize, stripBytes:
         w = v128.load32_splat(p, 12);
         e0 = madd(w, v0, e0);
         e1 = madd(w, v1, e1);
+        if (reading) {
+          readAhead(ahead);
+          ahead += aheadStep;
+        }
         p += 32;
         vr += keyBytes;
       }
@@ -361,85 +363,4 @@ export function rowLogSumExp(state: usize, i0: i32, N: i32, lse: usize): void {
     const l = load<f32>(state + 32 + (<usize>r << 2));
     store<f32>(lse + (<usize>i << 2), l > 0 ? m + Mathf.log(l) : Infinity);
   }
-}
-
-// A head's packed keys and values, shared by every query tile of the head:
-//   header (16 bytes: i32 "has hidden keys") | kp | vp | bias[nPad]
-
-/** Bytes of a head's packed keys, values and key bias. */
-export function packBytes(Nk: i32, D: i32, Dv: i32): f64 {
-  const nPad = <f64>keyCountPadded(Nk);
-  return 16 + (nPad * D + nPad * <f64>valueWidthPadded(Dv) + nPad) * 4;
-}
-
-// @ts-ignore: decorator
-@inline export function packedKeys(pack: usize): usize {
-  return pack + 16;
-}
-
-// @ts-ignore: decorator
-@inline export function packedValues(pack: usize, Nk: i32, D: i32): usize {
-  return pack + 16 + (<usize>(keyCountPadded(Nk) * D) << 2);
-}
-
-// @ts-ignore: decorator
-@inline export function packedBias(pack: usize, Nk: i32, D: i32, Dv: i32): usize {
-  return packedValues(pack, Nk, D) + (<usize>(keyCountPadded(Nk) * valueWidthPadded(Dv)) << 2);
-}
-
-/**
- * Packs one head's keys and values (rows kLd and vLd floats apart), and the
- * key bias (-inf for padding and for the zero keys that fill the last tile).
- * keyPadding: this batch's u8 [Nk] row, or 0.
- */
-export function packHead(k: usize, v: usize, Nk: i32, D: i32, Dv: i32, kLd: i32, vLd: i32, keyPadding: usize, pack: usize): void {
-  const nPad = keyCountPadded(Nk);
-  packKeys(k, Nk, D, kLd, packedKeys(pack));
-  packValues(v, Nk, Dv, vLd, packedValues(pack, Nk, D));
-  const bias = packedBias(pack, Nk, D, Dv);
-  let hidden = false;
-  for (let j = 0; j < nPad; j++) {
-    const real = j < Nk && (keyPadding == 0 || load<u8>(keyPadding + j) != 0);
-    if (!real) hidden = true;
-    store<f32>(bias + (<usize>j << 2), real ? 0 : NEG_INF);
-  }
-  store<i32>(pack, hidden ? 1 : 0);
-}
-
-// One query tile's working buffers: qt[D][8] | st[KEY_BLOCK][8] | state[24] | o[8][dvPad]
-
-/** Bytes of one query tile's working buffers (an i32 offset: exact whenever the buffers fit in memory). */
-export function tileBytes(D: i32, Dv: i32): i32 {
-  return (ROWS * D + KEY_BLOCK * ROWS + 24 + ROWS * valueWidthPadded(Dv)) * 4;
-}
-
-/**
- * {@link tileBytes} in f64, for the sizes the arena reserves: one too large
- * for memory must reach it as such, never wrapped to a small i32.
- */
-export function tileBytesExact(D: i32, Dv: i32): f64 {
-  return (<f64>ROWS * D + <f64>(KEY_BLOCK * ROWS + 24) + <f64>ROWS * valueWidthPadded(Dv)) * 4;
-}
-
-/** Query tiles that walk the keys together, so that each key block is fetched once for all of them. */
-export const TILE_GROUP: i32 = 4;
-
-/** Bytes of a group of query tiles' working buffers. */
-export function groupBytes(D: i32, Dv: i32): f64 {
-  return <f64>TILE_GROUP * tileBytesExact(D, Dv);
-}
-
-// @ts-ignore: decorator
-@inline export function tileScores(tile: usize, D: i32): usize {
-  return tile + (<usize>(ROWS * D) << 2);
-}
-
-// @ts-ignore: decorator
-@inline export function tileState(tile: usize, D: i32): usize {
-  return tileScores(tile, D) + (<usize>(KEY_BLOCK * ROWS) << 2);
-}
-
-// @ts-ignore: decorator
-@inline export function tileOutput(tile: usize, D: i32): usize {
-  return tileState(tile, D) + 96;
 }

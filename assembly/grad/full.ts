@@ -14,9 +14,8 @@
 // [key / 4][64 rows][4] so that the products for dV_J and dK_J run over all 64
 // rows at once, with constant offsets (gemmPanels).
 import { dot, scaleRow } from '../core/features';
-import {
-  KEY_BLOCK, ROWS, addKeyBias, keyCountPadded, maskCausal, maskWindowStart, packKeys, packedBias, packedKeys, packedValues, scoreBlock,
-} from '../core/flash';
+import { addKeyBias, maskCausal, maskWindowStart, scoreBlock } from '../core/flash';
+import { KEY_BLOCK, ROWS, keyCountPadded, packKeys, packedBias, packedKeys, packedValues } from '../core/flash-layout';
 import { packQueryStrided } from '../core/gather';
 import { gemmPanels } from '../core/gemm';
 import { expNonPositive } from '../core/simd';
@@ -65,7 +64,7 @@ export function fullGradRowStats(
   // the engine's causal prefix and window, moved up by hi: keys p - lo .. p + hi
   const shift = max(hi, 0);
   attentionRows(
-    q, out, Nk, D, outputGiven ? 0 : Dv, D, Dv, scale, hi >= 0, terms, packedKeys(pack), packedValues(pack, Nk, D), false,
+    q, out, Nk, D, outputGiven ? 0 : Dv, D, Dv, scale, hi >= 0, terms, packedKeys(pack), packedValues(pack, Nk, D), 0,
     load<i32>(pack) != 0 ? packedBias(pack, Nk, D, Dv) : 0, tiles, rowStart, rowEnd, Nk - Nq + shift, 1, lo >= 0 ? lo + shift : -1, lse,
   );
   for (let i = rowStart; i < rowEnd; i++) store<f32>(at(delta, i), dot(at(g, i * Dv), at(out, i * Dv), Dv));

@@ -16,7 +16,7 @@
 //
 // Per head, after the forward's calls up to lshChunks: lshGradStats,
 // lshGradStart, lshGradChunks (chunk ranges, in order: the sums), lshGradKeys.
-import { valueWidthPadded } from '../core/flash';
+import { valueWidthPadded } from '../core/flash-layout';
 import { dot } from '../core/features';
 import { scatterAddRows } from '../core/gather';
 import { gemm, transpose } from '../core/gemm';

@@ -8,7 +8,7 @@
 //   j is one of the tile's extra keys (global tokens, random picks, further
 //   strided rules) with row i's bit set.
 // The row statistics come from the forward's own passes and row state.
-import { ROWS, valueWidthPadded } from '../core/flash';
+import { ROWS, valueWidthPadded } from '../core/flash-layout';
 import { roundUp } from '../core/simd';
 
 const A: usize = 0;

@@ -6,10 +6,10 @@
 // Mirrors src/variants/compressed.ts.
 //
 // Slot rows: slots[first + m][Dx], first = 1 with the null slot (row 0), else 0.
+import { accumulateValues, addKeyBias, finishRows, maskPrefix, scoreBlock, softmaxBlock, startRows } from '../core/flash';
 import {
-  KEY_BLOCK, ROWS, TILE_GROUP, accumulateValues, addKeyBias, finishRows, maskPrefix, packQueryTile, packedBias, packedKeys, packedValues,
-  scoreBlock, softmaxBlock, startRows, tileBytes, tileOutput, tileScores, tileState, valueWidthPadded,
-} from '../core/flash';
+  KEY_BLOCK, ROWS, TILE_GROUP, packQueryTile, packedBias, packedKeys, packedValues, tileBytes, tileOutput, tileScores, tileState, valueWidthPadded,
+} from '../core/flash-layout';
 import { gemm } from '../core/gemm';
 import { roundUp } from '../core/simd';
 import { linformerZeroPadded } from './linformer';

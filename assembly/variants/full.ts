@@ -2,10 +2,10 @@
 // leave visible, by the tiled online-softmax engine (no Nq x Nk buffer).
 // Mirrors src/variants/full.ts. attentionRows is the one loop; the key/value
 // cache (kvcache.ts) runs it over its own packed buffers.
+import { accumulateRows, addKeyBias, finishRows, maskBelow, maskPrefix, rowLogSumExp, scoreBlock, scoreBlock4, softmaxBlock, softmaxBlock4, startRows } from '../core/flash';
 import {
-  KEY_BLOCK, ROWS, STRIP_BYTES, TILE_GROUP, tileBytes, accumulateRows, addKeyBias, blockedValueRow, finishRows, maskBelow, maskPrefix, packQueryTile, packedBias,
-  packedKeys, packedValues, rowLogSumExp, scoreBlock, scoreBlock4, softmaxBlock, softmaxBlock4, startRows, tileOutput, tileScores, tileState, valueWidthPadded,
-} from '../core/flash';
+  KEY_BLOCK, ROWS, STRIP_BYTES, TILE_GROUP, cacheBlockValues, packQueryTile, packedBias, packedKeys, packedValues, tileBytes, tileOutput, tileScores, tileState, valueWidthPadded,
+} from '../core/flash-layout';
 import { roundUp } from '../core/simd';
 import { BLOCK_HIDDEN, applyTerms, termsCover, tileCover } from '../core/terms';
 
@@ -23,17 +23,18 @@ export function fullAttentionRows(
 ): void {
   attentionRows(
     q, out, Nk, D, Dv, qLd, oLd, scale, causal, terms,
-    packedKeys(pack), packedValues(pack, Nk, D), false, load<i32>(pack) != 0 ? packedBias(pack, Nk, D, Dv) : 0,
+    packedKeys(pack), packedValues(pack, Nk, D), 0, load<i32>(pack) != 0 ? packedBias(pack, Nk, D, Dv) : 0,
     tiles, rowStart, rowEnd, Nk - Nq, 1, -1, 0,
   );
 }
 
 /**
- * The engine loop over packed keys kp[j/4][D][4] and values of Nk keys (a
- * buffer may hold more: only tiles below roundUp(Nk, 4) are read), as rows
- * vp[j][dvPad] or, when `blocked`, as the cache's column strips
- * vp[j/64][c/8][j%64][8] (blockedValueRow), and, when keyBias != 0, a per-key bias (0 or -inf) added to every score
- * (it hides padding and the zero keys that fill the last tile).
+ * The engine loop over Nk keys and values (a buffer may hold more: only tiles
+ * below roundUp(Nk, 4) are read): packed keys kp[j/4][D][4] and value rows
+ * vp[j][dvPad] when blockBytes is 0; else the cache layout (flash-layout.ts) from
+ * kp, blocks of KEY_BLOCK positions blockBytes apart (vp unused). When
+ * keyBias != 0, a per-key bias (0 or -inf) is added to every score (it hides
+ * padding and the zero keys that fill the last tile).
  *
  * Row i of q sits at position first + i step (step 1: consecutive queries of
  * one head, first = Nk - Nq; step 0: rows that share one position, such as
@@ -45,12 +46,13 @@ export function fullAttentionRows(
  */
 export function attentionRows(
   q: usize, out: usize, Nk: i32, D: i32, Dv: i32, qLd: i32, oLd: i32,
-  scale: f32, causal: bool, terms: usize, kp: usize, vp: usize, blocked: bool, keyBias: usize,
+  scale: f32, causal: bool, terms: usize, kp: usize, vp: usize, blockBytes: usize, keyBias: usize,
   tiles: usize, rowStart: i32, rowEnd: i32, first: i32, step: i32, before: i32, lse: usize,
 ): void {
   const dvPad = valueWidthPadded(Dv);
   const stride = <usize>tileBytes(D, Dv);
   const windowed = before >= 0;
+  const blocked = blockBytes != 0;
   const lanes = v128(0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0);
   const steps0 = i32x4.mul(lanes, i32x4.splat(step));
   const steps1 = i32x4.add(steps0, i32x4.splat(4 * step));
@@ -66,12 +68,25 @@ export function attentionRows(
     const lastRow = min(rowEnd, g0 + count * ROWS) - 1;
     const keyEnd = causal ? min(Nk, max(0, first + lastRow * step + 1)) : Nk;
     const keyEndPad = roundUp(keyEnd, 4);
-    // (blocks of blocked values start at a multiple of KEY_BLOCK)
+    const lone = rowEnd - g0 <= 4; // one narrow tile: a decoding step's query heads
+    // (the cache layout's blocks start at multiples of KEY_BLOCK)
     const keyStart = windowed ? max(0, first + g0 * step - before) & (blocked ? ~(KEY_BLOCK - 1) : ~3) : 0;
     // key blocks outside, tiles inside: each block of keys and values is read
     // from memory once per group and reused from cache by its tiles
     for (let j0 = keyStart; j0 < keyEndPad; j0 += KEY_BLOCK) {
       const keys = min(KEY_BLOCK, keyEndPad - j0);
+      // the block's key tiles and values, in either layout
+      const keysAt = blocked ? kp + <usize>(j0 >> 6) * blockBytes : kp + (<usize>(j0 * D) << 2);
+      const valuesAt = blocked ? cacheBlockValues(keysAt, D) : vp + (<usize>(j0 * dvPad) << 2);
+      // what a narrow tile reads ahead while it scores and while it adds values: the bytes it
+      // needs next (cache layout: the next block's keys, then its values; packed: this
+      // block's values, then the next block's keys); 0 where there is none
+      const nextKeys = max(0, min(KEY_BLOCK, keyEndPad - j0 - KEY_BLOCK));
+      const nextAt = nextKeys > 0 ? keysAt + (blocked ? blockBytes : <usize>(keys * D) << 2) : 0;
+      const scoreAhead = blocked ? nextAt : valuesAt;
+      const scoreAheadBytes = <usize>(blocked ? nextKeys * D : keys * dvPad) << 2;
+      const addAhead = blocked && nextAt != 0 ? cacheBlockValues(nextAt, D) : nextAt;
+      const addAheadBytes = <usize>(nextKeys * (blocked ? dvPad : D)) << 2;
       let touched = false;
       for (let t = 0; t < count; t++) {
         const i0 = g0 + t * ROWS;
@@ -83,19 +98,19 @@ export function attentionRows(
         const cover = terms == 0 ? 0 : step == 1 && !windowed ? tileCover(terms, keys, i0, rowEnd, j0, Nk) : termsCover(terms, keys, i0, 1, rowEnd, j0, 1, 0, Nk);
         if (terms != 0 && cover == BLOCK_HIDDEN) continue;
         // the block's keys and values, read in address order once, by the first tile that uses them
-        // (blocked values are read in address order as they are)
-        if (!touched) {
-          touchLines(kp + (<usize>(j0 * D) << 2), <usize>(keys * D) << 2, tileScores(tiles, D));
-          if (!blocked) touchLines(vp + (<usize>(j0 * dvPad) << 2), <usize>(keys * dvPad) << 2, tileScores(tiles, D));
+        // (the cache layout is read in address order as it is; a lone narrow tile reads ahead instead)
+        if (!touched && !blocked && !lone) {
+          touchLines(keysAt, <usize>(keys * D) << 2, tileScores(tiles, D));
+          touchLines(valuesAt, <usize>(keys * dvPad) << 2, tileScores(tiles, D));
           touched = true;
         }
         const tile = tiles + <usize>t * stride;
         const st = tileScores(tile, D);
         const state = tileState(tile, D);
-        // a tile of at most 4 rows (a decoding step's query heads) takes the narrow path
+        // a tile of at most 4 rows (a decoding step's query heads) takes the narrow path, reading ahead
         const narrow = rowEnd - i0 <= 4;
-        if (narrow) scoreBlock4(kp, j0 >> 2, keys >> 2, tile, D, st);
-        else scoreBlock(kp, j0 >> 2, keys >> 2, tile, D, st);
+        if (narrow) scoreBlock4(keysAt, 0, keys >> 2, tile, D, st, scoreAhead, scoreAheadBytes);
+        else scoreBlock(keysAt, 0, keys >> 2, tile, D, st);
         if (terms != 0) applyTerms(terms, st, keys, i0, 1, rowEnd, j0, 1, 0, Nk, cover);
         if (keyBias != 0) addKeyBias(st, keys, keyBias + (<usize>j0 << 2));
         if (causal && j0 + keys - 1 > p0) {
@@ -106,8 +121,7 @@ export function attentionRows(
         if (windowed && j0 < pLast - before) maskBelow(st, keys, j0, i32x4.add(i32x4.splat(p0 - before), steps0), i32x4.add(i32x4.splat(p0 - before), steps1));
         if (narrow) softmaxBlock4(st, keys, state);
         else softmaxBlock(st, keys, state);
-        const values = blocked ? blockedValueRow(vp, j0, dvPad) : vp + (<usize>(j0 * dvPad) << 2);
-        accumulateRows(st, keys, values, blocked ? STRIP_BYTES : 32, blocked ? 32 : <usize>dvPad << 2, dvPad, tileOutput(tile, D), state, narrow);
+        accumulateRows(st, keys, valuesAt, blocked ? STRIP_BYTES : 32, blocked ? 32 : <usize>dvPad << 2, dvPad, tileOutput(tile, D), state, narrow, addAhead, addAheadBytes);
       }
     }
     for (let t = 0; t < count; t++) {
@@ -122,8 +136,7 @@ export function attentionRows(
  * Reads one word of every 64-byte line of [at, at + bytes) in order, before
  * accumulateValues walks the block's value rows column strip by column
  * strip: a sequential stream that the hardware prefetches, where the strips'
- * strided first touches of each line were not (a decoding step over a cache
- * that is larger than the processor caches). The words are or-ed into a
+ * strided first touches of each line were not. The words are or-ed into a
  * word of `sink` that the next scores overwrite, so that the reads stay.
  */
 function touchLines(at: usize, bytes: usize, sink: usize): void {

@@ -10,10 +10,8 @@
 // Per head, the caller runs: lshPackRotations, lshHashRows (row ranges),
 // lshSortRound (each round), inverseNorms, lshStart, lshChunks (chunk
 // ranges of the cyclic list, in order), lshFinish.
-import {
-  KEY_BLOCK, ROWS, accumulateValues, keyCountPadded, scoreBlock, softmaxBlock, startRows, tileBytes, tileBytesExact, tileOutput, tileScores,
-  tileState, valueWidthPadded,
-} from '../core/flash';
+import { accumulateValues, scoreBlock, softmaxBlock, startRows } from '../core/flash';
+import { KEY_BLOCK, ROWS, keyCountPadded, tileBytes, tileBytesExact, tileOutput, tileScores, tileState, valueWidthPadded } from '../core/flash-layout';
 import { gemm } from '../core/gemm';
 import { gatherKeyTiles, gatherQueryTile, gatherValues } from '../core/gather';
 import { madd } from '../core/simd';

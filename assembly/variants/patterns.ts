@@ -16,10 +16,10 @@
 //                bit per row, gathered, and attended.
 // Between passes each row's m, l and o live in per-row arrays.
 import { copyRow } from '../core/memory';
+import { accumulateValues, addKeyBias, scoreBlock, softmaxBlock } from '../core/flash';
 import {
-  KEY_BLOCK, ROWS, accumulateValues, addKeyBias, keyCountPadded, packedBias, packedKeys, packedValues,
-  scoreBlock, softmaxBlock, tileOutput, tileScores, tileState, valueWidthPadded,
-} from '../core/flash';
+  KEY_BLOCK, ROWS, keyCountPadded, packedBias, packedKeys, packedValues, tileOutput, tileScores, tileState, valueWidthPadded,
+} from '../core/flash-layout';
 import { packKeysStrided, packQueryStrided } from '../core/gather';
 import { roundUp } from '../core/simd';
 import { BLOCK_HIDDEN, applyTerms, termsCover } from '../core/terms';

@@ -11,10 +11,8 @@
 // the keys: inverseNorms, routingRouteStart, routingRouteRows (row
 // ranges), routingRouteFinish (cluster ranges); then routingStart,
 // routingAttend (cluster ranges), routingFinish.
-import {
-  KEY_BLOCK, ROWS, accumulateValues, keyCountPadded, scoreBlock, softmaxBlock, startRows, tileBytes, tileBytesExact, tileOutput, tileScores,
-  tileState, valueWidthPadded,
-} from '../core/flash';
+import { accumulateValues, scoreBlock, softmaxBlock, startRows } from '../core/flash';
+import { KEY_BLOCK, ROWS, keyCountPadded, tileBytes, tileBytesExact, tileOutput, tileScores, tileState, valueWidthPadded } from '../core/flash-layout';
 import { gemm } from '../core/gemm';
 import { gatherKeyTiles, gatherQueryTile, gatherValues } from '../core/gather';
 import { madd } from '../core/simd';

@@ -14,7 +14,7 @@
 // Work memory of one sinkhornSortColumns call (one per thread): strip[nb][STRIP].
 // S holds the logits, then log S, then S. Padding columns of S stay -inf / 0.
 import { gemm, transpose } from '../core/gemm';
-import { KEY_TILE, keyCountPadded, packedBias, packedKeys, packedValues, valueWidthPadded } from '../core/flash';
+import { KEY_TILE, keyCountPadded, packedBias, packedKeys, packedValues, valueWidthPadded } from '../core/flash-layout';
 import { expNonPositive, roundUp } from '../core/simd';
 import { fullAttentionRows } from './full';
 

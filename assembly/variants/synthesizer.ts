@@ -11,11 +11,10 @@
 //               then B = h w2 + b2 as for factorized, with w2's first Nk
 //               columns packed as key tiles and b2 added as the key bias
 // Mirrors src/variants/synthesizer.ts.
+import { accumulateValues, addKeyBias, finishRows, maskCausal, scoreBlock, softmaxBlock, startRows } from '../core/flash';
 import {
-  KEY_BLOCK, ROWS, TILE_GROUP, accumulateValues, addKeyBias, finishRows, keyCountPadded, maskCausal, packKeys, packQueryTile,
-  packValues, packedBias, packedKeys, packedValues, scoreBlock, softmaxBlock, startRows, tileBytes, tileOutput, tileScores,
-  tileState, valueWidthPadded,
-} from '../core/flash';
+  KEY_BLOCK, ROWS, TILE_GROUP, keyCountPadded, packKeys, packQueryTile, packValues, packedBias, packedKeys, packedValues, tileBytes, tileOutput, tileScores, tileState, valueWidthPadded,
+} from '../core/flash-layout';
 import { gemm } from '../core/gemm';
 import { roundUp } from '../core/simd';
 
