@@ -210,10 +210,18 @@ export function patternWindowRows(
   return r < Nk ? (Nk - r + s - 1) / s : 0;
 }
 
+/** First packed key of residue r (r <= min(s, Nk)): the residues before it, each padded to a key tile. */
+// @ts-ignore: decorator
+@inline function residueBase(Nk: i32, s: i32, r: i32): i32 {
+  // residues below Nk mod s (all of them when s > Nk) hold one key more than the others
+  const longer = Nk / s + 1;
+  const longCount = min(r, Nk % s);
+  return longCount * keyCountPadded(longer) + (r - longCount) * keyCountPadded(longer - 1);
+}
+
 /** Bytes of a head's keys and values packed by residue modulo s (each residue padded to a key tile). */
 export function residuePackBytes(Nk: i32, D: i32, Dv: i32, s: i32): f64 {
-  let keys = 0;
-  for (let r = 0; r < min(s, Nk); r++) keys += keyCountPadded(residueCount(Nk, s, r));
+  const keys = residueBase(Nk, s, min(s, Nk));
   return 16 + <f64>keys * (D + valueWidthPadded(Dv) + 1) * 4;
 }
 
@@ -221,28 +229,44 @@ export function residuePackBytes(Nk: i32, D: i32, Dv: i32, s: i32): f64 {
  * Packs one head's keys and values (rows kLd and vLd floats apart) grouped by
  * position modulo s: residue 0's keys in order, then residue 1's, ..., each
  * padded to a multiple of 4, with the key bias (-inf for padding). Same
- * layout as packHead otherwise.
+ * layout as packHead otherwise. Rows are read in address order (residues
+ * inside, key tiles outside): rows a stride apart are not prefetched.
  */
 export function packResidues(k: usize, v: usize, Nk: i32, D: i32, Dv: i32, kLd: i32, vLd: i32, s: i32, keyPadding: usize, pack: usize): void {
   const dvPad = valueWidthPadded(Dv);
-  let total = 0;
-  for (let r = 0; r < min(s, Nk); r++) total += keyCountPadded(residueCount(Nk, s, r));
+  const residues = min(s, Nk);
+  const total = residueBase(Nk, s, residues);
   const kp = pack + 16;
   const vp = kp + (<usize>(total * D) << 2);
   const bias = vp + (<usize>(total * dvPad) << 2);
-  memory.fill(vp, 0, <usize>(total * dvPad) << 2);
-  let x = 0;
+  const rowBytes = <usize>dvPad << 2;
+  // key tile t4 of every residue: rows r + (4 t4 + c) s, c < 4
+  const longest = residueCount(Nk, s, 0);
+  for (let t4 = 0; t4 < longest; t4 += 4) {
+    for (let r = 0; r < residues; r++) {
+      const n = residueCount(Nk, s, r);
+      if (t4 >= n) break; // later residues are no longer
+      packKeysStrided(k, r + t4 * s, s, min(4, n - t4), D, kLd, kp + (<usize>((residueBase(Nk, s, r) + t4) * D) << 2));
+    }
+  }
   let hidden = false;
-  for (let r = 0; r < min(s, Nk); r++) {
+  for (let j = 0; j < Nk; j++) {
+    const x = residueBase(Nk, s, j % s) + j / s;
+    const real = keyPadding == 0 || load<u8>(keyPadding + j) != 0;
+    if (!real) hidden = true;
+    store<f32>(bias + (<usize>x << 2), real ? 0 : NEG_INF);
+    const dst = vp + <usize>x * rowBytes;
+    copyRow(dst, v + <usize>j * (<usize>vLd << 2), Dv);
+    if (dvPad > Dv) memory.fill(dst + (<usize>Dv << 2), 0, <usize>(dvPad - Dv) << 2);
+  }
+  // the keys that fill each residue's last tile: zero values, hidden
+  for (let r = 0; r < residues; r++) {
     const n = residueCount(Nk, s, r);
-    const padded = keyCountPadded(n);
-    packKeysStrided(k, r, s, n, D, kLd, kp + (<usize>(x * D) << 2));
-    for (let t = 0; t < padded; t++, x++) {
-      const j = r + t * s;
-      const real = t < n && (keyPadding == 0 || load<u8>(keyPadding + j) != 0);
-      if (!real) hidden = true;
-      store<f32>(bias + (<usize>x << 2), real ? 0 : NEG_INF);
-      if (t < n) copyRow(vp + (<usize>(x * dvPad) << 2), v + <usize>j * (<usize>vLd << 2), Dv);
+    const end = residueBase(Nk, s, r + 1);
+    for (let x = residueBase(Nk, s, r) + n; x < end; x++) {
+      hidden = true;
+      store<f32>(bias + (<usize>x << 2), NEG_INF);
+      memory.fill(vp + <usize>x * rowBytes, 0, rowBytes);
     }
   }
   store<i32>(pack, hidden ? 1 : 0);
@@ -270,9 +294,8 @@ export function patternStrideRows(
   const st = tileScores(tile, D);
   const minusInf = f32x4.splat(NEG_INF);
   const far = reach < 0 ? i32.MAX_VALUE : reach;
-  let base = 0; // first packed key of residue r
-  for (let r = 0; r < residueStart; r++) base += keyCountPadded(residueCount(Nk, s, r));
   for (let r = residueStart; r < residueEnd; r++) {
+    const base = residueBase(Nk, s, r); // first packed key of residue r
     const n = residueCount(Nk, s, r);
     // rows whose position i + shift is r modulo s: first, first + s, ... (count of them),
     // walked by their index t so that no row number past Nq is ever formed
@@ -324,7 +347,6 @@ export function patternStrideRows(
       }
       moveRows(rows, Nq, Dv, tile, D, i0, s, Nq, false);
     }
-    base += keyCountPadded(n);
   }
 }
 
