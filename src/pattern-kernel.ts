@@ -27,7 +27,6 @@ interface PatternKernels {
   patternStrideRows(
     q: number, Nq: number, Nk: number, D: number, Dv: number, qLd: number, scale: number, causal: number, terms: number,
     s: number, reach: number, A: number, B: number, isToken: number, pack: number, tile: number, rows: number,
-    residueStart: number, residueEnd: number,
   ): void;
   extraBytes(D: number, Dv: number): number;
   patternExtraRows(
@@ -179,9 +178,7 @@ export function passCalls(
   if (plan.stride) {
     const { s, reach } = plan.stride;
     job.push(['packResidues', kHead, vHead, Nk, D, Dv, kh.ld, vh.ld, s, pad, residues]);
-    for (let r = 0; r < Math.min(s, Nk); r++) {
-      job.push(['patternStrideRows', qHead, Nq, Nk, D, Dv, qh.ld, scale, causal, termsArg, s, reach, plan.A, plan.B, isToken, residues, tile, rows, r, r + 1]);
-    }
+    job.push(['patternStrideRows', qHead, Nq, Nk, D, Dv, qh.ld, scale, causal, termsArg, s, reach, plan.A, plan.B, isToken, residues, tile, rows]);
   }
   if (plan.extra) {
     job.push(['patternExtraRows', qHead, kHead, vHead, Nq, Nk, D, Dv, qh.ld, kh.ld, vh.ld, scale, termsArg, offsets, keys, bits, pack, gathered, tile, rows, 0, Math.ceil(Nq / 8)]);

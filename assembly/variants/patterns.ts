@@ -274,15 +274,16 @@ export function packResidues(k: usize, v: usize, Nk: i32, D: i32, Dv: i32, kLd: 
 }
 
 /**
- * Stride pass over residues [residueStart, residueEnd) of one head (keys packed
- * by packResidues): a row at position p sees keys j = p mod s with
- * |p - j| <= reach (reach < 0: unbounded), j <= p when causal, except those
- * the window pass took (the window [p - A, p + B] and global rows).
+ * Stride pass over the rows of one head (keys packed by packResidues): a row
+ * at position p sees keys j = p mod s with |p - j| <= reach (reach < 0:
+ * unbounded), j <= p when causal, except those the window pass took (the
+ * window [p - A, p + B] and global rows). Tiles take rows f, f + s, ... of
+ * one offset f; the tiles of every offset come one after the other, so that
+ * q and the row state are read in address order.
  */
 export function patternStrideRows(
   q: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, qLd: i32, scale: f32, causal: bool, terms: usize,
   s: i32, reach: i32, A: i32, B: i32, isToken: usize, pack: usize, tile: usize, rows: usize,
-  residueStart: i32, residueEnd: i32,
 ): void {
   const dvPad = valueWidthPadded(Dv);
   const total = load<i32>(pack, 4);
@@ -294,14 +295,18 @@ export function patternStrideRows(
   const st = tileScores(tile, D);
   const minusInf = f32x4.splat(NEG_INF);
   const far = reach < 0 ? i32.MAX_VALUE : reach;
-  for (let r = residueStart; r < residueEnd; r++) {
-    const base = residueBase(Nk, s, r); // first packed key of residue r
-    const n = residueCount(Nk, s, r);
-    // rows whose position i + shift is r modulo s: first, first + s, ... (count of them),
-    // walked by their index t so that no row number past Nq is ever formed
-    const first = (((r - shift) % s) + s) % s;
-    const rowCount = first < Nq ? (Nq - 1 - first) / s + 1 : 0;
-    for (let t0 = 0; t0 < rowCount; t0 += ROWS) {
+  const offsets = min(s, Nq);
+  const longest = offsets > 0 ? (Nq - 1) / s + 1 : 0;
+  for (let t0 = 0; t0 < longest; t0 += ROWS) {
+    for (let first = 0; first < offsets; first++) {
+      // rows first, first + s, ... (rowCount of them), walked by their index t
+      // so that no row number past Nq is ever formed; their keys: residue r
+      const rowCount = (Nq - 1 - first) / s + 1;
+      if (t0 >= rowCount) break; // later offsets have no more rows
+      const r = (((first + shift) % s) + s) % s;
+      const n = residueCount(Nk, s, r);
+      if (n == 0) continue;
+      const base = residueBase(Nk, s, r); // first packed key of residue r
       const i0 = first + t0 * s;
       const p0 = i0 + shift;
       const iLast = first + min(t0 + ROWS - 1, rowCount - 1) * s;
