@@ -11,7 +11,7 @@
 //   scores      st[j][8]          one key block, then its probabilities
 //   state       m[8], l[8], alpha[8]
 //   output acc  o[8][dvPad]
-import { copyRow } from './memory';
+import { copyRow, scaleRow } from './memory';
 import { packKeysStrided, packQueryStrided } from './gather';
 import { panelTile } from './gemm';
 import { expNonPositive, madd, roundUp } from './simd';
@@ -345,10 +345,7 @@ export function finishRows(o: usize, state: usize, dvPad: i32, out: usize, i0: i
     const i = i0 + r;
     if (i >= N) break;
     const l = load<f32>(state + 32 + (<usize>r << 2));
-    const inv: f32 = l > 0 ? 1 / l : 0;
-    const src = o + (<usize>(r * dvPad) << 2);
-    const dst = out + <usize>i * (<usize>ld << 2);
-    for (let c = 0; c < Dv; c++) store<f32>(dst + (<usize>c << 2), load<f32>(src + (<usize>c << 2)) * inv);
+    scaleRow(out + <usize>i * (<usize>ld << 2), o + (<usize>(r * dvPad) << 2), l > 0 ? 1 / l : 0, Dv);
   }
 }
 

@@ -14,11 +14,12 @@
 //   extra pass   the few remaining keys (global tokens, random picks, further
 //                strided rules), listed per query tile by the caller with a
 //                bit per row, gathered, and attended.
-// Between passes each row's m, l and o live in per-row arrays.
-import { copyRow } from '../core/memory';
+// Between passes each row's m, l and o live in per-row arrays; a pass that
+// is the only one starts its tiles empty and writes the output rows itself.
+import { copyRow, scaleRow } from '../core/memory';
 import {
-  KEY_BLOCK, ROWS, accumulateValues, addKeyBias, keyCountPadded, packedBias, packedKeys, packedValues,
-  scoreBlock, softmaxBlock, tileOutput, tileScores, tileState, valueWidthPadded,
+  KEY_BLOCK, ROWS, accumulateValues, addKeyBias, finishRows, keyCountPadded, packedBias, packedKeys, packedValues,
+  scoreBlock, softmaxBlock, startRows, tileOutput, tileScores, tileState, valueWidthPadded,
 } from '../core/flash';
 import { packKeysStrided, packQueryStrided } from '../core/gather';
 import { roundUp } from '../core/simd';
@@ -50,13 +51,7 @@ export function patternFinish(rows: usize, Nq: i32, Dv: i32, out: usize, oLd: i3
   const acc = sums + (<usize>nqPad << 2);
   for (let i = 0; i < Nq; i++) {
     const l = load<f32>(sums + (<usize>i << 2));
-    const inv: f32 = l > 0 ? 1 / l : 0;
-    const src = acc + (<usize>(i * dvPad) << 2);
-    const dst = out + <usize>i * (<usize>oLd << 2);
-    const scale = f32x4.splat(inv);
-    let c = 0;
-    for (; c + 4 <= Dv; c += 4) v128.store(dst + (<usize>c << 2), f32x4.mul(v128.load(src + (<usize>c << 2)), scale));
-    for (; c < Dv; c++) store<f32>(dst + (<usize>c << 2), load<f32>(src + (<usize>c << 2)) * inv);
+    scaleRow(out + <usize>i * (<usize>oLd << 2), acc + (<usize>(i * dvPad) << 2), l > 0 ? 1 / l : 0, Dv);
   }
 }
 
@@ -96,6 +91,34 @@ function moveRows(rows: usize, Nq: i32, Dv: i32, tile: usize, D: i32, first: i32
       copyRow(acc + <usize>i * rowBytes, ot, dvPad);
     }
   }
+}
+
+/**
+ * Starts the tile of rows first, first + step, ... (those below limit): their
+ * state from the per-row arrays, or empty when the pass is the only one and
+ * writes the output itself (out != 0).
+ */
+function beginRows(rows: usize, Nq: i32, Dv: i32, tile: usize, D: i32, first: i32, step: i32, limit: i32, out: usize): void {
+  if (out != 0) startRows(tileState(tile, D), tileOutput(tile, D), valueWidthPadded(Dv));
+  else moveRows(rows, Nq, Dv, tile, D, first, step, limit, true);
+}
+
+/** Ends the tile beginRows started: its state back to the per-row arrays, or its rows o / l into the output (rows oLd floats apart). */
+function endRows(rows: usize, Nq: i32, Dv: i32, tile: usize, D: i32, first: i32, step: i32, limit: i32, out: usize, oLd: i32): void {
+  if (out == 0) {
+    moveRows(rows, Nq, Dv, tile, D, first, step, limit, false);
+    return;
+  }
+  // (step oLd stays below Nq oLd whenever a second row is written)
+  const count = first < limit ? (limit - 1 - first) / step + 1 : 0;
+  finishRows(tileOutput(tile, D), tileState(tile, D), valueWidthPadded(Dv), out + <usize>first * (<usize>oLd << 2), 0, count, Dv, step * oLd);
+}
+
+/** A tile that sees no key in this pass: nothing to do, unless the pass writes the output (the rows then see nothing: zeros). */
+function skipRows(Nq: i32, Dv: i32, tile: usize, D: i32, first: i32, step: i32, limit: i32, out: usize, oLd: i32): void {
+  if (out == 0) return;
+  beginRows(0, Nq, Dv, tile, D, first, step, limit, out);
+  endRows(0, Nq, Dv, tile, D, first, step, limit, out, oLd);
 }
 
 /** Packs rows first, first + step, ... below limit of q (rows qLd apart, times scale) as the tile's qt[d][8]; the others are 0. */
@@ -148,10 +171,11 @@ function globalRows(isToken: usize, Nk: i32, p0: i32, step: i32, half: i32): v12
  * Window pass over query rows [rowStart, rowEnd) of one head (keys packed in
  * order by packHead): a row at position p sees keys p - A ..= p + B (A = B = -1:
  * no local rule), all keys when p is a global token, and never j > p when causal.
+ * out != 0: the only pass, writing the output rows (oLd floats apart) itself.
  */
 export function patternWindowRows(
   q: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, qLd: i32, scale: f32, causal: bool, terms: usize,
-  A: i32, B: i32, isToken: usize, pack: usize, tile: usize, rows: usize, rowStart: i32, rowEnd: i32,
+  A: i32, B: i32, isToken: usize, pack: usize, tile: usize, rows: usize, rowStart: i32, rowEnd: i32, out: usize, oLd: i32,
 ): void {
   const dvPad = valueWidthPadded(Dv);
   const kp = packedKeys(pack);
@@ -168,12 +192,15 @@ export function patternWindowRows(
     const g0 = globalRows(isToken, Nk, p0, 1, 0);
     const g1 = globalRows(isToken, Nk, p0, 1, 1);
     const anyGlobal = v128.any_true(v128.or(g0, g1));
-    if (!anyGlobal && A < 0) continue; // no window and no global row: nothing for this pass
     const lo = anyGlobal ? 0 : max(0, p0 - A);
     const hi = anyGlobal ? end : min(end, pLast + B + 1);
-    if (lo >= hi) continue;
+    // no window and no global row, or no key in reach: nothing for this pass
+    if ((!anyGlobal && A < 0) || lo >= hi) {
+      skipRows(Nq, Dv, tile, D, i0, 1, rowEnd, out, oLd);
+      continue;
+    }
     packQueryRows(q, rowEnd, D, qLd, scale, i0, 1, tile);
-    moveRows(rows, Nq, Dv, tile, D, i0, 1, rowEnd, true);
+    beginRows(rows, Nq, Dv, tile, D, i0, 1, rowEnd, out);
     const pos0 = i32x4.add(i32x4.splat(p0), LANES_0123);
     const pos1 = i32x4.add(pos0, i32x4.splat(4));
     const lo0 = i32x4.sub(pos0, i32x4.splat(A));
@@ -200,7 +227,7 @@ export function patternWindowRows(
       }
       finishBlock(vp, x0, count, tile, D, dvPad);
     }
-    moveRows(rows, Nq, Dv, tile, D, i0, 1, rowEnd, false);
+    endRows(rows, Nq, Dv, tile, D, i0, 1, rowEnd, out, oLd);
   }
 }
 
@@ -279,11 +306,12 @@ export function packResidues(k: usize, v: usize, Nk: i32, D: i32, Dv: i32, kLd: 
  * unbounded), j <= p when causal, except those the window pass took (the
  * window [p - A, p + B] and global rows). Tiles take rows f, f + s, ... of
  * one offset f; the tiles of every offset come one after the other, so that
- * q and the row state are read in address order.
+ * q and the row state are read in address order. out != 0: the only pass,
+ * writing the output rows (oLd floats apart) itself.
  */
 export function patternStrideRows(
   q: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, qLd: i32, scale: f32, causal: bool, terms: usize,
-  s: i32, reach: i32, A: i32, B: i32, isToken: usize, pack: usize, tile: usize, rows: usize,
+  s: i32, reach: i32, A: i32, B: i32, isToken: usize, pack: usize, tile: usize, rows: usize, out: usize, oLd: i32,
 ): void {
   const dvPad = valueWidthPadded(Dv);
   const total = load<i32>(pack, 4);
@@ -305,8 +333,6 @@ export function patternStrideRows(
       if (t0 >= rowCount) break; // later offsets have no more rows
       const r = (((first + shift) % s) + s) % s;
       const n = residueCount(Nk, s, r);
-      if (n == 0) continue;
-      const base = residueBase(Nk, s, r); // first packed key of residue r
       const i0 = first + t0 * s;
       const p0 = i0 + shift;
       const iLast = first + min(t0 + ROWS - 1, rowCount - 1) * s;
@@ -317,9 +343,13 @@ export function patternStrideRows(
       const jHi = min(end - 1, pLast > i32.MAX_VALUE - far ? i32.MAX_VALUE : pLast + far);
       const tLo = jLo <= r ? 0 : (jLo - r + s - 1) / s;
       const tHi = jHi < r ? -1 : min(n - 1, (jHi - r) / s);
-      if (tLo > tHi) continue;
+      if (tLo > tHi) {
+        skipRows(Nq, Dv, tile, D, i0, s, Nq, out, oLd);
+        continue;
+      }
       packQueryRows(q, Nq, D, qLd, scale, i0, s, tile);
-      moveRows(rows, Nq, Dv, tile, D, i0, s, Nq, true);
+      beginRows(rows, Nq, Dv, tile, D, i0, s, Nq, out);
+      const base = residueBase(Nk, s, r); // first packed key of residue r
       const stepPos = i32x4.splat(s);
       const pos0 = i32x4.add(i32x4.splat(p0), i32x4.mul(LANES_0123, stepPos));
       const pos1 = i32x4.add(pos0, i32x4.mul(i32x4.splat(4), stepPos));
@@ -350,7 +380,7 @@ export function patternStrideRows(
         }
         finishBlock(vp, x0, count, tile, D, dvPad);
       }
-      moveRows(rows, Nq, Dv, tile, D, i0, s, Nq, false);
+      endRows(rows, Nq, Dv, tile, D, i0, s, Nq, out, oLd);
     }
   }
 }
