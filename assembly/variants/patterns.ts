@@ -256,8 +256,8 @@ export function residuePackBytes(Nk: i32, D: i32, Dv: i32, s: i32): f64 {
  * Packs one head's keys and values (rows kLd and vLd floats apart) grouped by
  * position modulo s: residue 0's keys in order, then residue 1's, ..., each
  * padded to a multiple of 4, with the key bias (-inf for padding). Same
- * layout as packHead otherwise. Rows are read in address order (residues
- * inside, key tiles outside): rows a stride apart are not prefetched.
+ * layout as packHead otherwise. Rows are read in address order: rows a
+ * stride apart are not prefetched.
  */
 export function packResidues(k: usize, v: usize, Nk: i32, D: i32, Dv: i32, kLd: i32, vLd: i32, s: i32, keyPadding: usize, pack: usize): void {
   const dvPad = valueWidthPadded(Dv);
@@ -267,24 +267,25 @@ export function packResidues(k: usize, v: usize, Nk: i32, D: i32, Dv: i32, kLd: 
   const vp = kp + (<usize>(total * D) << 2);
   const bias = vp + (<usize>(total * dvPad) << 2);
   const rowBytes = <usize>dvPad << 2;
-  // key tile t4 of every residue: rows r + (4 t4 + c) s, c < 4
-  const longest = residueCount(Nk, s, 0);
-  for (let t4 = 0; t4 < longest; t4 += 4) {
-    for (let r = 0; r < residues; r++) {
-      const n = residueCount(Nk, s, r);
-      if (t4 >= n) break; // later residues are no longer
-      packKeysStrided(k, r + t4 * s, s, min(4, n - t4), D, kLd, kp + (<usize>((residueBase(Nk, s, r) + t4) * D) << 2));
-    }
-  }
+  // residue r holds `longer` keys when r < Nk mod s, one fewer otherwise
+  const longer = Nk / s + 1;
+  const shortFrom = Nk % s;
   let hidden = false;
-  for (let j = 0; j < Nk; j++) {
-    const x = residueBase(Nk, s, j % s) + j / s;
-    const real = keyPadding == 0 || load<u8>(keyPadding + j) != 0;
-    if (!real) hidden = true;
-    store<f32>(bias + (<usize>x << 2), real ? 0 : NEG_INF);
-    const dst = vp + <usize>x * rowBytes;
-    copyRow(dst, v + <usize>j * (<usize>vLd << 2), Dv);
-    if (dvPad > Dv) memory.fill(dst + (<usize>Dv << 2), 0, <usize>(dvPad - Dv) << 2);
+  // row j = t s + r goes to x = residueBase(r) + t; at t = 0 mod 4 it starts residue r's key tile
+  for (let j0 = 0, t = 0; j0 < Nk; j0 += s, t++) {
+    let x = t;
+    for (let j = j0; j < min(Nk, j0 + s); j++) {
+      const r = j - j0;
+      const n = r < shortFrom ? longer : longer - 1;
+      if ((t & 3) == 0) packKeysStrided(k, j, s, min(4, n - t), D, kLd, kp + (<usize>(x * D) << 2));
+      const real = keyPadding == 0 || load<u8>(keyPadding + j) != 0;
+      if (!real) hidden = true;
+      store<f32>(bias + (<usize>x << 2), real ? 0 : NEG_INF);
+      const dst = vp + <usize>x * rowBytes;
+      copyRow(dst, v + <usize>j * (<usize>vLd << 2), Dv);
+      if (dvPad > Dv) memory.fill(dst + (<usize>Dv << 2), 0, <usize>(dvPad - Dv) << 2);
+      x += keyCountPadded(n);
+    }
   }
   // the keys that fill each residue's last tile: zero values, hidden
   for (let r = 0; r < residues; r++) {
