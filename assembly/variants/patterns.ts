@@ -18,8 +18,8 @@
 // is the only one starts its tiles empty and writes the output rows itself.
 import { copyRow, scaleRow } from '../core/memory';
 import {
-  KEY_BLOCK, ROWS, accumulateValues, addKeyBias, finishRows, keyCountPadded, packedBias, packedKeys, packedValues,
-  scoreBlock, softmaxBlock, startRows, tileOutput, tileScores, tileState, valueWidthPadded,
+  KEY_BLOCK, ROWS, accumulateFourRows, accumulateValues, addKeyBias, finishRows, keyCountPadded, packedBias, packedKeys, packedValues,
+  scoreBlock, scoreBlock4, softmaxBlock, startRows, tileOutput, tileScores, tileState, valueWidthPadded,
 } from '../core/flash';
 import { packKeysStrided, packQueryStrided } from '../core/gather';
 import { roundUp } from '../core/simd';
@@ -144,10 +144,19 @@ function globalRows(isToken: usize, Nk: i32, p0: i32, step: i32, half: i32): v12
 // ------------------------------------------------------------- the passes
 
 /**
- * Scores of one block of packed keys [x0, x0 + count) for one tile, with the
- * model terms (rows and keys as applyTerms takes them; terms 0: none) and then
- * the key bias (padding).
+ * The model terms (rows and keys as applyTerms takes them; terms 0: none) and
+ * then the key bias (padding) on the scores of one block of packed keys [x0, x0 + count).
  */
+// @ts-ignore: decorator
+@inline function addTerms(
+  st: usize, bias: usize, hidden: bool, x0: i32, count: i32,
+  terms: usize, i0: i32, rowStep: i32, rowEnd: i32, jFirst: i32, jStep: i32, keyList: usize, keyCount: i32, Nk: i32, cover: i32,
+): void {
+  if (terms != 0) applyTerms(terms, st, keyCount, i0, rowStep, rowEnd, jFirst, jStep, keyList, Nk, cover);
+  if (hidden) addKeyBias(st, count, bias + (<usize>x0 << 2));
+}
+
+/** Scores of one block of packed keys [x0, x0 + count) for one tile, with addTerms. */
 // @ts-ignore: decorator
 @inline function scoreKeys(
   kp: usize, bias: usize, hidden: bool, x0: i32, count: i32, tile: usize, D: i32,
@@ -155,8 +164,42 @@ function globalRows(isToken: usize, Nk: i32, p0: i32, step: i32, half: i32): v12
 ): void {
   const st = tileScores(tile, D);
   scoreBlock(kp, x0 >> 2, count >> 2, tile, D, st);
-  if (terms != 0) applyTerms(terms, st, keyCount, i0, rowStep, rowEnd, jFirst, jStep, keyList, Nk, cover);
-  if (hidden) addKeyBias(st, count, bias + (<usize>x0 << 2));
+  addTerms(st, bias, hidden, x0, count, terms, i0, rowStep, rowEnd, jFirst, jStep, keyList, keyCount, Nk, cover);
+}
+
+// A stride tile's rows 0-3 and rows 4-7 see bands of keys that overlap only in
+// part: each half is scored and accumulated over its own band (its lanes of
+// the other keys are left as they are, and the mask hides them).
+
+/** Scores of packed keys [xa, xb) (within the block at x0 of count keys) for half h of the tile (rows 4 h .. 4 h + 3). */
+function scoreHalf(kp: usize, x0: i32, count: i32, xa: i32, xb: i32, tile: usize, D: i32, h: i32): void {
+  const lo = max(xa, x0);
+  const hi = min(xb, x0 + count);
+  const lanes = <usize>h << 4;
+  if (lo < hi) scoreBlock4(kp, lo >> 2, (hi - lo) >> 2, tile + lanes, D, tileScores(tile, D) + (<usize>(lo - x0) << 5) + lanes);
+}
+
+/** accumulateValues of half h of the tile over its packed keys [xa, xb) within the block at x0 (none: the rescale only). */
+function accumulateHalf(vp: usize, x0: i32, count: i32, xa: i32, xb: i32, tile: usize, D: i32, dvPad: i32, h: i32): void {
+  const lo = max(xa, x0);
+  const hi = max(lo, min(xb, x0 + count));
+  const st = tileScores(tile, D) + (<usize>(lo - x0) << 5);
+  accumulateFourRows(st, hi - lo, vp + (<usize>(lo * dvPad) << 2), dvPad, tileOutput(tile, D), tileState(tile, D), h * 4);
+}
+
+/** The first index t of the residue-r keys j = r + t s that a row at position p may see (j >= p - reach; reach < 0: unbounded). */
+// @ts-ignore: decorator
+@inline function bandFirst(r: i32, s: i32, p: i32, reach: i32): i32 {
+  const jLo = reach < 0 ? 0 : max(0, p - reach);
+  return jLo <= r ? 0 : (jLo - r + s - 1) / s;
+}
+
+/** The last index t of the n residue-r keys that a row at position p may see (j <= p + reach, and j <= p when causal), or -1. */
+// @ts-ignore: decorator
+@inline function bandLast(r: i32, s: i32, n: i32, p: i32, reach: i32, causal: bool, Nk: i32): i32 {
+  const end = causal ? min(Nk, p + 1) : Nk;
+  const jHi = min(end - 1, reach < 0 || p > i32.MAX_VALUE - reach ? i32.MAX_VALUE : p + reach);
+  return jHi < r ? -1 : min(n - 1, (jHi - r) / s);
 }
 
 /** The block's masked scores into the tile's running softmax and output. */
@@ -336,33 +379,38 @@ export function patternStrideRows(
       const n = residueCount(Nk, s, r);
       const i0 = first + t0 * s;
       const p0 = i0 + shift;
-      const iLast = first + min(t0 + ROWS - 1, rowCount - 1) * s;
-      const pLast = iLast + shift;
-      const end = causal ? min(Nk, pLast + 1) : Nk;
-      // residue-r keys in [p0 - far, pLast + far] and below end, as indices t of j = r + t s
-      const jLo = reach < 0 ? 0 : max(0, p0 - far);
-      const jHi = min(end - 1, pLast > i32.MAX_VALUE - far ? i32.MAX_VALUE : pLast + far);
-      const tLo = jLo <= r ? 0 : (jLo - r + s - 1) / s;
-      const tHi = jHi < r ? -1 : min(n - 1, (jHi - r) / s);
-      if (tLo > tHi) {
+      // the keys each half of the tile may see, as indices t of j = r + t s (none: lo > hi)
+      const tileRows = min(ROWS, rowCount - t0);
+      const lo0 = bandFirst(r, s, p0, reach);
+      const hi0 = bandLast(r, s, n, p0 + min(3, tileRows - 1) * s, reach, causal, Nk);
+      const lo1 = tileRows > 4 ? bandFirst(r, s, p0 + 4 * s, reach) : 0;
+      const hi1 = tileRows > 4 ? bandLast(r, s, n, p0 + (tileRows - 1) * s, reach, causal, Nk) : -1;
+      if (lo0 > hi0 && lo1 > hi1) {
         skipRows(Nq, Dv, tile, D, i0, s, Nq, out, oLd);
         continue;
       }
       packQueryRows(q, Nq, D, qLd, scale, i0, s, tile);
       beginRows(rows, Nq, Dv, tile, D, i0, s, Nq, out);
+      // as packed keys, each half's band rounded out to key tiles
       const base = residueBase(Nk, s, r); // first packed key of residue r
+      const xa0 = base + (lo0 & ~3);
+      const xb0 = lo0 > hi0 ? xa0 : base + roundUp(hi0 + 1, 4);
+      const xa1 = base + (lo1 & ~3);
+      const xb1 = lo1 > hi1 ? xa1 : base + roundUp(hi1 + 1, 4);
       const stepPos = i32x4.splat(s);
       const pos0 = i32x4.add(i32x4.splat(p0), i32x4.mul(LANES_0123, stepPos));
       const pos1 = i32x4.add(pos0, i32x4.mul(i32x4.splat(4), stepPos));
       const g0 = globalRows(isToken, Nk, p0, s, 0);
       const g1 = globalRows(isToken, Nk, p0, s, 1);
-      const xEnd = base + roundUp(tHi + 1, 4);
-      for (let x0 = base + (tLo & ~3); x0 < xEnd; x0 += KEY_BLOCK) {
+      const xEnd = lo1 > hi1 ? xb0 : xb1;
+      for (let x0 = lo0 > hi0 ? xa1 : xa0; x0 < xEnd; x0 += KEY_BLOCK) {
         const count = min(KEY_BLOCK, xEnd - x0);
         const jFirst = r + (x0 - base) * s;
         const cover = terms != 0 ? termsCover(terms, count, i0, s, Nq, jFirst, s, 0, Nk) : 0;
         if (terms != 0 && cover == BLOCK_HIDDEN) continue;
-        scoreKeys(kp, bias, hidden, x0, count, tile, D, terms, i0, s, Nq, jFirst, s, 0, count, Nk, cover);
+        scoreHalf(kp, x0, count, xa0, xb0, tile, D, 0);
+        scoreHalf(kp, x0, count, xa1, xb1, tile, D, 1);
+        addTerms(st, bias, hidden, x0, count, terms, i0, s, Nq, jFirst, s, 0, count, Nk, cover);
         for (let t = 0; t < count; t++) {
           const jPos = r + (x0 - base + t) * s;
           const j = i32x4.splat(jPos);
@@ -379,7 +427,9 @@ export function patternStrideRows(
           v128.store(row, v128.bitselect(v128.load(row), minusInf, see0));
           v128.store(row, v128.bitselect(v128.load(row, 16), minusInf, see1), 16);
         }
-        finishBlock(vp, x0, count, tile, D, dvPad);
+        softmaxBlock(st, count, tileState(tile, D));
+        accumulateHalf(vp, x0, count, xa0, xb0, tile, D, dvPad, 0);
+        accumulateHalf(vp, x0, count, xa1, xb1, tile, D, dvPad, 1);
       }
       endRows(rows, Nq, Dv, tile, D, i0, s, Nq, out, oLd);
     }
