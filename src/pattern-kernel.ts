@@ -25,7 +25,7 @@ interface PatternKernels {
   residuePackBytes(Nk: number, D: number, Dv: number, s: number): number;
   packResidues(k: number, v: number, Nk: number, D: number, Dv: number, kLd: number, vLd: number, s: number, keyPadding: number, pack: number): void;
   patternStrideRows(
-    q: number, Nq: number, Nk: number, D: number, Dv: number, qLd: number, scale: number, causal: number, terms: number,
+    q: number, v: number, Nq: number, Nk: number, D: number, Dv: number, qLd: number, vLd: number, scale: number, causal: number, terms: number,
     s: number, reach: number, A: number, B: number, isToken: number, pack: number, tile: number, rows: number, out: number, oLd: number,
   ): void;
   extraBytes(D: number, Dv: number): number;
@@ -190,7 +190,7 @@ export function passCalls(
   if (plan.stride) {
     const { s, reach } = plan.stride;
     job.push(['packResidues', kHead, vHead, Nk, D, Dv, kh.ld, vh.ld, s, pad, residues]);
-    job.push(['patternStrideRows', qHead, Nq, Nk, D, Dv, qh.ld, scale, causal, termsArg, s, reach, plan.A, plan.B, isToken, residues, tile, rows, out, oLd]);
+    job.push(['patternStrideRows', qHead, vHead, Nq, Nk, D, Dv, qh.ld, vh.ld, scale, causal, termsArg, s, reach, plan.A, plan.B, isToken, residues, tile, rows, out, oLd]);
   }
   if (plan.extra) {
     job.push(['patternExtraRows', qHead, kHead, vHead, Nq, Nk, D, Dv, qh.ld, kh.ld, vh.ld, scale, termsArg, offsets, keys, bits, pack, gathered, tile, rows, 0, Math.ceil(Nq / 8)]);

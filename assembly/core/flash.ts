@@ -262,9 +262,12 @@ export function accumulateValues(st: usize, count: i32, vp: usize, dvPad: i32, o
   accumulateFour(st, count, vp, 32, <usize>dvPad << 2, dvPad, o, state, 4);
 }
 
-/** accumulateValues for rows r0 .. r0 + 3 of the tile only (r0: 0 or 4); the other rows keep their output and state. */
-export function accumulateFourRows(st: usize, count: i32, vp: usize, dvPad: i32, o: usize, state: usize, r0: i32): void {
-  accumulateFour(st, count, vp, 32, <usize>dvPad << 2, dvPad, o, state, r0);
+/**
+ * accumulateValues for rows r0 .. r0 + 3 of the tile only (r0: 0 or 4; the
+ * other rows keep their output and state), value rows keyBytes apart.
+ */
+export function accumulateFourRows(st: usize, count: i32, vp: usize, keyBytes: usize, dvPad: i32, o: usize, state: usize, r0: i32): void {
+  accumulateFour(st, count, vp, 32, keyBytes, dvPad, o, state, r0);
 }
 
 // Blocked values (the key/value cache): vb[j/64][c/8][j%64][8], so that a

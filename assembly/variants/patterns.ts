@@ -179,12 +179,16 @@ function scoreHalf(kp: usize, x0: i32, count: i32, xa: i32, xb: i32, tile: usize
   if (lo < hi) scoreBlock4(kp, lo >> 2, (hi - lo) >> 2, tile + lanes, D, tileScores(tile, D) + (<usize>(lo - x0) << 5) + lanes);
 }
 
-/** accumulateValues of half h of the tile over its packed keys [xa, xb) within the block at x0 (none: the rescale only). */
-function accumulateHalf(vp: usize, x0: i32, count: i32, xa: i32, xb: i32, tile: usize, D: i32, dvPad: i32, h: i32): void {
+/**
+ * accumulateValues of half h of the tile over its packed keys [xa, xb) within
+ * the block at x0 (none: the rescale only); packed key x's value row at
+ * values + (x - base) keyBytes.
+ */
+function accumulateHalf(values: usize, keyBytes: usize, base: i32, x0: i32, count: i32, xa: i32, xb: i32, tile: usize, D: i32, dvPad: i32, h: i32): void {
   const lo = max(xa, x0);
   const hi = max(lo, min(xb, x0 + count));
   const st = tileScores(tile, D) + (<usize>(lo - x0) << 5);
-  accumulateFourRows(st, hi - lo, vp + (<usize>(lo * dvPad) << 2), dvPad, tileOutput(tile, D), tileState(tile, D), h * 4);
+  accumulateFourRows(st, hi - lo, values + <usize>(lo - base) * keyBytes, keyBytes, dvPad, tileOutput(tile, D), tileState(tile, D), h * 4);
 }
 
 /** The first index t of the residue-r keys j = r + t s that a row at position p may see (j >= p - reach; reach < 0: unbounded). */
@@ -289,18 +293,33 @@ export function patternWindowRows(
   return longCount * keyCountPadded(longer) + (r - longCount) * keyCountPadded(longer - 1);
 }
 
-/** Bytes of a head's keys and values packed by residue modulo s (each residue padded to a key tile). */
+/**
+ * Whether the stride pass reads value rows where they are (rows that need no
+ * padding to the engine's dvPad columns), or packed by residue like the keys.
+ */
+// @ts-ignore: decorator
+@inline function valuesInPlace(Dv: i32): bool {
+  return valueWidthPadded(Dv) == Dv;
+}
+
+/** Floats per packed key: its key tile column, its value row unless values are read in place, its bias. */
+// @ts-ignore: decorator
+@inline function residueKeyFloats(D: i32, Dv: i32): i32 {
+  return D + (valuesInPlace(Dv) ? 0 : valueWidthPadded(Dv)) + 1;
+}
+
+/** Bytes of a head's keys (and values) packed by residue modulo s (each residue padded to a key tile). */
 export function residuePackBytes(Nk: i32, D: i32, Dv: i32, s: i32): f64 {
-  const keys = residueBase(Nk, s, min(s, Nk));
-  return 16 + <f64>keys * (D + valueWidthPadded(Dv) + 1) * 4;
+  return 16 + <f64>residueBase(Nk, s, min(s, Nk)) * residueKeyFloats(D, Dv) * 4;
 }
 
 /**
- * Packs one head's keys and values (rows kLd and vLd floats apart) grouped by
- * position modulo s: residue 0's keys in order, then residue 1's, ..., each
- * padded to a multiple of 4, with the key bias (-inf for padding). Same
- * layout as packHead otherwise. Rows are read in address order: rows a
- * stride apart are not prefetched.
+ * Packs one head's keys (rows kLd floats apart) grouped by position modulo
+ * s: residue 0's keys in order, then residue 1's, ..., each padded to a
+ * multiple of 4, with the key bias (-inf for padding); its values (rows vLd
+ * apart) the same way unless valuesInPlace. Layout: header (i32 "has hidden
+ * keys", i32 packed keys) | key tiles | value rows | bias. Rows are read in
+ * address order: rows a stride apart are not prefetched.
  */
 export function packResidues(k: usize, v: usize, Nk: i32, D: i32, Dv: i32, kLd: i32, vLd: i32, s: i32, keyPadding: usize, pack: usize): void {
   const dvPad = valueWidthPadded(Dv);
@@ -308,8 +327,9 @@ export function packResidues(k: usize, v: usize, Nk: i32, D: i32, Dv: i32, kLd: 
   const total = residueBase(Nk, s, residues);
   const kp = pack + 16;
   const vp = kp + (<usize>(total * D) << 2);
-  const bias = vp + (<usize>(total * dvPad) << 2);
+  const bias = pack + 16 + (<usize>(total * (residueKeyFloats(D, Dv) - 1)) << 2);
   const rowBytes = <usize>dvPad << 2;
+  const packValues = !valuesInPlace(Dv);
   // residue r holds `longer` keys when r < Nk mod s, one fewer otherwise
   const longer = Nk / s + 1;
   const shortFrom = Nk % s;
@@ -324,20 +344,20 @@ export function packResidues(k: usize, v: usize, Nk: i32, D: i32, Dv: i32, kLd: 
       const real = keyPadding == 0 || load<u8>(keyPadding + j) != 0;
       if (!real) hidden = true;
       store<f32>(bias + (<usize>x << 2), real ? 0 : NEG_INF);
-      const dst = vp + <usize>x * rowBytes;
-      copyRow(dst, v + <usize>j * (<usize>vLd << 2), Dv);
-      if (dvPad > Dv) memory.fill(dst + (<usize>Dv << 2), 0, <usize>(dvPad - Dv) << 2);
+      if (packValues) {
+        const dst = vp + <usize>x * rowBytes;
+        copyRow(dst, v + <usize>j * (<usize>vLd << 2), Dv);
+        memory.fill(dst + (<usize>Dv << 2), 0, <usize>(dvPad - Dv) << 2);
+      }
       x += keyCountPadded(n);
     }
   }
-  // the keys that fill each residue's last tile: zero values, hidden
+  // the keys that fill each residue's last tile: hidden (their values are never read)
   for (let r = 0; r < residues; r++) {
-    const n = residueCount(Nk, s, r);
     const end = residueBase(Nk, s, r + 1);
-    for (let x = residueBase(Nk, s, r) + n; x < end; x++) {
+    for (let x = residueBase(Nk, s, r) + residueCount(Nk, s, r); x < end; x++) {
       hidden = true;
       store<f32>(bias + (<usize>x << 2), NEG_INF);
-      memory.fill(vp + <usize>x * rowBytes, 0, rowBytes);
     }
   }
   store<i32>(pack, hidden ? 1 : 0);
@@ -345,7 +365,8 @@ export function packResidues(k: usize, v: usize, Nk: i32, D: i32, Dv: i32, kLd: 
 }
 
 /**
- * Stride pass over the rows of one head (keys packed by packResidues): a row
+ * Stride pass over the rows of one head (keys packed by packResidues; values
+ * too, or read in place from v, rows vLd floats apart): a row
  * at position p sees keys j = p mod s with |p - j| <= reach (reach < 0:
  * unbounded), j <= p when causal, except those the window pass took (the
  * window [p - A, p + B] and global rows). Tiles take rows f, f + s, ... of
@@ -354,14 +375,17 @@ export function packResidues(k: usize, v: usize, Nk: i32, D: i32, Dv: i32, kLd: 
  * writing the output rows (oLd floats apart) itself.
  */
 export function patternStrideRows(
-  q: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, qLd: i32, scale: f32, causal: bool, terms: usize,
+  q: usize, v: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, qLd: i32, vLd: i32, scale: f32, causal: bool, terms: usize,
   s: i32, reach: i32, A: i32, B: i32, isToken: usize, pack: usize, tile: usize, rows: usize, out: usize, oLd: i32,
 ): void {
   const dvPad = valueWidthPadded(Dv);
   const total = load<i32>(pack, 4);
   const kp = pack + 16;
   const vp = kp + (<usize>(total * D) << 2);
-  const bias = vp + (<usize>(total * dvPad) << 2);
+  const bias = pack + 16 + (<usize>(total * (residueKeyFloats(D, Dv) - 1)) << 2);
+  const inPlace = valuesInPlace(Dv);
+  const vRowBytes = <usize>vLd << 2;
+  const keyBytes = inPlace ? <usize>s * vRowBytes : <usize>dvPad << 2;
   const hidden = load<i32>(pack) != 0;
   const shift = Nk - Nq;
   const st = tileScores(tile, D);
@@ -393,6 +417,7 @@ export function patternStrideRows(
       beginRows(rows, Nq, Dv, tile, D, i0, s, Nq, out);
       // as packed keys, each half's band rounded out to key tiles
       const base = residueBase(Nk, s, r); // first packed key of residue r
+      const values = inPlace ? v + <usize>r * vRowBytes : vp + (<usize>(base * dvPad) << 2);
       const xa0 = base + (lo0 & ~3);
       const xb0 = lo0 > hi0 ? xa0 : base + roundUp(hi0 + 1, 4);
       const xa1 = base + (lo1 & ~3);
@@ -428,8 +453,9 @@ export function patternStrideRows(
           v128.store(row, v128.bitselect(v128.load(row, 16), minusInf, see1), 16);
         }
         softmaxBlock(st, count, tileState(tile, D));
-        accumulateHalf(vp, x0, count, xa0, xb0, tile, D, dvPad, 0);
-        accumulateHalf(vp, x0, count, xa1, xb1, tile, D, dvPad, 1);
+        // (the keys that fill the residue's last tile have no value row)
+        accumulateHalf(values, keyBytes, base, x0, count, xa0, min(xb0, base + n), tile, D, dvPad, 0);
+        accumulateHalf(values, keyBytes, base, x0, count, xa1, min(xb1, base + n), tile, D, dvPad, 1);
       }
       endRows(rows, Nq, Dv, tile, D, i0, s, Nq, out, oLd);
     }
