@@ -124,14 +124,22 @@ export interface PassBuffers {
   readonly record: ScratchRef;
 }
 
-/** Byte sizes of {@link PassBuffers}, in its order. */
-export function passBufferBytes(x: PatternKernels & Runtime['exports'], plan: KernelPlan, { Nq, Nk, D, Dv }: Problem): number[] {
-  const windowPass = plan.A >= 0 || plan.isToken !== null;
+/** Whether the plan runs the window pass: a local rule or a global row. */
+const hasWindowPass = (plan: KernelPlan): boolean => plan.A >= 0 || plan.isToken !== null;
+
+/** Whether the plan is one window or stride pass alone, which needs no per-row arrays when it writes the output itself. */
+const isLonePass = (plan: KernelPlan): boolean => plan.extra === null && hasWindowPass(plan) !== (plan.stride !== null);
+
+/**
+ * Byte sizes of {@link PassBuffers}, in its order; `output`: whether the
+ * passes write the output (as {@link passCalls} with an output), not the rows' state.
+ */
+export function passBufferBytes(x: PatternKernels & Runtime['exports'], plan: KernelPlan, { Nq, Nk, D, Dv }: Problem, output = false): number[] {
   return [
-    windowPass || plan.extra ? x.packBytes(Nk, D, Dv) : 0,
+    hasWindowPass(plan) || plan.extra ? x.packBytes(Nk, D, Dv) : 0,
     plan.stride ? x.residuePackBytes(Nk, D, Dv, plan.stride.s) : 0,
     x.groupBytes(D, Dv),
-    x.patternStateBytes(Nq, Dv),
+    output && isLonePass(plan) ? 0 : x.patternStateBytes(Nq, Dv),
     plan.extra ? x.extraBytes(D, Dv) : 0,
     x.termsBytes(),
   ];
@@ -168,14 +176,12 @@ export function passCalls(
   const causal = parsed.causal ? 1 : 0;
   const [qp, kp, vp, padp, tokens, offsets, keys, bits, maskp, biasp] = pointers;
   const { pack, residues, tile, rows, gathered, record } = buffers;
-  // the window pass has work when there is a local rule or a global row
-  const windowPass = plan.A >= 0 || plan.isToken !== null;
+  const windowPass = hasWindowPass(plan);
   const isToken = plan.isToken ? tokens : 0;
   const pad = keyPadding ? padp + b * Nk : 0;
   const [qh, kh, vh] = [q, k, v].map((x) => ({ offset: headOffset(x, b, h, H) * 4, ld: rowStride(x) }));
   const [qHead, kHead, vHead] = [qp + qh.offset, kp + kh.offset, vp + vh.offset];
-  // one pass alone needs no per-row arrays between passes
-  const lone = output !== null && plan.extra === null && windowPass !== (plan.stride !== null);
+  const lone = output !== null && isLonePass(plan);
   const [out, oLd] = lone ? [output.at, output.ld] : [0, 0];
   const job: KernelCall[] = lone ? [] : [['patternStart', rows, Nq, Dv]];
   if (hasLogitOptions(terms)) job.push(writeTermsCall(terms, maskp, biasp, b, h, record));
@@ -218,7 +224,7 @@ export function patternPlan(runtime: Runtime, inputs: Inputs, parsed: PatternPar
     parts: [inputs.q!.data, inputs.k!.data, inputs.v!.data, B * H * Nq * Dv * 4, ...passParts(plan, parsed)],
     output: 3,
     length: B * H * Nq * Dv,
-    scratch: passBufferBytes(x, plan, parsed.problem),
+    scratch: passBufferBytes(x, plan, parsed.problem, true),
     jobs: ([qp, kp, vp, op, ...rest]) =>
       Array.from({ length: B * H }, (_, bh) => {
         const [b, h] = [Math.floor(bh / H), bh % H];
