@@ -52,8 +52,8 @@ export function residuePackBytes(Nk: i32, D: i32, Dv: i32, s: i32): f64 {
  * s: residue 0's keys in order, then residue 1's, ..., each padded to a
  * multiple of 4, with the key bias (-inf for padding); its values (rows vLd
  * apart) the same way unless valuesInPlace. Layout: header (i32 "has hidden
- * keys", i32 packed keys) | key tiles | value rows | bias. Rows are read in
- * address order: rows a stride apart are not prefetched.
+ * keys", i32 packed keys) | key tiles | value rows (unless in place) | bias.
+ * Rows are read in address order: rows a stride apart are not prefetched.
  */
 export function packResidues(k: usize, v: usize, Nk: i32, D: i32, Dv: i32, kLd: i32, vLd: i32, s: i32, keyPadding: usize, pack: usize): void {
   const dvPad = valueWidthPadded(Dv);
@@ -142,10 +142,11 @@ function accumulateHalf(values: usize, keyBytes: usize, base: i32, x0: i32, coun
  * too, or read in place from v, rows vLd floats apart): a row
  * at position p sees keys j = p mod s with |p - j| <= reach (reach < 0:
  * unbounded), j <= p when causal, except those the window pass took (the
- * window [p - A, p + B] and global rows). Tiles take rows f, f + s, ... of
- * one offset f; the tiles of every offset come one after the other, so that
- * q and the row state are read in address order. out != 0: the only pass,
- * writing the output rows (oLd floats apart) itself.
+ * window [p - A, p + B] and global rows). A tile takes 8 rows f, f + s, ...
+ * of one offset f; band by band of 8 s rows, the tiles of offsets 0, 1, ...
+ * come one after the other, so that q, v and the rows' state or output are
+ * walked in address order. out != 0: the only pass, writing the output rows
+ * (oLd floats apart) itself.
  */
 export function patternStrideRows(
   q: usize, v: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, qLd: i32, vLd: i32, scale: f32, causal: bool, terms: usize,
