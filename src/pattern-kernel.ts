@@ -20,14 +20,13 @@ interface PatternKernels {
   patternFinish(rows: number, Nq: number, Dv: number, out: number, oLd: number): void;
   patternWindowRows(
     q: number, Nq: number, Nk: number, D: number, Dv: number, qLd: number, scale: number, causal: number, terms: number,
-    A: number, B: number, isToken: number, pack: number, tile: number, rows: number, rowStart: number, rowEnd: number,
+    A: number, B: number, isToken: number, pack: number, tile: number, rows: number, rowStart: number, rowEnd: number, out: number, oLd: number,
   ): void;
   residuePackBytes(Nk: number, D: number, Dv: number, s: number): number;
   packResidues(k: number, v: number, Nk: number, D: number, Dv: number, kLd: number, vLd: number, s: number, keyPadding: number, pack: number): void;
   patternStrideRows(
-    q: number, Nq: number, Nk: number, D: number, Dv: number, qLd: number, scale: number, causal: number, terms: number,
-    s: number, reach: number, A: number, B: number, isToken: number, pack: number, tile: number, rows: number,
-    residueStart: number, residueEnd: number,
+    q: number, v: number, Nq: number, Nk: number, D: number, Dv: number, qLd: number, vLd: number, scale: number, causal: number, terms: number,
+    s: number, reach: number, A: number, B: number, isToken: number, pack: number, tile: number, rows: number, out: number, oLd: number,
   ): void;
   extraBytes(D: number, Dv: number): number;
   patternExtraRows(
@@ -125,14 +124,22 @@ export interface PassBuffers {
   readonly record: ScratchRef;
 }
 
-/** Byte sizes of {@link PassBuffers}, in its order. */
-export function passBufferBytes(x: PatternKernels & Runtime['exports'], plan: KernelPlan, { Nq, Nk, D, Dv }: Problem): number[] {
-  const windowPass = plan.A >= 0 || plan.isToken !== null;
+/** Whether the plan runs the window pass: a local rule or a global row. */
+const hasWindowPass = (plan: KernelPlan): boolean => plan.A >= 0 || plan.isToken !== null;
+
+/** Whether the plan is one window or stride pass alone, which needs no per-row arrays when it writes the output itself. */
+const isLonePass = (plan: KernelPlan): boolean => plan.extra === null && hasWindowPass(plan) !== (plan.stride !== null);
+
+/**
+ * Byte sizes of {@link PassBuffers}, in its order; `output`: whether the
+ * passes write the output (as {@link passCalls} with an output), not the rows' state.
+ */
+export function passBufferBytes(x: PatternKernels & Runtime['exports'], plan: KernelPlan, { Nq, Nk, D, Dv }: Problem, output = false): number[] {
   return [
-    windowPass || plan.extra ? x.packBytes(Nk, D, Dv) : 0,
+    hasWindowPass(plan) || plan.extra ? x.packBytes(Nk, D, Dv) : 0,
     plan.stride ? x.residuePackBytes(Nk, D, Dv, plan.stride.s) : 0,
     x.groupBytes(D, Dv),
-    x.patternStateBytes(Nq, Dv),
+    output && isLonePass(plan) ? 0 : x.patternStateBytes(Nq, Dv),
     plan.extra ? x.extraBytes(D, Dv) : 0,
     x.termsBytes(),
   ];
@@ -143,13 +150,22 @@ export function passParts(plan: KernelPlan, parsed: PatternParsed): FramePart[] 
   return [parsed.keyPadding ?? 0, plan.isToken ?? 0, plan.extra?.offsets ?? 0, plan.extra?.keys ?? 0, plan.extra?.bits ?? 0, ...termsParts(parsed)];
 }
 
+/** Where a head's output rows go: the first row's byte address, and the floats from row to row. */
+export interface HeadOutput {
+  readonly at: number;
+  readonly ld: number;
+}
+
 /**
  * The calls that run every pass of {@link kernelPlan} for query head h of
- * batch b, leaving each row's m, l and o in `buffers.rows` (patternFinish
- * turns them into the output). `pointers`: q, k, v, then {@link passParts}'.
+ * batch b: with `output`, they end by writing the head's output rows (a lone
+ * window or stride pass writes them itself); without, they leave each row's
+ * m, l and o in `buffers.rows` (the backward's row statistics).
+ * `pointers`: q, k, v, then {@link passParts}'.
  */
 export function passCalls(
   plan: KernelPlan, parsed: PatternParsed, inputs: Inputs, pointers: readonly number[], buffers: PassBuffers, b: number, h: number,
+  output: HeadOutput | null = null,
 ): KernelCall[] {
   const q = inputs.q as Heads;
   const k = inputs.k as Heads;
@@ -160,32 +176,32 @@ export function passCalls(
   const causal = parsed.causal ? 1 : 0;
   const [qp, kp, vp, padp, tokens, offsets, keys, bits, maskp, biasp] = pointers;
   const { pack, residues, tile, rows, gathered, record } = buffers;
-  // the window pass has work when there is a local rule or a global row
-  const windowPass = plan.A >= 0 || plan.isToken !== null;
+  const windowPass = hasWindowPass(plan);
   const isToken = plan.isToken ? tokens : 0;
   const pad = keyPadding ? padp + b * Nk : 0;
   const [qh, kh, vh] = [q, k, v].map((x) => ({ offset: headOffset(x, b, h, H) * 4, ld: rowStride(x) }));
   const [qHead, kHead, vHead] = [qp + qh.offset, kp + kh.offset, vp + vh.offset];
-  const job: KernelCall[] = [['patternStart', rows, Nq, Dv]];
+  const lone = output !== null && isLonePass(plan);
+  const [out, oLd] = lone ? [output.at, output.ld] : [0, 0];
+  const job: KernelCall[] = lone ? [] : [['patternStart', rows, Nq, Dv]];
   if (hasLogitOptions(terms)) job.push(writeTermsCall(terms, maskp, biasp, b, h, record));
   const termsArg = hasLogitOptions(terms) ? record : 0;
   if (windowPass || plan.extra) job.push(['packHead', kHead, vHead, Nk, D, Dv, kh.ld, vh.ld, pad, pack]);
   if (windowPass) {
     const window = Math.max(1, Math.min(Nk, plan.A + plan.B + 9));
     forRowChunks(Nq, window, D + Dv, (start, end) =>
-      job.push(['patternWindowRows', qHead, Nq, Nk, D, Dv, qh.ld, scale, causal, termsArg, plan.A, plan.B, isToken, pack, tile, rows, start, end]),
+      job.push(['patternWindowRows', qHead, Nq, Nk, D, Dv, qh.ld, scale, causal, termsArg, plan.A, plan.B, isToken, pack, tile, rows, start, end, out, oLd]),
     );
   }
   if (plan.stride) {
     const { s, reach } = plan.stride;
     job.push(['packResidues', kHead, vHead, Nk, D, Dv, kh.ld, vh.ld, s, pad, residues]);
-    for (let r = 0; r < Math.min(s, Nk); r++) {
-      job.push(['patternStrideRows', qHead, Nq, Nk, D, Dv, qh.ld, scale, causal, termsArg, s, reach, plan.A, plan.B, isToken, residues, tile, rows, r, r + 1]);
-    }
+    job.push(['patternStrideRows', qHead, vHead, Nq, Nk, D, Dv, qh.ld, vh.ld, scale, causal, termsArg, s, reach, plan.A, plan.B, isToken, residues, tile, rows, out, oLd]);
   }
   if (plan.extra) {
     job.push(['patternExtraRows', qHead, kHead, vHead, Nq, Nk, D, Dv, qh.ld, kh.ld, vh.ld, scale, termsArg, offsets, keys, bits, pack, gathered, tile, rows, 0, Math.ceil(Nq / 8)]);
   }
+  if (output && !lone) job.push(['patternFinish', rows, Nq, Dv, output.at, output.ld]);
   return job;
 }
 
@@ -208,13 +224,11 @@ export function patternPlan(runtime: Runtime, inputs: Inputs, parsed: PatternPar
     parts: [inputs.q!.data, inputs.k!.data, inputs.v!.data, B * H * Nq * Dv * 4, ...passParts(plan, parsed)],
     output: 3,
     length: B * H * Nq * Dv,
-    scratch: passBufferBytes(x, plan, parsed.problem),
+    scratch: passBufferBytes(x, plan, parsed.problem, true),
     jobs: ([qp, kp, vp, op, ...rest]) =>
       Array.from({ length: B * H }, (_, bh) => {
         const [b, h] = [Math.floor(bh / H), bh % H];
-        const job = passCalls(plan, parsed, inputs, [qp, kp, vp, ...rest], buffers, b, h);
-        job.push(['patternFinish', rows, Nq, Dv, op + headOffset(out, b, h, H) * 4, rowStride(out)]);
-        return job;
+        return passCalls(plan, parsed, inputs, [qp, kp, vp, ...rest], buffers, b, h, { at: op + headOffset(out, b, h, H) * 4, ld: rowStride(out) });
       }),
   };
 }

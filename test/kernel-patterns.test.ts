@@ -101,6 +101,25 @@ describe('pattern kernel vs JS reference', () => {
   });
 });
 
+describe('the stride pass reads values in place (Dv a multiple of 8)', () => {
+  // value rows H Dv floats apart ('bnhd'), each kv head shared by two query heads
+  const [B, H, Hkv, N, D, Dv] = [2, 4, 2, 70, 8, 16];
+  const bnhd = (dims: number[], seed: number) => randn([dims[0], dims[2], dims[1], dims[3]], seed);
+  const q = bnhd([B, H, N, D], 31);
+  const k = bnhd([B, Hkv, N, D], 32);
+  const v = bnhd([B, Hkv, N, Dv], 33);
+  it.each([
+    ['strided', { stride: 3, window: 5 }],
+    ['strided', { stride: 2 }],
+    ['sparse', { patterns: sparseTransformer }],
+  ] as const)('%s %j against the reference', (name, options) => {
+    for (const causal of [false, true]) {
+      const all = { ...options, causal, keyPadding: padding(B, N, 34), layout: 'bnhd' };
+      expect(maxAbsDiff(wasm.apply(name, q, k, v, all).data, js.apply(name, q, k, v, all).data)).toBeLessThanOrEqual(1e-4);
+    }
+  });
+});
+
 describe('pattern properties on the WebAssembly backend', () => {
   const N = 41;
   const q = randn([2, 2, N, 12], 11);

@@ -5,6 +5,7 @@
 // sum l, rescales the output accumulator and adds P V. No Nq x Nk buffer.
 // The layouts it reads and writes are in flash-layout.ts.
 import { KEY_BLOCK, KEY_TILE, ROWS, tileBytes, valueWidthPadded } from './flash-layout';
+import { scaleRow } from './memory';
 import { panelTile } from './gemm';
 import { expNonPositive, madd } from './simd';
 
@@ -263,6 +264,14 @@ export function accumulateValues(st: usize, count: i32, vp: usize, dvPad: i32, o
 }
 
 /**
+ * accumulateValues for rows r0 .. r0 + 3 of the tile only (r0: 0 or 4; the
+ * other rows keep their output and state), value rows keyBytes apart.
+ */
+export function accumulateFourRows(st: usize, count: i32, vp: usize, keyBytes: usize, dvPad: i32, o: usize, state: usize, r0: i32): void {
+  accumulateFour(st, count, vp, 32, keyBytes, dvPad, o, state, r0, false, 0, 0);
+}
+
+/**
  * accumulateValues over value rows in either layout, for rows 0-3 only when
  * `narrow` (a tile of at most 4 rows: the same sums, the same bits): strip c
  * of key j0 + t at `values + (c / 8) stripBytes + t keyBytes`. A narrow tile
@@ -347,10 +356,7 @@ export function finishRows(o: usize, state: usize, dvPad: i32, out: usize, i0: i
     const i = i0 + r;
     if (i >= N) break;
     const l = load<f32>(state + 32 + (<usize>r << 2));
-    const inv: f32 = l > 0 ? 1 / l : 0;
-    const src = o + (<usize>(r * dvPad) << 2);
-    const dst = out + <usize>i * (<usize>ld << 2);
-    for (let c = 0; c < Dv; c++) store<f32>(dst + (<usize>c << 2), load<f32>(src + (<usize>c << 2)) * inv);
+    scaleRow(out + <usize>i * (<usize>ld << 2), o + (<usize>(r * dvPad) << 2), l > 0 ? 1 / l : 0, Dv);
   }
 }
 

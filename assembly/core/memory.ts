@@ -22,3 +22,13 @@ export function copyRow(dst: usize, src: usize, floats: i32): void {
   for (; at < vectors; at += 16) v128.store(dst + at, v128.load(src + at));
   for (; at < bytes; at += 4) store<f32>(dst + at, load<f32>(src + at));
 }
+
+/** dst = src * scale over `floats` float32 values (a row): vectors, then the tail. */
+export function scaleRow(dst: usize, src: usize, scale: f32, floats: i32): void {
+  const bytes = <usize>floats << 2;
+  const vectors = bytes & ~15;
+  const s = f32x4.splat(scale);
+  let at: usize = 0;
+  for (; at < vectors; at += 16) v128.store(dst + at, f32x4.mul(v128.load(src + at), s));
+  for (; at < bytes; at += 4) store<f32>(dst + at, load<f32>(src + at) * scale);
+}

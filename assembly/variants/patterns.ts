@@ -14,144 +14,32 @@
 //   extra pass   the few remaining keys (global tokens, random picks, further
 //                strided rules), listed per query tile by the caller with a
 //                bit per row, gathered, and attended.
-// Between passes each row's m, l and o live in per-row arrays.
+// Between passes each row's m, l and o live in per-row arrays; a pass that
+// is the only one starts its tiles empty and writes the output rows itself.
+// The stride pass is pattern-stride.ts; the row state and the steps every
+// pass takes on a query tile, pattern-tiles.ts.
+import { KEY_BLOCK, ROWS, packedBias, packedKeys, packedValues, tileScores, valueWidthPadded } from '../core/flash-layout';
 import { copyRow } from '../core/memory';
-import { accumulateValues, addKeyBias, scoreBlock, softmaxBlock } from '../core/flash';
-import {
-  KEY_BLOCK, ROWS, keyCountPadded, packedBias, packedKeys, packedValues, tileOutput, tileScores, tileState, valueWidthPadded,
-} from '../core/flash-layout';
-import { packKeysStrided, packQueryStrided } from '../core/gather';
 import { roundUp } from '../core/simd';
-import { BLOCK_HIDDEN, applyTerms, termsCover } from '../core/terms';
+import { BLOCK_HIDDEN, termsCover } from '../core/terms';
+import { LANES_0123, beginRows, endRows, finishBlock, globalRows, moveRows, packQueryRows, scoreKeys, skipRows } from './pattern-tiles';
+
+export { patternFinish, patternStart, patternStateBytes } from './pattern-tiles';
+export { packResidues, patternStrideRows, residuePackBytes } from './pattern-stride';
 
 const NEG_INF: f32 = -Infinity;
-const LANES_0123 = v128(0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0);
-
-// ------------------------------------------------------------ row state
-
-/** Bytes of the per-row state: m [nqPad], l [nqPad], o [nqPad][dvPad]. */
-export function patternStateBytes(Nq: i32, Dv: i32): f64 {
-  const nqPad = <f64>roundUp(Nq, ROWS);
-  return nqPad * (2 + <f64>valueWidthPadded(Dv)) * 4;
-}
-
-/** Every row starts with m = -inf, l = 0, o = 0. */
-export function patternStart(rows: usize, Nq: i32, Dv: i32): void {
-  const nqPad = roundUp(Nq, ROWS);
-  for (let i = 0; i < nqPad; i++) store<f32>(rows + (<usize>i << 2), NEG_INF);
-  memory.fill(rows + (<usize>nqPad << 2), 0, <usize>(nqPad * (1 + valueWidthPadded(Dv))) << 2);
-}
-
-/** out[i] = o[i] / l[i] (0 for a row that saw no key) for every row of one head (output rows oLd floats apart). */
-export function patternFinish(rows: usize, Nq: i32, Dv: i32, out: usize, oLd: i32): void {
-  const nqPad = roundUp(Nq, ROWS);
-  const dvPad = valueWidthPadded(Dv);
-  const sums = rows + (<usize>nqPad << 2);
-  const acc = sums + (<usize>nqPad << 2);
-  for (let i = 0; i < Nq; i++) {
-    const l = load<f32>(sums + (<usize>i << 2));
-    const inv: f32 = l > 0 ? 1 / l : 0;
-    const src = acc + (<usize>(i * dvPad) << 2);
-    const dst = out + <usize>i * (<usize>oLd << 2);
-    const scale = f32x4.splat(inv);
-    let c = 0;
-    for (; c + 4 <= Dv; c += 4) v128.store(dst + (<usize>c << 2), f32x4.mul(v128.load(src + (<usize>c << 2)), scale));
-    for (; c < Dv; c++) store<f32>(dst + (<usize>c << 2), load<f32>(src + (<usize>c << 2)) * inv);
-  }
-}
-
-/**
- * Moves the state of rows first, first + step, ... (8 of them, those below
- * limit) between the per-row arrays (of Nq rows) and a query tile. Rows from
- * limit on get an empty state on load and are not stored.
- */
-function moveRows(rows: usize, Nq: i32, Dv: i32, tile: usize, D: i32, first: i32, step: i32, limit: i32, toTile: bool): void {
-  const nqPad = roundUp(Nq, ROWS);
-  const dvPad = valueWidthPadded(Dv);
-  const rowBytes = <usize>dvPad << 2;
-  const state = tileState(tile, D);
-  const o = tileOutput(tile, D);
-  const sums = rows + (<usize>nqPad << 2);
-  const acc = sums + (<usize>nqPad << 2);
-  // rows below limit, counted without forming a row number past it
-  const below = first < limit ? (limit - 1 - first) / step + 1 : 0;
-  for (let t = 0; t < ROWS; t++) {
-    const i = t < below ? first + t * step : limit;
-    const m = state + (<usize>t << 2);
-    const l = m + 32;
-    const ot = o + <usize>t * rowBytes;
-    if (toTile) {
-      if (i < limit) {
-        store<f32>(m, load<f32>(rows + (<usize>i << 2)));
-        store<f32>(l, load<f32>(sums + (<usize>i << 2)));
-        copyRow(ot, acc + <usize>i * rowBytes, dvPad);
-      } else {
-        store<f32>(m, NEG_INF);
-        store<f32>(l, 0);
-        memory.fill(ot, 0, rowBytes);
-      }
-    } else if (i < limit) {
-      store<f32>(rows + (<usize>i << 2), load<f32>(m));
-      store<f32>(sums + (<usize>i << 2), load<f32>(l));
-      copyRow(acc + <usize>i * rowBytes, ot, dvPad);
-    }
-  }
-}
-
-/** Packs rows first, first + step, ... below limit of q (rows qLd apart, times scale) as the tile's qt[d][8]; the others are 0. */
-function packQueryRows(q: usize, limit: i32, D: i32, qLd: i32, scale: f32, first: i32, step: i32, qt: usize): void {
-  packQueryStrided(q, first, step, min(ROWS, (limit - first + step - 1) / step), D, qLd, scale, qt);
-}
-
-/** -1 when position p is a global token, else 0. */
-// @ts-ignore: decorator
-@inline function isGlobal(isToken: usize, Nk: i32, p: i32): i32 {
-  return isToken != 0 && p >= 0 && p < Nk && load<u8>(isToken + p) != 0 ? -1 : 0;
-}
-
-/** -1 in the lanes of rows whose position is a global token, 0 elsewhere (rows p0 + (4 half + t) step). */
-function globalRows(isToken: usize, Nk: i32, p0: i32, step: i32, half: i32): v128 {
-  const p = p0 + half * 4 * step;
-  let mask = i32x4.splat(isGlobal(isToken, Nk, p));
-  mask = i32x4.replace_lane(mask, 1, isGlobal(isToken, Nk, p + step));
-  mask = i32x4.replace_lane(mask, 2, isGlobal(isToken, Nk, p + 2 * step));
-  return i32x4.replace_lane(mask, 3, isGlobal(isToken, Nk, p + 3 * step));
-}
 
 // ------------------------------------------------------------- the passes
-
-/**
- * Scores of one block of packed keys [x0, x0 + count) for one tile, with the
- * model terms (rows and keys as applyTerms takes them; terms 0: none) and then
- * the key bias (padding).
- */
-// @ts-ignore: decorator
-@inline function scoreKeys(
-  kp: usize, bias: usize, hidden: bool, x0: i32, count: i32, tile: usize, D: i32,
-  terms: usize, i0: i32, rowStep: i32, rowEnd: i32, jFirst: i32, jStep: i32, keyList: usize, keyCount: i32, Nk: i32, cover: i32,
-): void {
-  const st = tileScores(tile, D);
-  scoreBlock(kp, x0 >> 2, count >> 2, tile, D, st);
-  if (terms != 0) applyTerms(terms, st, keyCount, i0, rowStep, rowEnd, jFirst, jStep, keyList, Nk, cover);
-  if (hidden) addKeyBias(st, count, bias + (<usize>x0 << 2));
-}
-
-/** The block's masked scores into the tile's running softmax and output. */
-// @ts-ignore: decorator
-@inline function finishBlock(vp: usize, x0: i32, count: i32, tile: usize, D: i32, dvPad: i32): void {
-  const state = tileState(tile, D);
-  softmaxBlock(tileScores(tile, D), count, state);
-  accumulateValues(tileScores(tile, D), count, vp + (<usize>(x0 * dvPad) << 2), dvPad, tileOutput(tile, D), state);
-}
 
 /**
  * Window pass over query rows [rowStart, rowEnd) of one head (keys packed in
  * order by packHead): a row at position p sees keys p - A ..= p + B (A = B = -1:
  * no local rule), all keys when p is a global token, and never j > p when causal.
+ * out != 0: the only pass, writing the output rows (oLd floats apart) itself.
  */
 export function patternWindowRows(
   q: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, qLd: i32, scale: f32, causal: bool, terms: usize,
-  A: i32, B: i32, isToken: usize, pack: usize, tile: usize, rows: usize, rowStart: i32, rowEnd: i32,
+  A: i32, B: i32, isToken: usize, pack: usize, tile: usize, rows: usize, rowStart: i32, rowEnd: i32, out: usize, oLd: i32,
 ): void {
   const dvPad = valueWidthPadded(Dv);
   const kp = packedKeys(pack);
@@ -168,12 +56,15 @@ export function patternWindowRows(
     const g0 = globalRows(isToken, Nk, p0, 1, 0);
     const g1 = globalRows(isToken, Nk, p0, 1, 1);
     const anyGlobal = v128.any_true(v128.or(g0, g1));
-    if (!anyGlobal && A < 0) continue; // no window and no global row: nothing for this pass
     const lo = anyGlobal ? 0 : max(0, p0 - A);
     const hi = anyGlobal ? end : min(end, pLast + B + 1);
-    if (lo >= hi) continue;
+    // no window and no global row, or no key in reach: nothing for this pass
+    if ((!anyGlobal && A < 0) || lo >= hi) {
+      skipRows(Nq, Dv, tile, D, i0, 1, rowEnd, out, oLd);
+      continue;
+    }
     packQueryRows(q, rowEnd, D, qLd, scale, i0, 1, tile);
-    moveRows(rows, Nq, Dv, tile, D, i0, 1, rowEnd, true);
+    beginRows(rows, Nq, Dv, tile, D, i0, 1, rowEnd, out);
     const pos0 = i32x4.add(i32x4.splat(p0), LANES_0123);
     const pos1 = i32x4.add(pos0, i32x4.splat(4));
     const lo0 = i32x4.sub(pos0, i32x4.splat(A));
@@ -200,131 +91,7 @@ export function patternWindowRows(
       }
       finishBlock(vp, x0, count, tile, D, dvPad);
     }
-    moveRows(rows, Nq, Dv, tile, D, i0, 1, rowEnd, false);
-  }
-}
-
-/** Keys of residue r (positions r, r + s, ...) among Nk. */
-// @ts-ignore: decorator
-@inline function residueCount(Nk: i32, s: i32, r: i32): i32 {
-  return r < Nk ? (Nk - r + s - 1) / s : 0;
-}
-
-/** Bytes of a head's keys and values packed by residue modulo s (each residue padded to a key tile). */
-export function residuePackBytes(Nk: i32, D: i32, Dv: i32, s: i32): f64 {
-  let keys = 0;
-  for (let r = 0; r < min(s, Nk); r++) keys += keyCountPadded(residueCount(Nk, s, r));
-  return 16 + <f64>keys * (D + valueWidthPadded(Dv) + 1) * 4;
-}
-
-/**
- * Packs one head's keys and values (rows kLd and vLd floats apart) grouped by
- * position modulo s: residue 0's keys in order, then residue 1's, ..., each
- * padded to a multiple of 4, with the key bias (-inf for padding). Same
- * layout as packHead otherwise.
- */
-export function packResidues(k: usize, v: usize, Nk: i32, D: i32, Dv: i32, kLd: i32, vLd: i32, s: i32, keyPadding: usize, pack: usize): void {
-  const dvPad = valueWidthPadded(Dv);
-  let total = 0;
-  for (let r = 0; r < min(s, Nk); r++) total += keyCountPadded(residueCount(Nk, s, r));
-  const kp = pack + 16;
-  const vp = kp + (<usize>(total * D) << 2);
-  const bias = vp + (<usize>(total * dvPad) << 2);
-  memory.fill(vp, 0, <usize>(total * dvPad) << 2);
-  let x = 0;
-  let hidden = false;
-  for (let r = 0; r < min(s, Nk); r++) {
-    const n = residueCount(Nk, s, r);
-    const padded = keyCountPadded(n);
-    packKeysStrided(k, r, s, n, D, kLd, kp + (<usize>(x * D) << 2));
-    for (let t = 0; t < padded; t++, x++) {
-      const j = r + t * s;
-      const real = t < n && (keyPadding == 0 || load<u8>(keyPadding + j) != 0);
-      if (!real) hidden = true;
-      store<f32>(bias + (<usize>x << 2), real ? 0 : NEG_INF);
-      if (t < n) copyRow(vp + (<usize>(x * dvPad) << 2), v + <usize>j * (<usize>vLd << 2), Dv);
-    }
-  }
-  store<i32>(pack, hidden ? 1 : 0);
-  store<i32>(pack, total, 4);
-}
-
-/**
- * Stride pass over residues [residueStart, residueEnd) of one head (keys packed
- * by packResidues): a row at position p sees keys j = p mod s with
- * |p - j| <= reach (reach < 0: unbounded), j <= p when causal, except those
- * the window pass took (the window [p - A, p + B] and global rows).
- */
-export function patternStrideRows(
-  q: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, qLd: i32, scale: f32, causal: bool, terms: usize,
-  s: i32, reach: i32, A: i32, B: i32, isToken: usize, pack: usize, tile: usize, rows: usize,
-  residueStart: i32, residueEnd: i32,
-): void {
-  const dvPad = valueWidthPadded(Dv);
-  const total = load<i32>(pack, 4);
-  const kp = pack + 16;
-  const vp = kp + (<usize>(total * D) << 2);
-  const bias = vp + (<usize>(total * dvPad) << 2);
-  const hidden = load<i32>(pack) != 0;
-  const shift = Nk - Nq;
-  const st = tileScores(tile, D);
-  const minusInf = f32x4.splat(NEG_INF);
-  const far = reach < 0 ? i32.MAX_VALUE : reach;
-  let base = 0; // first packed key of residue r
-  for (let r = 0; r < residueStart; r++) base += keyCountPadded(residueCount(Nk, s, r));
-  for (let r = residueStart; r < residueEnd; r++) {
-    const n = residueCount(Nk, s, r);
-    // rows whose position i + shift is r modulo s: first, first + s, ... (count of them),
-    // walked by their index t so that no row number past Nq is ever formed
-    const first = (((r - shift) % s) + s) % s;
-    const rowCount = first < Nq ? (Nq - 1 - first) / s + 1 : 0;
-    for (let t0 = 0; t0 < rowCount; t0 += ROWS) {
-      const i0 = first + t0 * s;
-      const p0 = i0 + shift;
-      const iLast = first + min(t0 + ROWS - 1, rowCount - 1) * s;
-      const pLast = iLast + shift;
-      const end = causal ? min(Nk, pLast + 1) : Nk;
-      // residue-r keys in [p0 - far, pLast + far] and below end, as indices t of j = r + t s
-      const jLo = reach < 0 ? 0 : max(0, p0 - far);
-      const jHi = min(end - 1, pLast > i32.MAX_VALUE - far ? i32.MAX_VALUE : pLast + far);
-      const tLo = jLo <= r ? 0 : (jLo - r + s - 1) / s;
-      const tHi = jHi < r ? -1 : min(n - 1, (jHi - r) / s);
-      if (tLo > tHi) continue;
-      packQueryRows(q, Nq, D, qLd, scale, i0, s, tile);
-      moveRows(rows, Nq, Dv, tile, D, i0, s, Nq, true);
-      const stepPos = i32x4.splat(s);
-      const pos0 = i32x4.add(i32x4.splat(p0), i32x4.mul(LANES_0123, stepPos));
-      const pos1 = i32x4.add(pos0, i32x4.mul(i32x4.splat(4), stepPos));
-      const g0 = globalRows(isToken, Nk, p0, s, 0);
-      const g1 = globalRows(isToken, Nk, p0, s, 1);
-      const xEnd = base + roundUp(tHi + 1, 4);
-      for (let x0 = base + (tLo & ~3); x0 < xEnd; x0 += KEY_BLOCK) {
-        const count = min(KEY_BLOCK, xEnd - x0);
-        const jFirst = r + (x0 - base) * s;
-        const cover = terms != 0 ? termsCover(terms, count, i0, s, Nq, jFirst, s, 0, Nk) : 0;
-        if (terms != 0 && cover == BLOCK_HIDDEN) continue;
-        scoreKeys(kp, bias, hidden, x0, count, tile, D, terms, i0, s, Nq, jFirst, s, 0, count, Nk, cover);
-        for (let t = 0; t < count; t++) {
-          const jPos = r + (x0 - base + t) * s;
-          const j = i32x4.splat(jPos);
-          const d0 = i32x4.abs(i32x4.sub(pos0, j));
-          const d1 = i32x4.abs(i32x4.sub(pos1, j));
-          // inside the reach, and not taken by the window pass
-          let see0 = v128.andnot(i32x4.le_s(d0, i32x4.splat(far)), v128.or(g0, v128.and(i32x4.ge_s(j, i32x4.sub(pos0, i32x4.splat(A))), i32x4.le_s(j, i32x4.add(pos0, i32x4.splat(B))))));
-          let see1 = v128.andnot(i32x4.le_s(d1, i32x4.splat(far)), v128.or(g1, v128.and(i32x4.ge_s(j, i32x4.sub(pos1, i32x4.splat(A))), i32x4.le_s(j, i32x4.add(pos1, i32x4.splat(B))))));
-          if (causal) {
-            see0 = v128.and(see0, i32x4.le_s(j, pos0));
-            see1 = v128.and(see1, i32x4.le_s(j, pos1));
-          }
-          const row = st + (<usize>t << 5);
-          v128.store(row, v128.bitselect(v128.load(row), minusInf, see0));
-          v128.store(row, v128.bitselect(v128.load(row, 16), minusInf, see1), 16);
-        }
-        finishBlock(vp, x0, count, tile, D, dvPad);
-      }
-      moveRows(rows, Nq, Dv, tile, D, i0, s, Nq, false);
-    }
-    base += keyCountPadded(n);
+    endRows(rows, Nq, Dv, tile, D, i0, 1, rowEnd, out, oLd);
   }
 }
 
