@@ -1,27 +1,36 @@
 /**
- * Pattern attention vs `full`, B=1, H=8, D=64: `local` (window 64) and
- * `sparse` as Longformer (window 64 + 2 global tokens), and `strided`
- * (stride 64, window 8), with the time per visible (query, key) pair.
+ * The patterns section (`--patterns`): the pattern family's time per visible
+ * (query, key) pair against `full`'s, B = 1, H = 8, D = 64, one thread, at
+ * N = 4096 by default: `local` (window 64), Longformer (`sparse`: local 64 +
+ * global tokens 0 and 1) and `strided` (stride 64, window 8). Every row in
+ * this process, interleaved over rounds (the order rotated), CPU time; each
+ * ratio is the median over rounds of that round's ns per pair / full's.
  */
 import { createAttention } from 'wasm-attention';
-import { printTable, randomTensor, time } from './measure.js';
+import { fmtMs, median, table } from './processes.js';
+import { randomTensor } from './measure.js';
 
 const H = 8;
 const D = 64;
 
 const configs = [
-  ['local', { window: 64 }],
-  ['sparse', { patterns: [{ type: 'local', window: 64 }, { type: 'global', tokens: [0, 1] }] }],
-  ['strided', { stride: 64, window: 8 }],
+  ['full', 'full', {}],
+  ['local', 'local window 64', { window: 64 }],
+  ['sparse', 'Longformer: local 64 + global [0, 1]', { patterns: [{ type: 'local', window: 64 }, { type: 'global', tokens: [0, 1] }] }],
+  ['strided', 'strided 64, window 8', { stride: 64, window: 8 }],
 ] as const;
 
 export interface PatternRow {
-  variant: string;
   N: number;
+  row: string;
+  /** Median over rounds of CPU ms per call. */
   ms: number;
-  'x faster than full': number | string;
-  'visible pairs/head': number;
-  'ns/pair': number;
+  /** Visible (query, key) pairs of one head. */
+  pairs: number;
+  nsPerPair: number;
+  /** Median over rounds of this row's ns per pair / full's, and the rounds' min-max. */
+  perFull: number;
+  perFullRange: [number, number];
 }
 
 /** Keys of [p - a, p + b] inside [0, N). */
@@ -31,6 +40,7 @@ const windowKeys = (p: number, a: number, b: number, N: number) => Math.min(N - 
 export function visiblePairs(name: (typeof configs)[number][0], N: number): number {
   let pairs = 0;
   for (let p = 0; p < N; p++) {
+    if (name === 'full') pairs += N;
     if (name === 'local') pairs += windowKeys(p, 64, 64, N);
     if (name === 'sparse') pairs += p < 2 ? N : windowKeys(p, 64, 64, N) + [0, 1].filter((t) => t < p - 64).length;
     if (name === 'strided') for (let t = -8; t <= 8; t++) pairs += p + 64 * t >= 0 && p + 64 * t < N ? 1 : 0;
@@ -38,38 +48,48 @@ export function visiblePairs(name: (typeof configs)[number][0], N: number): numb
   return pairs;
 }
 
-/**
- * `sizes` for the patterns; `full` is timed at the sizes in `fullSizes`
- * (O(N^2): 16384 takes about 15 s a call) and the speed-up is reported only there.
- */
-export async function benchPatterns({ sizes = [1024, 4096, 16384], fullSizes = [1024, 4096] } = {}): Promise<PatternRow[]> {
-  const attn = await createAttention({ backend: 'wasm' });
+/** CPU ms per call of `fn`, over calls filling about `ms` of wall time (at least one). */
+function cpuMs(fn: () => unknown, ms: number): number {
+  let calls = 0;
+  const wall = performance.now();
+  const start = process.cpuUsage();
+  do {
+    fn();
+    calls++;
+  } while (performance.now() - wall < ms);
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1000 / calls;
+}
+
+export async function benchPatterns({ sizes = [4096], rounds = 7, progress = (_: string) => {} } = {}): Promise<PatternRow[]> {
+  const attn = await createAttention({ backend: 'wasm', threads: 1 });
   const rows: PatternRow[] = [];
   for (const N of sizes) {
     const q = randomTensor([1, H, N, D], 1);
     const k = randomTensor([1, H, N, D], 2);
     const v = randomTensor([1, H, N, D], 3);
-    let fullMs: number | null = null;
-    if (fullSizes.includes(N)) {
-      fullMs = (await time(`full N=${N}`, () => attn.full(q, k, v), { iterations: N > 4096 ? 1 : 3, ms: 0 })).median;
-      rows.push({ variant: 'full', N, ms: fullMs, 'x faster than full': 1, 'visible pairs/head': N * N, 'ns/pair': (fullMs * 1e6) / (N * N * H) });
+    const calls = configs.map(([name, , options]) => () => attn.apply(name, q, k, v, options));
+    // warm-up: V8 tiers the kernels up over the first calls
+    for (const call of calls) cpuMs(call, 1000);
+    const times = configs.map(() => [] as number[]);
+    for (let round = 0; round < rounds; round++) {
+      for (let n = 0; n < configs.length; n++) {
+        const i = (n + round) % configs.length;
+        times[i].push(cpuMs(calls[i], 400));
+      }
+      progress(`patterns N=${N} round ${round + 1}/${rounds}`);
     }
-    for (const [name, options] of configs) {
-      const t = await time(`${name} N=${N}`, () => attn.apply(name, q, k, v, options), { iterations: 5, ms: 300 });
-      const pairs = visiblePairs(name, N);
-      rows.push({
-        variant: name,
-        N,
-        ms: t.median,
-        'x faster than full': fullMs ? fullMs / t.median : 'full not timed',
-        'visible pairs/head': pairs,
-        'ns/pair': (t.median * 1e6) / (pairs * H),
-      });
-    }
+    const perPair = configs.map(([name], i) => times[i].map((ms) => (ms * 1e6) / (visiblePairs(name, N) * H)));
+    configs.forEach(([name, row], i) => {
+      const ratios = perPair[i].map((ns, round) => ns / perPair[0][round]);
+      rows.push({ N, row, ms: median(times[i]), pairs: visiblePairs(name, N), nsPerPair: median(perPair[i]), perFull: median(ratios), perFullRange: [Math.min(...ratios), Math.max(...ratios)] });
+    });
   }
   return rows;
 }
 
 export function printPatterns(rows: PatternRow[]): void {
-  printTable(`pattern attention, B=1 H=${H} D=${D}, one thread (local window 64; Longformer = local 64 + 2 global; strided stride 64 window 8)`, rows as unknown as Record<string, string | number>[]);
+  if (rows.length === 0) return;
+  const body = rows.map((r) => [String(r.N), r.row, fmtMs(r.ms), String(r.pairs), r.nsPerPair.toFixed(2), `${r.perFull.toFixed(2)}x [${r.perFullRange[0].toFixed(2)}-${r.perFullRange[1].toFixed(2)}]`]);
+  table(`patterns: time per visible pair against full, B=1 H=${H} D=${D}, one thread (CPU time, ratios paired by round)`, ['N', 'row', 'time', 'pairs/head', 'ns/pair', 'x full per pair'], body);
 }

@@ -26,6 +26,7 @@ import { benchLongSequence } from './full.bench.js';
 import { DECODE_SIZES, printDecodeSection, runDecodeSection, type DecodeSection } from './decode.bench.js';
 import { printTable } from './measure.js';
 import { benchGrad, benchGradMemory, type GradMemory, type GradRow } from './grad.bench.js';
+import { benchPatterns, printPatterns, type PatternRow } from './patterns.bench.js';
 import { benchRecurrent, benchRecurrentStep, type GrowthRow, type RecurrentRow, type RecurrentStepRow } from './recurrent.bench.js';
 import { fmtMs, measureGroup, median, table, type TimingRow } from './processes.js';
 import { D, H, SIZES, benchCases, peerImpls, sampleIndices, selectImpls, sizesOf, type Impl } from './suite.js';
@@ -63,6 +64,9 @@ const USAGE = `usage: node dist-bench/run.js [options]
                        unless --variants other than none or --sizes is given; 'none' for
                        none): one step of a kvCache (H = 32, Hkv = 8, D = 128) against copying
                        its K and V, full without a cache and onnxruntime-web's Attention with past
+  --patterns           the patterns section (about 20 s): local, Longformer and strided
+                       against full per visible pair at N = 4096 (with --sizes, at those
+                       sizes), H = 8, D = 64, 7 interleaved rounds in one process
   --recurrent          the recurrent section (about a minute): attn.recurrent's rules at
                        N = 1k to 64k (H = 8, D = 64) against causal linear (elu) and a plain JS
                        recurrence, the growth from N = 16384 to 65536, and recurrentState's
@@ -90,6 +94,7 @@ const { values: args } = parseArgs({
     model: { type: 'string' },
     'model-sizes': { type: 'string' },
     decode: { type: 'string' },
+    patterns: { type: 'boolean' },
     recurrent: { type: 'boolean' },
     grad: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
@@ -315,6 +320,10 @@ if (fullSweep && impls.some((i) => i.id === 'full') && !explicitSizes) {
   progress('full at N = 32768, H = 1');
   longSequence = await benchLongSequence(32768);
 }
+// ---------------------------------------------------------------- the pattern family per visible pair (--patterns)
+
+const patterns: PatternRow[] | null = args.patterns ? await benchPatterns({ ...(explicitSizes ? { sizes: baseSizes } : {}), progress }) : null;
+
 // ---------------------------------------------------------------- recurrent linear attention (--recurrent)
 
 let recurrent: { rows: RecurrentRow[]; growth: GrowthRow[]; steps: RecurrentStepRow[] } | null = null;
@@ -510,6 +519,7 @@ if (notes.length > 0) {
 
 if (model) printModelSection(model);
 if (decode) printDecodeSection(decode);
+if (patterns) printPatterns(patterns);
 if (recurrent) {
   printTable('Recurrent linear attention (B=1 H=8 D=Dv=64, one thread, CPU time)', recurrent.rows);
   printTable('Growth from N = 16384 to N = 65536 (linear time: 4)', recurrent.growth);
@@ -542,7 +552,7 @@ const meta = {
   noBenchmarkOptions: missing,
 };
 mkdirSync(dirname(jsonPath), { recursive: true });
-writeFileSync(jsonPath, `${JSON.stringify({ meta, timings: rows, ratios, accuracy, longSequence, model, decode, recurrent, grad }, null, 1)}\n`);
+writeFileSync(jsonPath, `${JSON.stringify({ meta, timings: rows, ratios, accuracy, longSequence, model, decode, patterns, recurrent, grad }, null, 1)}\n`);
 
 // ---------------------------------------------------------------- charts
 

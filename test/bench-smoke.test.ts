@@ -2,8 +2,9 @@
  * The benchmark suite at a tiny size, so that it cannot rot: compiles
  * bench/, runs `dist-bench/run.js` on N = 64 with full, local and the
  * tfjs-wasm peer, and checks the JSON and the charts it writes to a
- * temporary directory; then the model section alone at N = 128, and the
- * decoding section alone at 256 cached positions.
+ * temporary directory; then the model section alone at N = 128, the
+ * decoding section alone at 256 cached positions, and the patterns section
+ * at N = 256.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -210,4 +211,23 @@ describe('npm run bench: the decoding section (smoke, L = 256)', () => {
     expect(a.relaxed).toBeLessThan(1e-5);
     expect(a.ort).toBeLessThan(1e-5);
   });
+});
+
+describe('npm run bench: the patterns section (smoke, N = 256)', () => {
+  it('times full and the patterns in one process, each per visible pair against full in its round', () => {
+    tsc();
+    const dir = join(out, 'patterns');
+    const args = ['--variants', 'none', '--peers', 'none', '--no-accuracy', '--model', 'none', '--decode', 'none', '--patterns', '--sizes', '256', '--out', dir];
+    const stdout = execFileSync(process.execPath, [join(root, 'dist-bench/run.js'), ...args], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+    const rows: { N: number; row: string; pairs: number; perFull: number; perFullRange: [number, number] }[] = JSON.parse(readFileSync(join(dir, 'latest.json'), 'utf8')).patterns;
+    expect(rows.map((r) => r.row)).toEqual(['full', 'local window 64', 'Longformer: local 64 + global [0, 1]', 'strided 64, window 8']);
+    // visible pairs per head, counted independently: full N^2; strided: 17 keys a row less those past the ends
+    expect(rows[0].pairs).toBe(256 * 256);
+    let strided = 0;
+    for (let p = 0; p < 256; p++) for (let j = p % 64; j < 256; j += 64) if (Math.abs(j - p) <= 8 * 64) strided++;
+    expect(rows[3].pairs).toBe(strided);
+    expect(rows[0].perFull).toBe(1);
+    for (const r of rows) expect(r.perFullRange[0]).toBeLessThanOrEqual(r.perFull);
+    expect(stdout).toContain('patterns: time per visible pair');
+  }, 120_000);
 });
