@@ -7,7 +7,7 @@ import { copyRow } from '../core/memory';
 import { packKeysStrided } from '../core/gather';
 import { roundUp } from '../core/simd';
 import { BLOCK_HIDDEN, termsCover } from '../core/terms';
-import { LANES_0123, addTerms, beginRows, endRows, globalRows, packQueryRows, skipRows } from './pattern-tiles';
+import { LANES_0123, addTerms, beginRows, endRows, globalRows, hideUnseen, packQueryRows, skipRows } from './pattern-tiles';
 
 const NEG_INF: f32 = -Infinity;
 
@@ -215,15 +215,9 @@ export function patternStrideRows(
           const d0 = i32x4.abs(i32x4.sub(pos0, j));
           const d1 = i32x4.abs(i32x4.sub(pos1, j));
           // inside the reach, and not taken by the window pass
-          let see0 = v128.andnot(i32x4.le_s(d0, i32x4.splat(far)), v128.or(g0, v128.and(i32x4.ge_s(j, i32x4.sub(pos0, i32x4.splat(A))), i32x4.le_s(j, i32x4.add(pos0, i32x4.splat(B))))));
-          let see1 = v128.andnot(i32x4.le_s(d1, i32x4.splat(far)), v128.or(g1, v128.and(i32x4.ge_s(j, i32x4.sub(pos1, i32x4.splat(A))), i32x4.le_s(j, i32x4.add(pos1, i32x4.splat(B))))));
-          if (causal) {
-            see0 = v128.and(see0, i32x4.le_s(j, pos0));
-            see1 = v128.and(see1, i32x4.le_s(j, pos1));
-          }
-          const row = st + (<usize>t << 5);
-          v128.store(row, v128.bitselect(v128.load(row), minusInf, see0));
-          v128.store(row, v128.bitselect(v128.load(row, 16), minusInf, see1), 16);
+          const see0 = v128.andnot(i32x4.le_s(d0, i32x4.splat(far)), v128.or(g0, v128.and(i32x4.ge_s(j, i32x4.sub(pos0, i32x4.splat(A))), i32x4.le_s(j, i32x4.add(pos0, i32x4.splat(B))))));
+          const see1 = v128.andnot(i32x4.le_s(d1, i32x4.splat(far)), v128.or(g1, v128.and(i32x4.ge_s(j, i32x4.sub(pos1, i32x4.splat(A))), i32x4.le_s(j, i32x4.add(pos1, i32x4.splat(B))))));
+          hideUnseen(st, t, j, see0, see1, causal, pos0, pos1, minusInf);
         }
         softmaxBlock(st, count, tileState(tile, D));
         // (the keys that fill the residue's last tile have no value row)

@@ -158,3 +158,19 @@ export function globalRows(isToken: usize, Nk: i32, p0: i32, step: i32, half: i3
   softmaxBlock(tileScores(tile, D), count, state);
   accumulateValues(tileScores(tile, D), count, vp + (<usize>(x0 * dvPad) << 2), dvPad, tileOutput(tile, D), state);
 }
+
+/**
+ * Hides key t of a block of scores from the rows of a tile that do not see
+ * it (see0 for rows 0-3, see1 for rows 4-7, false lanes become -inf), and,
+ * when causal, from the rows before its position j (pos0, pos1).
+ */
+// @ts-ignore: decorator
+@inline export function hideUnseen(st: usize, t: i32, j: v128, see0: v128, see1: v128, causal: bool, pos0: v128, pos1: v128, minusInf: v128): void {
+  if (causal) {
+    see0 = v128.and(see0, i32x4.le_s(j, pos0));
+    see1 = v128.and(see1, i32x4.le_s(j, pos1));
+  }
+  const row = st + (<usize>t << 5);
+  v128.store(row, v128.bitselect(v128.load(row), minusInf, see0));
+  v128.store(row, v128.bitselect(v128.load(row, 16), minusInf, see1), 16);
+}

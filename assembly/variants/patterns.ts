@@ -22,7 +22,7 @@ import { KEY_BLOCK, ROWS, packedBias, packedKeys, packedValues, tileScores, valu
 import { copyRow } from '../core/memory';
 import { roundUp } from '../core/simd';
 import { BLOCK_HIDDEN, termsCover } from '../core/terms';
-import { LANES_0123, beginRows, endRows, finishBlock, globalRows, moveRows, packQueryRows, scoreKeys, skipRows } from './pattern-tiles';
+import { LANES_0123, beginRows, endRows, finishBlock, globalRows, hideUnseen, moveRows, packQueryRows, scoreKeys, skipRows } from './pattern-tiles';
 
 export { patternFinish, patternStart, patternStateBytes } from './pattern-tiles';
 export { packResidues, patternStrideRows, residuePackBytes } from './pattern-stride';
@@ -79,15 +79,9 @@ export function patternWindowRows(
       scoreKeys(kp, bias, hidden, x0, count, tile, D, terms, i0, 1, rowEnd, x0, 1, 0, count, Nk, cover);
       for (let t = 0; t < count; t++) {
         const j = i32x4.splat(x0 + t);
-        let see0 = v128.or(g0, v128.and(i32x4.ge_s(j, lo0), i32x4.le_s(j, hi0)));
-        let see1 = v128.or(g1, v128.and(i32x4.ge_s(j, lo1), i32x4.le_s(j, hi1)));
-        if (causal) {
-          see0 = v128.and(see0, i32x4.le_s(j, pos0));
-          see1 = v128.and(see1, i32x4.le_s(j, pos1));
-        }
-        const row = st + (<usize>t << 5);
-        v128.store(row, v128.bitselect(v128.load(row), minusInf, see0));
-        v128.store(row, v128.bitselect(v128.load(row, 16), minusInf, see1), 16);
+        const see0 = v128.or(g0, v128.and(i32x4.ge_s(j, lo0), i32x4.le_s(j, hi0)));
+        const see1 = v128.or(g1, v128.and(i32x4.ge_s(j, lo1), i32x4.le_s(j, hi1)));
+        hideUnseen(st, t, j, see0, see1, causal, pos0, pos1, minusInf);
       }
       finishBlock(vp, x0, count, tile, D, dvPad);
     }
