@@ -5,6 +5,7 @@
 // Kept out of the module's exports (assembly/index.ts re-exports the variant
 // files whole, and an exported class would pull in the runtime).
 import { gemm } from './gemm';
+import { scaleRow } from './memory';
 import { madd } from './simd';
 
 // Feature maps, numbered as src/variants/linear.ts passes them.
@@ -147,14 +148,6 @@ function expShifted(x: usize, n: i32, shift: f32): f32 {
   return sum;
 }
 
-/** x[i] *= f for i < n. */
-export function scaleRow(x: usize, n: i32, f: f32): void {
-  const s = f32x4.splat(f);
-  let i = 0;
-  for (; i + 4 <= n; i += 4) v128.store(at(x, i), f32x4.mul(v128.load(at(x, i)), s));
-  for (; i < n; i++) store<f32>(at(x, i), load<f32>(at(x, i)) * f);
-}
-
 // sin and cos of four lanes (RFA): x = n pi/2 + r with |r| <= pi/4 (three-part
 // Cody-Waite reduction), Cephes' sinf / cosf polynomials on r, the quadrant
 // n mod 4 picks and signs them. Absolute error about 1e-7 for |x| < 1e4,
@@ -235,7 +228,7 @@ export function featurise(p: Features, x: usize, rows: i32, phi: usize, off: usi
       const row = at(phi, r * F);
       memory.copy(row, at(x, r * D), <usize>D << 2);
       const sum = expShifted(row, D, rowMax(row, D));
-      scaleRow(row, D, 1 / sum);
+      scaleRow(row, row, 1 / sum, D);
       store<f32>(at(off, r), 0);
     }
     return;

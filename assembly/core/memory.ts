@@ -23,7 +23,7 @@ export function copyRow(dst: usize, src: usize, floats: i32): void {
   for (; at < bytes; at += 4) store<f32>(dst + at, load<f32>(src + at));
 }
 
-/** dst = src * scale over `floats` float32 values (a row): vectors, then the tail. */
+/** dst = src * scale over `floats` float32 values (a row; dst may be src): vectors, then the tail. */
 export function scaleRow(dst: usize, src: usize, scale: f32, floats: i32): void {
   const bytes = <usize>floats << 2;
   const vectors = bytes & ~15;

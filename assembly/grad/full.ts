@@ -13,11 +13,12 @@
 // reads them as they are; a row block's P and ds are gathered as panels
 // [key / 4][64 rows][4] so that the products for dV_J and dK_J run over all 64
 // rows at once, with constant offsets (gemmPanels).
-import { dot, scaleRow } from '../core/features';
+import { dot } from '../core/features';
 import { addKeyBias, maskCausal, maskWindowStart, scoreBlock } from '../core/flash';
 import { KEY_BLOCK, ROWS, keyCountPadded, packKeys, packedBias, packedKeys, packedValues } from '../core/flash-layout';
 import { packQueryStrided } from '../core/gather';
 import { gemmPanels } from '../core/gemm';
+import { scaleRow } from '../core/memory';
 import { expNonPositive } from '../core/simd';
 import { BLOCK_HIDDEN, BLOCK_SEEN, applyTerms, tanh4, termsCap, termsCover } from '../core/terms';
 import { attentionRows } from '../variants/full';
@@ -40,7 +41,7 @@ export function fullGradZero(x: usize, floats: i32): void {
 
 /** x *= s over `floats` floats (dq and dk take the scale once, after their sums). */
 export function fullGradScale(x: usize, floats: i32, s: f32): void {
-  scaleRow(x, floats, s);
+  scaleRow(x, x, s, floats);
 }
 
 /** A head of v (N rows of Dv) packed as keys kp[j/4][Dv][4], for dP = g V^T by the engine's score loop. */

@@ -22,6 +22,7 @@
 // allocate. Calls of one head: linearGradHead, linearGradForward (chunks in
 // order), linearGradReverse (chunks in reverse order), linearGradFinish.
 import { gemm, transpose } from '../core/gemm';
+import { scaleRow } from '../core/memory';
 import { expNonPositive } from '../core/simd';
 import { EFFICIENT, ELU, FAVOR, Features, featurise, RELU, RFA } from '../core/features';
 
@@ -142,11 +143,6 @@ export function linearGradChunk(): i32 {
   return C;
 }
 
-/** x[i] *= f for i < n. */
-function scaleRow(x: usize, n: i32, f: f32): void {
-  for (let i = 0; i < n; i++) store<f32>(at(x, i), load<f32>(at(x, i)) * f);
-}
-
 /** Whether key j is padding. */
 // @ts-ignore: decorator
 @inline function padded(pad: usize, j: i32): bool {
@@ -214,7 +210,7 @@ function keyFeatures(h: Grad, p: Features): void {
   // one constant for every key of the head: it cancels exactly (SPEC)
   h.kOffset = top;
   for (let j = 0; j < Nk; j++) {
-    if (!padded(h.pad, j)) scaleRow(at(h.phiK, j * F), F, <f32>Math.exp(<f64>load<f32>(at(h.kOff, j)) - <f64>top));
+    if (!padded(h.pad, j)) scaleRow(at(h.phiK, j * F), at(h.phiK, j * F), <f32>Math.exp(<f64>load<f32>(at(h.kOff, j)) - <f64>top), F);
   }
 }
 
@@ -492,7 +488,7 @@ function throughFeatures(p: Features, w: usize, x: usize, phi: usize, dphi: usiz
       const f = xd * inv * inv;
       for (let d = 0; d < D; d++) store<f32>(at(dr, d), (load<f32>(at(dr, d)) - f * load<f32>(at(xr, d))) * inv);
     } else {
-      scaleRow(dr, D, <f32>1e12);
+      scaleRow(dr, dr, <f32>1e12, D);
     }
   }
 }

@@ -11,6 +11,7 @@ import {
   KEY_BLOCK, ROWS, TILE_GROUP, packQueryTile, packedBias, packedKeys, packedValues, tileBytes, tileOutput, tileScores, tileState, valueWidthPadded,
 } from '../core/flash-layout';
 import { gemm } from '../core/gemm';
+import { scaleRow } from '../core/memory';
 import { roundUp } from '../core/simd';
 import { linformerZeroPadded } from './linformer';
 
@@ -31,20 +32,6 @@ function addRow(dst: usize, src: usize, n: i32): void {
   for (; d < n; d++) {
     const at = <usize>d << 2;
     store<f32>(dst + at, load<f32>(dst + at) + load<f32>(src + at));
-  }
-}
-
-/** dst[0 .. n) *= factor. */
-function scaleRow(dst: usize, n: i32, factor: f32): void {
-  const f = f32x4.splat(factor);
-  let d = 0;
-  for (; d + 4 <= n; d += 4) {
-    const at = <usize>d << 2;
-    v128.store(dst + at, f32x4.mul(v128.load(dst + at), f));
-  }
-  for (; d < n; d++) {
-    const at = <usize>d << 2;
-    store<f32>(dst + at, load<f32>(dst + at) * factor);
   }
 }
 
@@ -82,7 +69,7 @@ export function compressedSlots(
         addRow(dst, x + <usize>j * rowBytes, Dx);
         real++;
       }
-      if (real > 1) scaleRow(dst, Dx, <f32>1 / <f32>real);
+      if (real > 1) scaleRow(dst, dst, <f32>1 / <f32>real, Dx);
     }
     return;
   }

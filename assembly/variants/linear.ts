@@ -26,7 +26,8 @@
 // in; kernels never allocate.
 import { gemm, transpose } from '../core/gemm';
 import { madd } from '../core/simd';
-import { dot, EFFICIENT, ELU, expK, FAVOR, Features, featurise, RELU, RFA, scaleRow } from '../core/features';
+import { dot, EFFICIENT, ELU, expK, FAVOR, Features, featurise, RELU, RFA } from '../core/features';
+import { scaleRow } from '../core/memory';
 
 
 /**
@@ -260,7 +261,7 @@ function absorb(ctx: usize, v: usize, rows: i32): void {
     h.offset = top;
     for (let r = 0; r < rows; r++) {
       const o = load<f32>(at(h.kOff, r));
-      if (o != top) scaleRow(at(h.phiK, r * F), F, o == NEG_INF ? 0 : Mathf.exp(o - top));
+      if (o != top) scaleRow(at(h.phiK, r * F), at(h.phiK, r * F), o == NEG_INF ? 0 : Mathf.exp(o - top), F);
     }
   }
   // T = phiK^T V (A(f, t) = phiK[t][f]: row stride 1, column stride F)
@@ -338,7 +339,7 @@ function refresh(ctx: usize): void {
 @inline function finishRow(out: usize, Dv: i32, den: f32): void {
   const inverse: f32 = den != 0 ? 1 / den : 0;
   if (Mathf.abs(inverse) != Infinity) {
-    scaleRow(out, Dv, inverse);
+    scaleRow(out, out, inverse, Dv);
     return;
   }
   for (let e = 0; e < Dv; e++) store<f32>(at(out, e), load<f32>(at(out, e)) / den);
@@ -451,7 +452,7 @@ export function linearCausalRows(ctx: usize, q: usize, k: usize, v: usize, pad: 
       }
       const windowSum = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
       const phiQ = at(h.phiQ, r * F);
-      if (s != 1) scaleRow(at(o, r * Dv), Dv, s);
+      if (s != 1) scaleRow(at(o, r * Dv), at(o, r * Dv), s, Dv);
       store<f32>(at(h.den, r), s * dot(phiQ, h.z32, F) + windowSum + scaledEps(h, kind, load<f32>(at(h.qOff, r)), K));
     }
     if (nk > 0) gemm(rows, Dv, nk, h.a, C, 1, at(v, kStart * Dv), Dv, o, Dv, true);

@@ -29,6 +29,7 @@
 // every other buffer lives in the work block (recurrentWorkBytes) or the
 // state block (recurrentStateBytes) that the caller hands in.
 import { gemm, transpose } from '../core/gemm';
+import { scaleRow } from '../core/memory';
 import { expNonPositive, madd, roundUp } from '../core/simd';
 
 /** Tokens per chunk without decay or with a decay per head. */
@@ -164,12 +165,6 @@ function copyRows(src: usize, ld: i32, c: i32, n: i32, dst: usize, n4: i32): voi
 /** dst[i] = f[i] * x[i] over n4 lanes (f a row of factors). */
 function mulRow(dst: usize, f: usize, x: usize, n4: i32): void {
   for (let d = 0; d < n4; d += 4) v128.store(at(dst, d), f32x4.mul(v128.load(at(f, d)), v128.load(at(x, d))));
-}
-
-/** dst[i] = s * x[i] over n4 lanes. */
-function scaleRow(dst: usize, s: f32, x: usize, n4: i32): void {
-  const f = f32x4.splat(s);
-  for (let d = 0; d < n4; d += 4) v128.store(at(dst, d), f32x4.mul(f, v128.load(at(x, d))));
 }
 
 /**
@@ -335,7 +330,7 @@ function runChunk(
     for (let i = 0; i < c; i++) {
       if (!gated) memory.copy(at(KL, i * D4), at(KP, i * D4), <usize>D4 << 2);
       else if (perDim) mulRow(at(KL, i * D4), at(EQ, i * D4), at(KP, i * D4), D4);
-      else scaleRow(at(KL, i * D4), load<f32>(at(EQ, i * w)), at(KP, i * D4), D4);
+      else scaleRow(at(KL, i * D4), at(KP, i * D4), load<f32>(at(EQ, i * w)), D4);
     }
     gemm(c, Dv4, D, KL, D4, 1, S32, Dv4, KS, Dv4, false);
     solveWrites(c, Dv4, beta, betaLd);
@@ -346,11 +341,11 @@ function runChunk(
   for (let g = 0; g < group; g++) {
     for (let i = 0; i < c; i++) {
       const qi = at(QP, (g * C + i) * D4);
-      if (!gated) scaleRow(at(QL, i * D4), scale, qi, D4);
+      if (!gated) scaleRow(at(QL, i * D4), qi, scale, D4);
       else if (perDim) {
         mulRow(at(QL, i * D4), at(EQ, i * D4), qi, D4);
-        scaleRow(at(QL, i * D4), scale, at(QL, i * D4), D4);
-      } else scaleRow(at(QL, i * D4), scale * load<f32>(at(EQ, i * w)), qi, D4);
+        scaleRow(at(QL, i * D4), at(QL, i * D4), scale, D4);
+      } else scaleRow(at(QL, i * D4), qi, scale * load<f32>(at(EQ, i * w)), D4);
     }
     const o = at(out, g * oHead);
     gemm(c, Dv, D, QL, D4, 1, S32, Dv4, o, oLd, false);
@@ -361,7 +356,7 @@ function runChunk(
   for (let i = 0; i < c; i++) {
     if (!gated) memory.copy(at(KL, i * D4), at(KP, i * D4), <usize>D4 << 2);
     else if (perDim) mulRow(at(KL, i * D4), at(EK, i * D4), at(KP, i * D4), D4);
-    else scaleRow(at(KL, i * D4), load<f32>(at(EK, i * w)), at(KP, i * D4), D4);
+    else scaleRow(at(KL, i * D4), at(KP, i * D4), load<f32>(at(EK, i * w)), D4);
   }
   gemm(D, Dv, c, KL, 1, D4, writes, Dv4, T, Dv, false);
   for (let d = 0; d < D; d++) {
