@@ -22,7 +22,7 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createAttention, type Attention, type Tensor } from 'wasm-attention';
-import { randomTensor } from './measure.js';
+import { cpuMs, randomTensor } from './measure.js';
 import { attentionDecodeModel } from './peers/onnx.js';
 import { fmtMs, median, table } from './processes.js';
 
@@ -63,19 +63,6 @@ const notes: Record<string, string> = {
   [DECODE_ROWS.full]: 'attn.full(q_t, K, V) with K, V [1, 8, L, 128] in WebAssembly memory (attn.tensor): re-packed every step',
   [DECODE_ROWS.ort]: 'onnxruntime-web wasm, numThreads 1: ONNX Attention (opset 23) with past_key / past_value [1, 8, L, 128] and one new token',
 };
-
-/** CPU ms per call of `fn`, over enough calls to fill about `ms` (at most `maxCalls`). */
-async function cpuMs(fn: () => unknown, ms: number, maxCalls = Infinity): Promise<number> {
-  let calls = 0;
-  const wall = performance.now();
-  const start = process.cpuUsage();
-  do {
-    await fn();
-    calls++;
-  } while (performance.now() - wall < ms && calls < maxCalls);
-  const used = process.cpuUsage(start);
-  return (used.user + used.system) / 1000 / calls;
-}
 
 interface Runner {
   row: string;

@@ -47,3 +47,16 @@ export function printTable(title: string, rows: Record<string, string | number>[
 }
 
 export const MiB = 2 ** 20;
+
+/** CPU ms per call of `fn`, over enough calls to fill about `ms` (at most `maxCalls`). */
+export async function cpuMs(fn: () => unknown, ms: number, maxCalls = Infinity): Promise<number> {
+  let calls = 0;
+  const wall = performance.now();
+  const start = process.cpuUsage();
+  do {
+    await fn();
+    calls++;
+  } while (performance.now() - wall < ms && calls < maxCalls);
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1000 / calls;
+}

@@ -8,7 +8,7 @@
  */
 import { createAttention } from 'wasm-attention';
 import { fmtMs, median, table } from './processes.js';
-import { randomTensor } from './measure.js';
+import { cpuMs, randomTensor } from './measure.js';
 
 const H = 8;
 const D = 64;
@@ -48,19 +48,6 @@ export function visiblePairs(name: (typeof configs)[number][0], N: number): numb
   return pairs;
 }
 
-/** CPU ms per call of `fn`, over calls filling about `ms` of wall time (at least one). */
-function cpuMs(fn: () => unknown, ms: number): number {
-  let calls = 0;
-  const wall = performance.now();
-  const start = process.cpuUsage();
-  do {
-    fn();
-    calls++;
-  } while (performance.now() - wall < ms);
-  const used = process.cpuUsage(start);
-  return (used.user + used.system) / 1000 / calls;
-}
-
 export async function benchPatterns({ sizes = [4096], rounds = 7, progress = (_: string) => {} } = {}): Promise<PatternRow[]> {
   const attn = await createAttention({ backend: 'wasm', threads: 1 });
   const rows: PatternRow[] = [];
@@ -70,12 +57,12 @@ export async function benchPatterns({ sizes = [4096], rounds = 7, progress = (_:
     const v = randomTensor([1, H, N, D], 3);
     const calls = configs.map(([name, , options]) => () => attn.apply(name, q, k, v, options));
     // warm-up: V8 tiers the kernels up over the first calls
-    for (const call of calls) cpuMs(call, 1000);
+    for (const call of calls) await cpuMs(call, 1000);
     const times = configs.map(() => [] as number[]);
     for (let round = 0; round < rounds; round++) {
       for (let n = 0; n < configs.length; n++) {
         const i = (n + round) % configs.length;
-        times[i].push(cpuMs(calls[i], 400));
+        times[i].push(await cpuMs(calls[i], 400));
       }
       progress(`patterns N=${N} round ${round + 1}/${rounds}`);
     }
