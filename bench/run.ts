@@ -27,6 +27,7 @@ import { DECODE_SIZES, printDecodeSection, runDecodeSection, type DecodeSection 
 import { printTable } from './measure.js';
 import { benchGrad, benchGradMemory, type GradMemory, type GradRow } from './grad.bench.js';
 import { benchPatterns, printPatterns, type PatternRow } from './patterns.bench.js';
+import { benchThreads, printThreads, type ThreadRow } from './threads.bench.js';
 import { benchRecurrent, benchRecurrentStep, type GrowthRow, type RecurrentRow, type RecurrentStepRow } from './recurrent.bench.js';
 import { fmtMs, measureGroup, median, table, type TimingRow } from './processes.js';
 import { D, H, SIZES, benchCases, peerImpls, sampleIndices, selectImpls, sizesOf, type Impl } from './suite.js';
@@ -67,6 +68,10 @@ const USAGE = `usage: node dist-bench/run.js [options]
   --patterns           the patterns section (about 20 s): local, Longformer and strided
                        against full per visible pair at N = 4096 (with --sizes, at those
                        sizes), H = 8, D = 64, 7 interleaved rounds in one process
+  --threads            the threads section (about two minutes): every case (full causal
+                       included) through attn.run on 2 threads against one thread at
+                       N = 1024 (with --sizes, at those sizes), 7 interleaved rounds (or
+                       --rounds), wall time; checks that both give the same bits
   --recurrent          the recurrent section (about a minute): attn.recurrent's rules at
                        N = 1k to 64k (H = 8, D = 64) against causal linear (elu) and a plain JS
                        recurrence, the growth from N = 16384 to 65536, and recurrentState's
@@ -95,6 +100,7 @@ const { values: args } = parseArgs({
     'model-sizes': { type: 'string' },
     decode: { type: 'string' },
     patterns: { type: 'boolean' },
+    threads: { type: 'boolean' },
     recurrent: { type: 'boolean' },
     grad: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
@@ -324,6 +330,10 @@ if (fullSweep && impls.some((i) => i.id === 'full') && !explicitSizes) {
 
 const patterns: PatternRow[] | null = args.patterns ? await benchPatterns({ ...(explicitSizes ? { sizes: baseSizes } : {}), progress }) : null;
 
+// ---------------------------------------------------------------- every case on 2 threads against one (--threads)
+
+const threads: ThreadRow[] | null = args.threads ? await benchThreads({ ...(explicitSizes ? { sizes: baseSizes } : {}), ...(args.rounds ? { rounds } : {}), progress }) : null;
+
 // ---------------------------------------------------------------- recurrent linear attention (--recurrent)
 
 let recurrent: { rows: RecurrentRow[]; growth: GrowthRow[]; steps: RecurrentStepRow[] } | null = null;
@@ -520,6 +530,7 @@ if (notes.length > 0) {
 if (model) printModelSection(model);
 if (decode) printDecodeSection(decode);
 if (patterns) printPatterns(patterns);
+if (threads) printThreads(threads);
 if (recurrent) {
   printTable('Recurrent linear attention (B=1 H=8 D=Dv=64, one thread, CPU time)', recurrent.rows);
   printTable('Growth from N = 16384 to N = 65536 (linear time: 4)', recurrent.growth);
@@ -552,7 +563,7 @@ const meta = {
   noBenchmarkOptions: missing,
 };
 mkdirSync(dirname(jsonPath), { recursive: true });
-writeFileSync(jsonPath, `${JSON.stringify({ meta, timings: rows, ratios, accuracy, longSequence, model, decode, patterns, recurrent, grad }, null, 1)}\n`);
+writeFileSync(jsonPath, `${JSON.stringify({ meta, timings: rows, ratios, accuracy, longSequence, model, decode, patterns, threads, recurrent, grad }, null, 1)}\n`);
 
 // ---------------------------------------------------------------- charts
 

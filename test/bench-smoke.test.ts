@@ -3,8 +3,8 @@
  * bench/, runs `dist-bench/run.js` on N = 64 with full, local and the
  * tfjs-wasm peer, and checks the JSON and the charts it writes to a
  * temporary directory; then the model section alone at N = 128, the
- * decoding section alone at 256 cached positions, and the patterns section
- * at N = 256.
+ * decoding section alone at 256 cached positions, the patterns section
+ * at N = 256 and the threads section at N = 256 (2 rounds).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { variantNames } from '../src/index.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const out = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
@@ -230,4 +231,27 @@ describe('npm run bench: the patterns section (smoke, N = 256)', () => {
     for (const r of rows) expect(r.perFullRange[0]).toBeLessThanOrEqual(r.perFull);
     expect(stdout).toContain('patterns: time per visible pair');
   }, 120_000);
+});
+
+describe('npm run bench: the threads section (smoke, N = 256, 2 rounds)', () => {
+  it('times every case on one thread and on 2, paired by round, and both give the same bits', () => {
+    tsc();
+    const dir = join(out, 'threads');
+    const args = ['--variants', 'none', '--peers', 'none', '--no-accuracy', '--model', 'none', '--decode', 'none', '--threads', '--sizes', '256', '--rounds', '2', '--out', dir];
+    const stdout = execFileSync(process.execPath, [join(root, 'dist-bench/run.js'), ...args], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 180_000 });
+    const rows: { N: number; row: string; oneMs: number; twoMs: number; speedup: number; speedupRange: [number, number]; sameBits: boolean }[] = JSON.parse(
+      readFileSync(join(dir, 'latest.json'), 'utf8'),
+    ).threads;
+    // every registered variant, and full again with causal: true
+    expect(rows.map((r) => r.row).sort()).toEqual([...variantNames, 'full causal'].sort());
+    for (const r of rows) {
+      expect(r.N).toBe(256);
+      expect(r.sameBits).toBe(true);
+      expect(r.oneMs).toBeGreaterThan(0);
+      expect(r.twoMs).toBeGreaterThan(0);
+      expect(r.speedupRange[0]).toBeLessThanOrEqual(r.speedup);
+      expect(r.speedup).toBeLessThanOrEqual(r.speedupRange[1]);
+    }
+    expect(stdout).toContain('threads: await attn.run on 2 threads');
+  }, 180_000);
 });
