@@ -1,8 +1,10 @@
 /**
  * A pool of threads over one shared WebAssembly memory: Node worker_threads
- * or browser module Workers, started once and released by dispose(). A plan's
- * jobs are dealt out to the threads in one message each; a thread that fails
- * or dies rejects the run and is replaced.
+ * or browser module Workers, started once and released by dispose(). Every
+ * thread gets a plan's jobs in one message and takes them one at a time from
+ * a counter in the shared memory, so that the work spreads evenly whatever
+ * the jobs cost (the heads of `mixed`) and however the machine slows a
+ * thread down; a thread that fails or dies rejects the run and is replaced.
  */
 import type { Job } from './jobs.js';
 import type { WorkerReply, WorkerRequest } from './worker.js';
@@ -99,21 +101,18 @@ export class Pool {
   }
 
   /**
-   * Runs every job, thread i taking jobs i, i + size, ... (interleaved, so
-   * that causal heads and rows of growing cost spread evenly) in one message,
-   * with its scratch pointers scratch[i]: the calling thread only waits.
-   * Rejects with the first failure; a failed thread is terminated and
-   * replaced for the next run.
+   * Runs every job: each thread takes the next job from the Int32 counter at
+   * byte `counter` (which must hold 0), with its scratch pointers scratch[i];
+   * the calling thread only waits. Rejects with the first failure; a failed
+   * thread is terminated and replaced for the next run.
    */
-  async run(jobs: readonly Job[], scratch: readonly (readonly number[])[]): Promise<void> {
+  async run(jobs: readonly Job[], scratch: readonly (readonly number[])[], counter: number): Promise<void> {
     let failure: unknown = null;
     const lane = async (i: number): Promise<void> => {
-      const mine = jobs.filter((_, j) => j % this.size === i).flat();
-      if (mine.length === 0) return;
       const thread = await this.thread(i);
       thread.hold(true);
       try {
-        await request(thread, { type: 'job', job: mine, scratch: scratch[i] });
+        await request(thread, { type: 'jobs', jobs, counter, scratch: scratch[i] });
       } catch (error) {
         failure ??= error;
         thread.terminate();
@@ -122,7 +121,7 @@ export class Pool {
         thread.hold(false);
       }
     };
-    await Promise.all(this.threads.map((_, i) => lane(i)));
+    await Promise.all(this.threads.slice(0, Math.min(this.size, jobs.length)).map((_, i) => lane(i)));
     if (failure !== null) throw failure;
   }
 

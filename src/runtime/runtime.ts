@@ -69,11 +69,16 @@ export class Runtime {
     const run = async (): Promise<Float32Array> => {
       const pool = await this.startPool();
       const copies = Array.from({ length: pool.size }, () => plan.scratch).flat();
-      return this.arena.frameAsync([...plan.parts, ...copies], frameName(plan), async (p) => {
-        const base = plan.parts.length;
+      // the threads' job counter, then each thread's scratch buffers
+      return this.arena.frameAsync([...plan.parts, 4, ...copies], frameName(plan), async (p) => {
+        const counter = p[plan.parts.length];
+        const base = plan.parts.length + 1;
         const per = plan.scratch.length;
         const scratchPointers = Array.from({ length: pool.size }, (_, i) => p.slice(base + i * per, base + (i + 1) * per));
-        for (const jobs of planStages(plan, p)) await pool.run(jobs, scratchPointers);
+        for (const jobs of planStages(plan, p)) {
+          Atomics.store(new Int32Array(this.arena.memory.buffer), counter >> 2, 0);
+          await pool.run(jobs, scratchPointers, counter);
+        }
         return this.readOutput(plan, p);
       });
     };
@@ -129,8 +134,8 @@ export function rowJobs(Nq: number, Nk: number, width: number): [number, number]
 /**
  * {@link rowJobs} as jobs of one or two row ranges: with a causal mask a
  * row's work grows with its position, so the first range goes with the last,
- * the second with the last but one, and so on: jobs of equal work, which
- * the pool's threads (taking every other job) share evenly.
+ * the second with the last but one, and so on: jobs of equal work, so that
+ * no thread is left with a long job after the others have finished.
  */
 export function balancedRowJobs(Nq: number, Nk: number, width: number, causal: boolean): [number, number][][] {
   const ranges = rowJobs(Nq, Nk, width);

@@ -1,14 +1,14 @@
 /**
  * A pool thread (Node worker_threads or a browser module Worker): it
  * instantiates the shared-memory build against the pool's shared memory,
- * then runs the jobs it is sent. Plain WebAssembly here: workers cannot see
+ * then runs the jobs it is sent, each taken from the run's shared counter. Plain WebAssembly here: workers cannot see
  * the page's import map.
  */
 import { runJob, type Job } from './jobs.js';
 
 export type WorkerRequest =
   | { readonly type: 'init'; readonly module: WebAssembly.Module; readonly memory: WebAssembly.Memory }
-  | { readonly type: 'job'; readonly job: Job; readonly scratch: readonly number[] };
+  | { readonly type: 'jobs'; readonly jobs: readonly Job[]; readonly counter: number; readonly scratch: readonly number[] };
 
 export type WorkerReply = { readonly type: 'ready' } | { readonly type: 'done' } | { readonly type: 'error'; readonly message: string };
 
@@ -20,13 +20,18 @@ interface Port {
 /** Answers the pool's requests on `channel`. */
 function serve(channel: Port): void {
   let exports: Record<string, unknown> | null = null;
+  let memory: WebAssembly.Memory | null = null;
   channel.listen((request) => {
     try {
       if (request.type === 'init') {
-        exports = new WebAssembly.Instance(request.module, { env: { memory: request.memory } }).exports as Record<string, unknown>;
+        memory = request.memory;
+        exports = new WebAssembly.Instance(request.module, { env: { memory } }).exports as Record<string, unknown>;
         channel.post({ type: 'ready' });
       } else {
-        runJob(exports!, request.job, request.scratch);
+        // taken anew each run: the memory may have grown since
+        const shared = new Int32Array(memory!.buffer);
+        const next = () => Atomics.add(shared, request.counter >> 2, 1);
+        for (let i = next(); i < request.jobs.length; i = next()) runJob(exports!, request.jobs[i], request.scratch);
         channel.post({ type: 'done' });
       }
     } catch (error) {
