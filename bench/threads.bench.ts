@@ -2,11 +2,15 @@
  * The threads section (`--threads`): every case of `benchCases` (full causal
  * included) through `await attn.run(...)` on a pool of 2 threads against the
  * same call on one thread (`attn.apply`, the plain build), B = 1, H = 8,
- * D = 64, N = 1024 by default. Both instances live in this process; the rows
- * are interleaved over rounds (order rotated) and timed in wall time (a pool's
+ * D = 64, N = 1024 by default. Each size runs in a child process of its own
+ * (a size measured after another in the same process ran its cheap cases up
+ * to 1.4x slower on 2 threads), holding both instances; the rows are
+ * interleaved over rounds (order rotated) and timed in wall time (a pool's
  * CPU time counts both threads). Each speed-up is the median over rounds of
  * that round's one-thread time / two-thread time.
  */
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { createAttention, type Tensor } from 'wasm-attention';
 import { fmtMs, median, table } from './processes.js';
 import { randomTensor } from './measure.js';
@@ -36,52 +40,76 @@ async function wallMs(fn: () => unknown, ms: number): Promise<number> {
   return (performance.now() - start) / calls;
 }
 
-export async function benchThreads({ sizes = [1024], rounds = 7, cases = Object.keys(benchCases), progress = (_: string) => {} } = {}): Promise<ThreadRow[]> {
+/** Every case at one size, in this process. */
+async function measureSize(N: number, rounds: number, cases: string[], progress: (message: string) => void): Promise<ThreadRow[]> {
   const one = await createAttention({ backend: 'wasm', threads: 1 });
   const two = await createAttention({ backend: 'wasm', threads: 2 });
-  const rows: ThreadRow[] = [];
   try {
-    for (const N of sizes) {
-      const q = randomTensor([1, H, N, D], 1);
-      const k = randomTensor([1, H, N, D], 2);
-      const v = randomTensor([1, H, N, D], 3);
-      const runnable = cases.filter((id) => (benchCases[id].maxN?.N ?? Infinity) >= N);
-      const calls = runnable.map((id) => {
-        const c = benchCases[id];
-        const options = c.options({ N, H, D, q, k });
-        const qIn: Tensor | null = c.nullInputs === 'qk' ? null : q;
-        const kIn: Tensor | null = c.nullInputs ? null : k;
-        const name = variantOf(id) as Parameters<typeof one.apply>[0];
-        return [() => one.apply(name, qIn, kIn, v, options), () => two.run(name, qIn, kIn, v, options)] as const;
-      });
-      const sameBits = await Promise.all(
-        calls.map(async ([oneCall, twoCall]) => {
-          const [a, b] = [oneCall().data, (await twoCall()).data];
-          return a.length === b.length && a.every((x, i) => Object.is(x, b[i]));
-        }),
-      );
-      // warm-up: V8 tiers the kernels up over the first calls
-      for (const pair of calls) for (const call of pair) await wallMs(call, 300);
-      const times = calls.map(() => [[], []] as [number[], number[]]);
-      const jobs = calls.flatMap((pair, i) => pair.map((call, t) => ({ call, times: times[i][t] })));
-      for (let round = 0; round < rounds; round++) {
-        for (let n = 0; n < jobs.length; n++) {
-          const job = jobs[(n + round) % jobs.length];
-          job.times.push(await wallMs(job.call, 150));
-        }
-        progress(`threads N=${N} round ${round + 1}/${rounds}`);
+    const q = randomTensor([1, H, N, D], 1);
+    const k = randomTensor([1, H, N, D], 2);
+    const v = randomTensor([1, H, N, D], 3);
+    const runnable = cases.filter((id) => (benchCases[id].maxN?.N ?? Infinity) >= N);
+    const calls = runnable.map((id) => {
+      const c = benchCases[id];
+      const options = c.options({ N, H, D, q, k });
+      const qIn: Tensor | null = c.nullInputs === 'qk' ? null : q;
+      const kIn: Tensor | null = c.nullInputs ? null : k;
+      const name = variantOf(id) as Parameters<typeof one.apply>[0];
+      return [() => one.apply(name, qIn, kIn, v, options), () => two.run(name, qIn, kIn, v, options)] as const;
+    });
+    const sameBits = await Promise.all(
+      calls.map(async ([oneCall, twoCall]) => {
+        const [a, b] = [oneCall().data, (await twoCall()).data];
+        return a.length === b.length && a.every((x, i) => Object.is(x, b[i]));
+      }),
+    );
+    // warm-up: V8 tiers the kernels up over the first calls
+    for (const pair of calls) for (const call of pair) await wallMs(call, 300);
+    const times = calls.map(() => [[], []] as [number[], number[]]);
+    const jobs = calls.flatMap((pair, i) => pair.map((call, t) => ({ call, times: times[i][t] })));
+    for (let round = 0; round < rounds; round++) {
+      for (let n = 0; n < jobs.length; n++) {
+        const job = jobs[(n + round) % jobs.length];
+        job.times.push(await wallMs(job.call, 150));
       }
-      runnable.forEach((id, i) => {
-        const [oneTimes, twoTimes] = times[i];
-        const ratios = oneTimes.map((t, round) => t / twoTimes[round]);
-        rows.push({ N, row: id, oneMs: median(oneTimes), twoMs: median(twoTimes), speedup: median(ratios), speedupRange: [Math.min(...ratios), Math.max(...ratios)], sameBits: sameBits[i] });
-      });
+      progress(`threads N=${N} round ${round + 1}/${rounds}`);
     }
+    return runnable.map((id, i) => {
+      const [oneTimes, twoTimes] = times[i];
+      const ratios = oneTimes.map((t, round) => t / twoTimes[round]);
+      return { N, row: id, oneMs: median(oneTimes), twoMs: median(twoTimes), speedup: median(ratios), speedupRange: [Math.min(...ratios), Math.max(...ratios)], sameBits: sameBits[i] };
+    });
   } finally {
     one.dispose();
     two.dispose();
   }
+}
+
+const CHILD = '--threads-child';
+
+export async function benchThreads({ sizes = [1024], rounds = 7, cases = Object.keys(benchCases), progress = (_: string) => {} } = {}): Promise<ThreadRow[]> {
+  const rows: ThreadRow[] = [];
+  for (const N of sizes) {
+    const child = fork(fileURLToPath(import.meta.url), [CHILD], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    rows.push(
+      ...(await new Promise<ThreadRow[]>((resolve, reject) => {
+        child.on('message', (m: { progress?: string; rows?: ThreadRow[] }) => {
+          if (m.progress) progress(m.progress);
+          if (m.rows) resolve(m.rows);
+        });
+        child.on('exit', (code) => reject(new Error(`the threads section's process at N = ${N} exited (code ${code}) before its results`)));
+        child.send({ N, rounds, cases });
+      })),
+    );
+  }
   return rows;
+}
+
+if (process.argv[2] === CHILD && process.send) {
+  process.once('message', async ({ N, rounds, cases }: { N: number; rounds: number; cases: string[] }) => {
+    const rows = await measureSize(N, rounds, cases, (message) => process.send!({ progress: message }));
+    process.send!({ rows }, () => process.exit(0));
+  });
 }
 
 export function printThreads(rows: ThreadRow[]): void {
