@@ -68,7 +68,6 @@ export function attentionRows(
     const lastRow = min(rowEnd, g0 + count * ROWS) - 1;
     const keyEnd = causal ? min(Nk, max(0, first + lastRow * step + 1)) : Nk;
     const keyEndPad = roundUp(keyEnd, 4);
-    const lone = rowEnd - g0 <= 4; // one narrow tile: a decoding step's query heads
     // (the cache layout's blocks start at multiples of KEY_BLOCK)
     const keyStart = windowed ? max(0, first + g0 * step - before) & (blocked ? ~(KEY_BLOCK - 1) : ~3) : 0;
     // key blocks outside, tiles inside: each block of keys and values is read
@@ -87,7 +86,6 @@ export function attentionRows(
       const scoreAheadBytes = <usize>(blocked ? nextKeys * D : keys * dvPad) << 2;
       const addAhead = blocked && nextAt != 0 ? cacheBlockValues(nextAt, D) : nextAt;
       const addAheadBytes = <usize>(nextKeys * (blocked ? dvPad : D)) << 2;
-      let touched = false;
       for (let t = 0; t < count; t++) {
         const i0 = g0 + t * ROWS;
         const p0 = first + i0 * step; // position of the tile's first row
@@ -97,13 +95,6 @@ export function attentionRows(
         // tiles of 8 consecutive rows and blocks from key 0 may share their covers across heads
         const cover = terms == 0 ? 0 : step == 1 && !windowed ? tileCover(terms, keys, i0, rowEnd, j0, Nk) : termsCover(terms, keys, i0, 1, rowEnd, j0, 1, 0, Nk);
         if (terms != 0 && cover == BLOCK_HIDDEN) continue;
-        // the block's keys and values, read in address order once, by the first tile that uses them
-        // (the cache layout is read in address order as it is; a lone narrow tile reads ahead instead)
-        if (!touched && !blocked && !lone) {
-          touchLines(keysAt, <usize>(keys * D) << 2, tileScores(tiles, D));
-          touchLines(valuesAt, <usize>(keys * dvPad) << 2, tileScores(tiles, D));
-          touched = true;
-        }
         const tile = tiles + <usize>t * stride;
         const st = tileScores(tile, D);
         const state = tileState(tile, D);
@@ -132,16 +123,3 @@ export function attentionRows(
   }
 }
 
-/**
- * Reads one word of every 64-byte line of [at, at + bytes) in order, before
- * accumulateValues walks the block's value rows column strip by column
- * strip: a sequential stream that the hardware prefetches, where the strips'
- * strided first touches of each line were not. The words are or-ed into a
- * word of `sink` that the next scores overwrite, so that the reads stay.
- */
-function touchLines(at: usize, bytes: usize, sink: usize): void {
-  let acc: u32 = 0;
-  const end = at + bytes;
-  for (let p = at; p < end; p += 64) acc |= load<u32>(p);
-  store<u32>(sink, acc);
-}
