@@ -11,7 +11,7 @@ import { checkQKV, commonOptions, parseCommon, type Common, type CommonOptions }
 import type { Inputs, Parsed, Problem, Variant } from './variant.js';
 import { headOffset, rowStride, type Heads } from '../tensor.js';
 import { termsParts, writeTermsCall } from '../engine.js';
-import { balancedRowJobs, type Runtime } from '../runtime/runtime.js';
+import { balancedRowJobs, rowJobs, type Runtime } from '../runtime/runtime.js';
 import { scratch, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
 
 /** Options of `full`: the common ones, and `mask`, `bias`, `softcap`. */
@@ -52,7 +52,7 @@ export const full: Variant<FullParsed> = {
     return fullPlan(runtime, q!, k!, v!, p, p);
   },
   kernel(runtime, { q, k, v }, p) {
-    return runtime.execute(fullPlan(runtime, q!, k!, v!, p, p));
+    return runtime.execute(fullPlan(runtime, q!, k!, v!, p, p, true));
   },
 };
 
@@ -62,7 +62,7 @@ export const full: Variant<FullParsed> = {
  * and writing its head's model terms record; q, k, v and the output are
  * read and written in place in either layout.
  */
-export function fullPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, common: Common, terms: LogitOptions): JobPlan {
+export function fullPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, common: Common, terms: LogitOptions, oneThread = false): JobPlan {
   const { B, H, N: Nq, D } = q;
   const { N: Nk } = k;
   const Dv = v.D;
@@ -87,8 +87,10 @@ export function fullPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, common:
         if (hasLogitOptions(terms)) prepare.push(writeTermsCall(terms, maskp, biasp, b, h, record));
         if (sharedByHeads) prepare.push(['shareCovers', record, coversp + b * tileCount * blockCount, blockCount]);
         const termsArg = hasLogitOptions(terms) ? record : 0;
-        // each job packs its head again: N (D + Dv) work against its rows' N (D + Dv) per row
-        return balancedRowJobs(Nq, Nk, D + Dv, common.causal).map((ranges): Job => [
+        // on a pool each job packs its head again (N (D + Dv) work against its rows' N (D + Dv)
+        // per row); on one thread a head is one job, packed once
+        const jobs = oneThread ? [rowJobs(Nq, Nk, D + Dv)] : balancedRowJobs(Nq, Nk, D + Dv, common.causal);
+        return jobs.map((ranges): Job => [
           ...prepare,
           ...ranges.map(([start, end]): KernelCall => ['fullAttentionRows', qp + qh.offset, op + oh.offset, Nq, Nk, D, Dv, qh.ld, oh.ld, common.scale, common.causal ? 1 : 0, termsArg, pack, tiles, start, end]),
         ]);
