@@ -57,10 +57,11 @@ export const full: Variant<FullParsed> = {
 };
 
 /**
- * The SIMD kernel of `full` as a plan: jobs of row chunks of one query head,
- * each packing the kv head it reads (grouped-query heads share it in place)
- * and writing its head's model terms record; q, k, v and the output are
- * read and written in place in either layout.
+ * The SIMD kernel of `full` as a plan: jobs of one query head (or of row
+ * chunks of it, on a pool with few heads), each packing the kv head it reads
+ * (grouped-query heads share it in place) and writing its head's model terms
+ * record; q, k, v and the output are read and written in place in either
+ * layout. `oneThread`: the plan runs on the calling thread (`kernel`).
  */
 export function fullPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, common: Common, terms: LogitOptions, oneThread = false): JobPlan {
   const { B, H, N: Nq, D } = q;
@@ -87,9 +88,11 @@ export function fullPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, common:
         if (hasLogitOptions(terms)) prepare.push(writeTermsCall(terms, maskp, biasp, b, h, record));
         if (sharedByHeads) prepare.push(['shareCovers', record, coversp + b * tileCount * blockCount, blockCount]);
         const termsArg = hasLogitOptions(terms) ? record : 0;
-        // on a pool each job packs its head again (N (D + Dv) work against its rows' N (D + Dv)
-        // per row); on one thread a head is one job, packed once
-        const jobs = oneThread ? [rowJobs(Nq, Nk, D + Dv)] : balancedRowJobs(Nq, Nk, D + Dv, common.causal);
+        // a head is one job, packed once, on one thread and where there are heads enough to
+        // keep every thread busy; else jobs of rows that each pack their head again (N (D + Dv)
+        // work against their rows' N (D + Dv) per row), of equal work when causal
+        const wholeHeads = oneThread || B * H >= 4 * runtime.threads;
+        const jobs = wholeHeads ? [rowJobs(Nq, Nk, D + Dv)] : balancedRowJobs(Nq, Nk, D + Dv, common.causal);
         return jobs.map((ranges): Job => [
           ...prepare,
           ...ranges.map(([start, end]): KernelCall => ['fullAttentionRows', qp + qh.offset, op + oh.offset, Nq, Nk, D, Dv, qh.ld, oh.ld, common.scale, common.causal ? 1 : 0, termsArg, pack, tiles, start, end]),
