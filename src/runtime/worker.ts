@@ -1,8 +1,8 @@
 /**
  * A pool thread (Node worker_threads or a browser module Worker): it
  * instantiates the shared-memory build against the pool's shared memory,
- * then runs the jobs it is sent, each taken from the run's shared counter. Plain WebAssembly here: workers cannot see
- * the page's import map.
+ * then runs the jobs it is sent, each taken from the run's shared counter.
+ * Plain WebAssembly here: workers cannot see the page's import map.
  */
 import { runJob, type Job } from './jobs.js';
 
