@@ -9,7 +9,7 @@
 //   strided rules) with row i's bit set.
 // The row statistics come from the forward's own passes and row state.
 import { ROWS, valueWidthPadded } from '../core/flash-layout';
-import { roundUp } from '../core/simd';
+import { stateOutputs, stateSums } from '../variants/pattern-tiles';
 
 const A: usize = 0;
 const B: usize = 4;
@@ -146,10 +146,9 @@ export function applyPatternCover(st: usize, keys: i32, seen: usize): void {
  * with out = o / l.
  */
 export function patternGradRowStats(rows: usize, Nq: i32, Dv: i32, g: usize, lse: usize, delta: usize): void {
-  const nqPad = roundUp(Nq, ROWS);
   const dvPad = valueWidthPadded(Dv);
-  const sums = rows + (<usize>nqPad << 2);
-  const acc = sums + (<usize>nqPad << 2);
+  const sums = stateSums(rows, Nq);
+  const acc = stateOutputs(rows, Nq);
   for (let i = 0; i < Nq; i++) {
     const m = load<f32>(rows + (<usize>i << 2));
     const l = load<f32>(sums + (<usize>i << 2));

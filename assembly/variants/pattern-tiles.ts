@@ -20,6 +20,18 @@ export function patternStateBytes(Nq: i32, Dv: i32): f64 {
   return nqPad * (2 + <f64>valueWidthPadded(Dv)) * 4;
 }
 
+/** Where the per-row state's l [nqPad] starts (m [nqPad] is at `rows`). */
+// @ts-ignore: decorator
+@inline export function stateSums(rows: usize, Nq: i32): usize {
+  return rows + (<usize>roundUp(Nq, ROWS) << 2);
+}
+
+/** Where the per-row state's o [nqPad][dvPad] starts. */
+// @ts-ignore: decorator
+@inline export function stateOutputs(rows: usize, Nq: i32): usize {
+  return rows + (<usize>roundUp(Nq, ROWS) << 3);
+}
+
 /** Every row starts with m = -inf, l = 0, o = 0. */
 export function patternStart(rows: usize, Nq: i32, Dv: i32): void {
   const nqPad = roundUp(Nq, ROWS);
@@ -29,10 +41,9 @@ export function patternStart(rows: usize, Nq: i32, Dv: i32): void {
 
 /** out[i] = o[i] / l[i] (0 for a row that saw no key) for every row of one head (output rows oLd floats apart). */
 export function patternFinish(rows: usize, Nq: i32, Dv: i32, out: usize, oLd: i32): void {
-  const nqPad = roundUp(Nq, ROWS);
   const dvPad = valueWidthPadded(Dv);
-  const sums = rows + (<usize>nqPad << 2);
-  const acc = sums + (<usize>nqPad << 2);
+  const sums = stateSums(rows, Nq);
+  const acc = stateOutputs(rows, Nq);
   for (let i = 0; i < Nq; i++) {
     const l = load<f32>(sums + (<usize>i << 2));
     scaleRow(out + <usize>i * (<usize>oLd << 2), acc + (<usize>(i * dvPad) << 2), l > 0 ? 1 / l : 0, Dv);
@@ -45,13 +56,12 @@ export function patternFinish(rows: usize, Nq: i32, Dv: i32, out: usize, oLd: i3
  * limit on get an empty state on load and are not stored.
  */
 export function moveRows(rows: usize, Nq: i32, Dv: i32, tile: usize, D: i32, first: i32, step: i32, limit: i32, toTile: bool): void {
-  const nqPad = roundUp(Nq, ROWS);
   const dvPad = valueWidthPadded(Dv);
   const rowBytes = <usize>dvPad << 2;
   const state = tileState(tile, D);
   const o = tileOutput(tile, D);
-  const sums = rows + (<usize>nqPad << 2);
-  const acc = sums + (<usize>nqPad << 2);
+  const sums = stateSums(rows, Nq);
+  const acc = stateOutputs(rows, Nq);
   // rows below limit, counted without forming a row number past it
   const below = first < limit ? (limit - 1 - first) / step + 1 : 0;
   for (let t = 0; t < ROWS; t++) {
