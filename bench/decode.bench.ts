@@ -17,14 +17,13 @@
  *   with `past_key` / `past_value` for one new token (it returns the
  *   presents: a copy of the cache per step, as the operator defines).
  */
-import { fork } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { createAttention, type Attention, type Tensor } from 'wasm-attention';
 import { cpuMs, randomTensor } from './measure.js';
 import { attentionDecodeModel } from './peers/onnx.js';
-import { fmtMs, median, table } from './processes.js';
+import { fmtMs, median, sectionInChild, serveSection, table } from './processes.js';
 
 export const DECODE = { H: 32, Hkv: 8, D: 128 };
 export const DECODE_SIZES = [1024, 4096, 16384, 32768];
@@ -216,27 +215,10 @@ const CHILD = '--decode-child';
  * builds, the copy and the peers share one process.
  */
 export async function runDecodeSection({ sizes = DECODE_SIZES, rounds = 5, progress = (_: string) => {} } = {}): Promise<DecodeSection> {
-  const child = fork(fileURLToPath(import.meta.url), [CHILD], {
-    execArgv: ['--experimental-wasm-relaxed-simd'],
-    serialization: 'advanced',
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  return new Promise((resolve, reject) => {
-    child.on('message', (m: { progress?: string; section?: DecodeSection }) => {
-      if (m.progress) progress(m.progress);
-      if (m.section) resolve(m.section);
-    });
-    child.on('exit', (code) => reject(new Error(`the decoding section's process exited (code ${code}) before its results`)));
-    child.send({ sizes, rounds });
-  });
+  return sectionInChild(import.meta.url, CHILD, { sizes, rounds }, progress, ['--experimental-wasm-relaxed-simd']);
 }
 
-if (process.argv[2] === CHILD && process.send) {
-  process.once('message', async ({ sizes, rounds }: { sizes: number[]; rounds: number }) => {
-    const section = await measureDecode(sizes, rounds, (message) => process.send!({ progress: message }));
-    process.send!({ section }, () => process.exit(0));
-  });
-}
+serveSection(CHILD, ({ sizes, rounds }: { sizes: number[]; rounds: number }, progress) => measureDecode(sizes, rounds, progress));
 
 export function printDecodeSection(section: DecodeSection): void {
   if (section.rows.length === 0) return;

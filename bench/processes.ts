@@ -7,7 +7,7 @@
  * spreads evenly over them) and reads their memory. Also the formatting
  * helpers of the report.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess, type Serializable } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Message, SetupRequest } from './peers/child.js';
@@ -73,6 +73,33 @@ export class Child {
 }
 
 /** One row of a report: one implementation at one size. */
+/**
+ * Runs a section's measurement in a child process of its own: forks
+ * `moduleUrl` (a section's module) with `flag`, sends it `request`, relays
+ * its progress lines and resolves with its result. The module answers with
+ * {@link serveSection}.
+ */
+export function sectionInChild<T>(moduleUrl: string, flag: string, request: Serializable, progress: (message: string) => void, execArgv: string[] = []): Promise<T> {
+  const child = fork(fileURLToPath(moduleUrl), [flag], { execArgv, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve, reject) => {
+    child.on('message', (m: { progress?: string; result?: T }) => {
+      if (m.progress) progress(m.progress);
+      if (m.result !== undefined) resolve(m.result);
+    });
+    child.on('exit', (code) => reject(new Error(`${flag}: the section's process exited (code ${code}) before its results`)));
+    child.send(request);
+  });
+}
+
+/** In a process that {@link sectionInChild} started with `flag`: measures with `measure` and sends back its result. */
+export function serveSection<R, T>(flag: string, measure: (request: R, progress: (message: string) => void) => Promise<T>): void {
+  if (process.argv[2] !== flag || !process.send) return;
+  process.once('message', async (request: R) => {
+    const result = await measure(request, (message) => process.send!({ progress: message }));
+    process.send!({ result }, () => process.exit(0));
+  });
+}
+
 export interface TimingRow {
   impl: string;
   kind: 'ours' | 'ours-js' | 'peer';

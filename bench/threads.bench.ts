@@ -9,10 +9,8 @@
  * CPU time counts both threads). Each speed-up is the median over rounds of
  * that round's one-thread time / two-thread time.
  */
-import { fork } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { createAttention, type Tensor } from 'wasm-attention';
-import { fmtMs, median, table } from './processes.js';
+import { fmtMs, median, sectionInChild, serveSection, table } from './processes.js';
 import { randomTensor } from './measure.js';
 import { benchCases, D, H, variantOf } from './suite.js';
 
@@ -89,28 +87,11 @@ const CHILD = '--threads-child';
 
 export async function benchThreads({ sizes = [1024], rounds = 7, cases = Object.keys(benchCases), progress = (_: string) => {} } = {}): Promise<ThreadRow[]> {
   const rows: ThreadRow[] = [];
-  for (const N of sizes) {
-    const child = fork(fileURLToPath(import.meta.url), [CHILD], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    rows.push(
-      ...(await new Promise<ThreadRow[]>((resolve, reject) => {
-        child.on('message', (m: { progress?: string; rows?: ThreadRow[] }) => {
-          if (m.progress) progress(m.progress);
-          if (m.rows) resolve(m.rows);
-        });
-        child.on('exit', (code) => reject(new Error(`the threads section's process at N = ${N} exited (code ${code}) before its results`)));
-        child.send({ N, rounds, cases });
-      })),
-    );
-  }
+  for (const N of sizes) rows.push(...(await sectionInChild<ThreadRow[]>(import.meta.url, CHILD, { N, rounds, cases }, progress)));
   return rows;
 }
 
-if (process.argv[2] === CHILD && process.send) {
-  process.once('message', async ({ N, rounds, cases }: { N: number; rounds: number; cases: string[] }) => {
-    const rows = await measureSize(N, rounds, cases, (message) => process.send!({ progress: message }));
-    process.send!({ rows }, () => process.exit(0));
-  });
-}
+serveSection(CHILD, ({ N, rounds, cases }: { N: number; rounds: number; cases: string[] }, progress) => measureSize(N, rounds, cases, progress));
 
 export function printThreads(rows: ThreadRow[]): void {
   if (rows.length === 0) return;
