@@ -1,9 +1,12 @@
 // The demo: every variant of the registry, its attention matrix as a heatmap,
-// its mask, time, speed-up over `full` and error against `full`. Plain ES
+// its mask, time, speed-up over `full` and error against `full`; and a
+// decoding view (decoding.js), tokens per second against cache length. Plain ES
 // modules, no framework; the package is imported from /dist like any
 // unbundled page would (the import map in index.html maps its dependency).
 import * as lib from '/dist/index.js';
 import { callInputs, defaultOptions, fullKeys, makeInputs, meanAbsError, resolveOptions } from './cases.js';
+import { DECODE_COLUMNS, DECODE_SERIES, decodeTableRows, drawDecodeChart, measureDecoding } from './decoding.js';
+import { format, time } from './timing.js';
 
 const { createAttention, variantNames } = lib;
 
@@ -117,25 +120,6 @@ function blit(canvas, image) {
 let attn;
 const maskless = new Set();
 
-/**
- * Median milliseconds of `fn()`: warm-up calls first (V8 compiles wasm with
- * a baseline compiler and tiers hot functions up in the background), then
- * repeats up to ~120 ms (3 to 25 runs).
- */
-function time(fn) {
-  const warm = performance.now();
-  for (let i = 0; i < 2 || (i < 10 && performance.now() - warm < 40); i++) fn();
-  const times = [];
-  const start = performance.now();
-  while (times.length < 3 || (times.length < 25 && performance.now() - start < 120)) {
-    const t0 = performance.now();
-    fn();
-    times.push(performance.now() - t0);
-  }
-  times.sort((a, b) => a - b);
-  return times[times.length >> 1];
-}
-
 function settings() {
   const data = new FormData(form);
   const int = (key, min, max, fallback) => {
@@ -152,6 +136,8 @@ function settings() {
     inputs: data.get('inputs') === 'random' ? 'random' : 'smooth',
     scale: data.get('scale') === 'linear' ? 'linear' : 'log',
     compare: data.get('compare') === 'on',
+    decode: { H: int('qHeads', 1, 64, 32), Hkv: int('kvHeads', 1, 64, 8), D: int('headDim', 1, 256, 128) },
+    longest: int('longest', 16, 8192, 4096),
   };
 }
 
@@ -256,10 +242,6 @@ function summarize(value) {
 
 // ---------------------------------------------------------------- rendering
 
-function format(ms) {
-  return ms >= 100 ? `${ms.toFixed(0)} ms` : ms >= 10 ? `${ms.toFixed(1)} ms` : `${ms.toFixed(2)} ms`;
-}
-
 function statsList(target, rows) {
   target.replaceChildren(
     ...rows.flatMap(([term, value, title]) => {
@@ -354,6 +336,46 @@ function renderGrid(s) {
   }
 }
 
+/**
+ * Measures the decoding view's rows one cache length after another, drawing
+ * each as it comes. Resolves to false when a newer render took over.
+ */
+async function renderDecode(s) {
+  const generation = renderCount;
+  const section = $('#decode-view');
+  const chart = $('.decode-chart', section);
+  const body = $('tbody', section);
+  const error = $('.error', section);
+  const cells = (tag, texts) => {
+    const tr = document.createElement('tr');
+    tr.append(...texts.map((text) => Object.assign(document.createElement(tag), { textContent: text })));
+    return tr;
+  };
+  $('thead', section).replaceChildren(cells('th', DECODE_COLUMNS));
+  body.replaceChildren();
+  chart.replaceChildren();
+  error.hidden = true;
+  const { H, Hkv, D } = s.decode;
+  status.textContent = `measuring one step at H = ${H}, Hkv = ${Hkv}, D = ${D}…`;
+  try {
+    return await measureDecoding(
+      attn,
+      s.decode,
+      s.longest,
+      (rows) => {
+        drawDecodeChart(chart, rows);
+        body.replaceChildren(...decodeTableRows(rows).map((row) => cells('td', row)));
+        status.textContent = `measuring one step at H = ${H}, Hkv = ${Hkv}, D = ${D}: ${rows[rows.length - 1].L} cached positions done…`;
+      },
+      () => generation === renderCount,
+    );
+  } catch (e) {
+    error.textContent = `${e.name}: ${e.message}`;
+    error.hidden = false;
+    return generation === renderCount;
+  }
+}
+
 let view = 'compare';
 
 function setView(next) {
@@ -361,12 +383,15 @@ function setView(next) {
   for (const tab of form.querySelectorAll('[role=tab]')) tab.setAttribute('aria-selected', String(tab.dataset.view === view));
   $('#compare-view').hidden = view !== 'compare';
   $('#grid-view').hidden = view !== 'grid';
-  form.elements.compare.closest('label').hidden = view !== 'compare';
+  $('#decode-view').hidden = view !== 'decode';
+  for (const element of document.querySelectorAll('[data-views]')) element.hidden = !element.dataset.views.split(' ').includes(view);
 }
 
+/** Draws the current view; the decoding view resolves when measured (false: a newer render took over). */
 function render() {
   renderCount++;
   const s = settings();
+  if (view === 'decode') return renderDecode(s);
   drawColorbar(s.scale);
   if (view === 'grid') renderGrid(s);
   else {
@@ -375,6 +400,7 @@ function render() {
     renderPanel(a, s);
     if (s.compare) renderPanel(b, s);
   }
+  return true;
 }
 
 function describeBackend() {
@@ -387,8 +413,8 @@ function schedule() {
   status.textContent = 'computing…';
   document.body.dataset.ready = '0';
   requestAnimationFrame(() =>
-    setTimeout(() => {
-      render();
+    setTimeout(async () => {
+      if (!(await render())) return;
       status.textContent = `backend: ${describeBackend()} · ${variantNames.length} variants · cross-origin isolated: ${self.crossOriginIsolated ? 'yes' : 'no'}`;
       document.body.dataset.ready = '1';
     }, 0),
@@ -423,7 +449,7 @@ function setupPanels(params) {
 }
 
 function applyParams(params) {
-  for (const key of ['N', 'H', 'D', 'head', 'seed', 'inputs', 'scale']) {
+  for (const key of ['N', 'H', 'D', 'head', 'seed', 'inputs', 'scale', 'qHeads', 'kvHeads', 'headDim', 'longest']) {
     const value = params.get(key) ?? params.get(key.toLowerCase());
     if (value !== null && form.elements[key]) form.elements[key].value = value;
   }
@@ -469,10 +495,18 @@ async function main() {
     if (event.target.closest('.panel')) return;
     schedule();
   });
+  $('.decode-legend').replaceChildren(
+    ...DECODE_SERIES.map(({ label, color, dash }) => {
+      const item = Object.assign(document.createElement('span'), { textContent: label });
+      item.style.setProperty('--swatch', color);
+      if (dash) item.classList.add('dashed');
+      return item;
+    }),
+  );
   attn = await createAttention();
   window.demo = { lib, attn, runCase, render };
   window.runCase = runCase;
-  setView(params.get('view') === 'grid' ? 'grid' : 'compare');
+  setView(['grid', 'decode'].includes(params.get('view')) ? params.get('view') : 'compare');
   schedule();
 }
 

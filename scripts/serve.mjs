@@ -4,7 +4,7 @@
 // /node_modules/@assemblyscript/loader/index.js resolve as the demo's import
 // map expects, with `application/wasm` for .wasm (streaming compilation) and
 // the COOP/COEP headers that make the page cross-origin isolated
-// (SharedArrayBuffer, for threads later).
+// (SharedArrayBuffer, which the threads need).
 //
 //   node scripts/serve.mjs [--port 8080] [--host 127.0.0.1]   (or PORT=8080; 0 = a free port)
 import { createReadStream } from 'node:fs';

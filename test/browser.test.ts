@@ -314,6 +314,29 @@ describe('in Chromium', () => {
     expect(png.length).toBeGreaterThan(20_000);
   });
 
+  it('the decoding view times a cache step per length against the copy and full, and shows a bad shape as an error', async () => {
+    await page.goto(`${server.url}demo/?view=decode&qHeads=4&kvHeads=2&headDim=16&longest=256`);
+    await waitReady();
+    const columns = await page.locator('.decode-table th').allInnerTexts();
+    const rows = await page.locator('.decode-table tbody tr').evaluateAll((trs) => trs.map((tr) => Array.from(tr.children, (td) => (td as HTMLElement).innerText)));
+    const cell = (row: string[], name: string) => row[columns.indexOf(name)];
+    expect(rows.map((row) => Number(cell(row, 'cached positions')))).toEqual([16, 32, 64, 128, 256]);
+    for (const row of rows) {
+      // the step's output against full over the same positions (both in the page)
+      expect(Number(cell(row, 'max |step − full|'))).toBeLessThanOrEqual(TOLERANCE);
+      expect(Number(cell(row, 'tokens/s'))).toBeGreaterThan(0);
+      for (const name of ['cache step', 'copy K, V', 'full, no cache']) expect(cell(row, name), name).toMatch(/^\d+(\.\d+)? (ms|µs)$/);
+    }
+    // a line per series, a point per length
+    const lines = await page.locator('.decode-chart polyline').evaluateAll((ps) => ps.map((p) => [p.getAttribute('data-series'), p.getAttribute('points')!.trim().split(/\s+/).length]));
+    expect(lines).toEqual([['step', 5], ['copy', 5], ['full', 5]]);
+    expect(await page.locator('#decode-view .error').isHidden()).toBe(true);
+    // 4 query heads over 3 kv heads: the library's RangeError, shown in the view
+    await page.goto(`${server.url}demo/?view=decode&qHeads=4&kvHeads=3&headDim=16&longest=64`);
+    await waitReady();
+    expect(await page.locator('#decode-view .error').innerText()).toMatch(/^RangeError: .*\b3\b/);
+  });
+
   it('a Vite build of a page (the README recipe: the .wasm URLs imported with ?url) emits and loads the wasm', async () => {
     // an app with the package installed as npm would: package.json and dist/ under node_modules
     const root = fileURLToPath(new URL('..', import.meta.url));
