@@ -4,12 +4,11 @@
  * positions see only the global tokens. Added global tokens (ETC /
  * BigBird-ITC) are rows prepended to q, k, v and named in `tokens`.
  */
-import { parsePatternProblem, patternLogits, patternMask, patternReference, patternWeights, readGlobal, type PatternParsed } from '../patterns.js';
-import { patternKernel, patternPlan } from '../pattern-kernel.js';
+import { readGlobal } from '../patterns.js';
 import { declareOptions } from '../options.js';
 import { scoringOptions, type ScoringOptions } from '../model.js';
 import { commonOptions, type CommonOptions } from '../validate.js';
-import type { Variant } from './variant.js';
+import { patternVariant } from './pattern-variant.js';
 
 /** Options of `global`. */
 export interface GlobalOptions extends CommonOptions, ScoringOptions {
@@ -17,22 +16,12 @@ export interface GlobalOptions extends CommonOptions, ScoringOptions {
   tokens: readonly number[];
 }
 
-export const global: Variant<PatternParsed> = {
-  name: 'global',
-  inputs: { q: 'required', k: 'required' },
-  layoutInPlace: true,
-  options: declareOptions<GlobalOptions>()({
+export const global = patternVariant(
+  'global',
+  declareOptions<GlobalOptions>()({
     ...commonOptions,
     ...scoringOptions,
     tokens: { type: '`number[]`', doc: 'the global positions, in `[0, Nk)` (duplicates ignored)' },
   }),
-  parse(inputs, options) {
-    return parsePatternProblem(inputs, options, ({ Nk }) => [readGlobal(options, 'options', Nk)]);
-  },
-  reference: patternReference,
-  weights: patternWeights,
-  logits: patternLogits,
-  mask: patternMask,
-  plan: patternPlan,
-  kernel: patternKernel,
-};
+  (options, { Nk }) => [readGlobal(options, 'options', Nk)],
+);

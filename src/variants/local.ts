@@ -3,12 +3,11 @@
  * `p - before ..= p + after` (SPEC "Exact and pattern-based"); the softmax
  * runs over those keys only.
  */
-import { parsePatternProblem, patternLogits, patternMask, patternReference, patternWeights, readLocal, type PatternParsed } from '../patterns.js';
-import { patternKernel, patternPlan } from '../pattern-kernel.js';
+import { readLocal } from '../patterns.js';
 import { declareOptions } from '../options.js';
 import { scoringOptions, type ScoringOptions } from '../model.js';
 import { commonOptions, type CommonOptions } from '../validate.js';
-import type { Variant } from './variant.js';
+import { patternVariant } from './pattern-variant.js';
 
 /**
  * Options of `local`. Give `window`, or `before` and/or `after` (when only
@@ -30,24 +29,14 @@ export interface LocalOptions extends CommonOptions, ScoringOptions {
   after?: number;
 }
 
-export const local: Variant<PatternParsed> = {
-  name: 'local',
-  inputs: { q: 'required', k: 'required' },
-  layoutInPlace: true,
-  options: declareOptions<LocalOptions>()({
+export const local = patternVariant(
+  'local',
+  declareOptions<LocalOptions>()({
     ...commonOptions,
     ...scoringOptions,
     window: { type: '`number`', doc: 'keys on each side of the query position, `before = after = window`' },
     before: { type: '`number`', doc: 'keys before the query position (0 when only `after` is given)' },
     after: { type: '`number`', doc: 'keys after the query position (0 when only `before` is given)' },
   }),
-  parse(inputs, options) {
-    return parsePatternProblem(inputs, options, () => [readLocal(options, 'options')]);
-  },
-  reference: patternReference,
-  weights: patternWeights,
-  logits: patternLogits,
-  mask: patternMask,
-  plan: patternPlan,
-  kernel: patternKernel,
-};
+  (options) => [readLocal(options, 'options')],
+);

@@ -3,12 +3,11 @@
  * position p sees key j when `p - j` is a multiple of `stride` and
  * `|p - j| <= window * stride`; `stride: 1` is a `local` window.
  */
-import { parsePatternProblem, patternLogits, patternMask, patternReference, patternWeights, readStrided, type PatternParsed } from '../patterns.js';
-import { patternKernel, patternPlan } from '../pattern-kernel.js';
+import { readStrided } from '../patterns.js';
 import { declareOptions } from '../options.js';
 import { scoringOptions, type ScoringOptions } from '../model.js';
 import { commonOptions, type CommonOptions } from '../validate.js';
-import type { Variant } from './variant.js';
+import { patternVariant } from './pattern-variant.js';
 
 /** Options of `strided`. */
 export interface StridedOptions extends CommonOptions, ScoringOptions {
@@ -18,23 +17,13 @@ export interface StridedOptions extends CommonOptions, ScoringOptions {
   window?: number;
 }
 
-export const strided: Variant<PatternParsed> = {
-  name: 'strided',
-  inputs: { q: 'required', k: 'required' },
-  layoutInPlace: true,
-  options: declareOptions<StridedOptions>()({
+export const strided = patternVariant(
+  'strided',
+  declareOptions<StridedOptions>()({
     ...commonOptions,
     ...scoringOptions,
     stride: { type: '`number`', doc: 'step between visible keys (1 is a `local` window)' },
     window: { type: '`number`', doc: 'visible keys on each side, counted in strides; default unbounded' },
   }),
-  parse(inputs, options) {
-    return parsePatternProblem(inputs, options, () => [readStrided(options, 'options')]);
-  },
-  reference: patternReference,
-  weights: patternWeights,
-  logits: patternLogits,
-  mask: patternMask,
-  plan: patternPlan,
-  kernel: patternKernel,
-};
+  (options) => [readStrided(options, 'options')],
+);
