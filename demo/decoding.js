@@ -9,6 +9,8 @@ import { format, time } from './timing.js';
 const SVG = 'http://www.w3.org/2000/svg';
 /** Steps timed at one length at most: the cache's room beyond its L + 1 positions. */
 const MAX_STEPS = 256;
+/** Rounds per length: the rows take turns, so that a slow spell of the machine falls on all of them. */
+const ROUNDS = 3;
 
 /** The rows of the view, in the order of its legend. */
 export const DECODE_SERIES = [
@@ -22,6 +24,11 @@ export function decodeLengths(longest) {
   return [16, 8, 4, 2, 1].map((f) => Math.max(16, Math.round(longest / f))).filter((L, i, all) => all.indexOf(L) === i);
 }
 
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[sorted.length >> 1];
+}
+
 function normals(size, r) {
   const data = new Float32Array(size);
   for (let i = 0; i < size; i++) data[i] = r.normal();
@@ -31,8 +38,9 @@ function normals(size, r) {
 /**
  * One cache length: the step (`append` of k_t, v_t then `attend(q_t)` over L
  * cached positions, GQA H over Hkv heads), its agreement with `full` over
- * the same L + 1 positions, the copy and `full` without a cache. The
- * arrays it makes are freed before it returns, whatever happens.
+ * the same L + 1 positions, the copy and `full` without a cache, timed in
+ * interleaved rounds (medians; step / copy paired by round). The arrays it
+ * makes are freed before it returns, whatever happens.
  */
 function measureAt(attn, { H, Hkv, D }, L, seed) {
   const r = rng(seed);
@@ -67,15 +75,25 @@ function measureAt(attn, { H, Hkv, D }, L, seed) {
       cache.attend(qt);
     };
     const copy = new Float32Array(2 * Hkv * L * D);
-    const ms = {
-      copy: time(() => {
+    const calls = {
+      copy: () => {
         copy.set(k.data);
         copy.set(v.data, k.data.length);
-      }),
-      step: time(step, MAX_STEPS),
-      full: time(() => attn.full(qt, K, V)),
+      },
+      step,
+      full: () => attn.full(qt, K, V),
     };
-    return { L, bytes: 2 * Hkv * L * D * 4, ms, diff };
+    const keys = Object.keys(calls);
+    const times = { copy: [], step: [], full: [] };
+    for (let round = 0; round < ROUNDS; round++) {
+      for (let n = 0; n < keys.length; n++) {
+        const key = keys[(n + round) % keys.length];
+        times[key].push(time(calls[key], key === 'step' ? Math.floor(MAX_STEPS / ROUNDS) : undefined));
+      }
+    }
+    const ms = { copy: median(times.copy), step: median(times.step), full: median(times.full) };
+    const stepPerCopy = median(times.step.map((t, round) => t / times.copy[round]));
+    return { L, bytes: 2 * Hkv * L * D * 4, ms, stepPerCopy, diff };
   } finally {
     cache?.dispose();
     K?.free();
@@ -156,7 +174,7 @@ export function decodeTableRows(rows) {
     `${(row.bytes / 1e6).toFixed(1)} MB`,
     format(row.ms.step),
     tokensPerSecond(row.ms.step).toFixed(0),
-    `${(row.ms.step / row.ms.copy).toFixed(2)}x`,
+    `${row.stepPerCopy.toFixed(2)}x`,
     format(row.ms.copy),
     format(row.ms.full),
     `${(row.ms.full / row.ms.step).toFixed(1)}x`,
