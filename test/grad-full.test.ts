@@ -6,8 +6,8 @@
 // reference (the JS backend) on problems of several key and row blocks with
 // grouped-query heads, Nq != Nk, padding, masks, every broadcast of a bias
 // (its gradient summed over the broadcast axes), soft-capping, windows,
-// strides, global tokens, random picks, their unions and mixed heads (their
-// plans side by side);
+// strides (by residue in self-attention), global tokens, random picks, their
+// unions and mixed heads (their plans side by side);
 // the forward's output given as saved.output; the pool gives the same bits;
 // bad gradOutput or saved leaves the instance usable.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -120,6 +120,37 @@ describe('full and pattern backward (SIMD)', () => {
     ['mixed heads with linear and linformer heads', 'mixed', { heads: [{ kind: 'full' }, { kind: 'linear', causal: true }, { kind: 'linformer', e: randn([16, 200], 33, 0.1) }, { kind: 'local', window: 2 }] }],
   ] as const)('%s equals the float64 reference', (_, name, options) => {
     expectReference(name, q, k, v, options);
+  });
+
+  // self-attention: strided runs backward by residue (src/grad/strided.ts), each residue a banded problem of its own
+  const qs = randn([2, 4, 200, 7], 40, 0.8);
+  const ks = randn([2, 2, 200, 7], 41, 0.8);
+  const vs = randn([2, 2, 200, 9], 42);
+  it.each([
+    ['stride 9 (residues of 23 and 22 positions)', { stride: 9 }],
+    ['stride 5 window 3, causal, soft-cap', { stride: 5, window: 3, causal: true, softcap: 2 }],
+    ['stride 64 window 1 (residues of 4 and 3), key padding', { stride: 64, window: 1, keyPadding: padding(2, 200, 43) }],
+    ['stride 2 window 1', { stride: 2, window: 1 }],
+    ['stride 150, scale (residues of 2 and 1)', { stride: 150, scale: 0.3 }],
+    ['stride 7 with a bias (the pattern\'s plan)', { stride: 7, bias: randn([200, 200], 44) }],
+  ] as const)('strided self-attention equals the float64 reference: %s', (_, options) => {
+    expectReference('strided', qs, ks, vs, options);
+  });
+
+  it('strided self-attention: the pool gives the bits of backward, and saved.output the same gradients', async () => {
+    const g = randn([2, 4, 200, 9], 45);
+    const options = { stride: 6, window: 4, causal: true, keyPadding: padding(2, 200, 46) };
+    const sync = one.backward('strided', qs, ks, vs, g, options);
+    const output = one.apply('strided', qs, ks, vs, options);
+    const saved = one.backward('strided', qs, ks, vs, g, options, { output });
+    const pooled = await two.runBackward('strided', qs, ks, vs, g, options, { output });
+    for (const input of ['q', 'k', 'v'] as const) {
+      expect(relative(saved[input]!.data, sync[input]!.data), input).toBeLessThanOrEqual(1e-6);
+      expect(bytes(pooled[input]!.data), input).toEqual(bytes(saved[input]!.data));
+    }
+    expect(bytes((await two.runBackward('strided', qs, ks, vs, g, options)).q!.data)).toEqual(bytes(sync.q!.data));
+    expect(one.memory.inUse).toBe(0);
+    expect(two.memory.inUse).toBe(0);
   });
 
   it.each([
