@@ -6,9 +6,9 @@
  * are within `window` (and not ahead, when causal), so the rows and keys of
  * each residue, gathered into a sequence of their own, are one batch of
  * full's banded plan, whose gradients are scattered back. A key block then
- * holds only keys its rows see, where the pattern's own plan sweeps every
- * block for one key in `stride`. Self-attention (Nq = Nk) without a mask or
- * bias; other problems take the pattern's plan.
+ * holds only keys of its rows' residue, where the pattern's own plan sweeps
+ * every block for one key in `stride`. Self-attention (Nq = Nk) without a
+ * mask or bias; other problems take the pattern's plan.
  */
 import type { PatternParsed } from '../patterns.js';
 import type { Heads } from '../tensor.js';
