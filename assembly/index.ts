@@ -27,3 +27,4 @@ export * from './grad/compressed';
 export * from './grad/sinkhorn';
 export * from './grad/routing';
 export * from './grad/lsh';
+export * from './grad/strided';
