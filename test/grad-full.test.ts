@@ -137,6 +137,10 @@ describe('full and pattern backward (SIMD)', () => {
     expectReference('strided', qs, ks, vs, options);
   });
 
+  it('mixed heads in self-attention, their strided heads by residue, equal the float64 reference', () => {
+    expectReference('mixed', qs, ks, vs, { heads: [{ kind: 'strided', stride: 7, window: 2 }, { kind: 'full', causal: true }, { kind: 'strided', stride: 5 }, { kind: 'local', window: 3 }] });
+  });
+
   it('strided self-attention: the pool gives the bits of backward, and saved.output the same gradients', async () => {
     const g = randn([2, 4, 200, 9], 45);
     const options = { stride: 6, window: 4, causal: true, keyPadding: padding(2, 200, 46) };
