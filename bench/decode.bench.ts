@@ -72,7 +72,6 @@ interface Runner {
   maxCalls?: number;
 }
 
-/** The rows at cache length L. */
 /** A cache holding K, V on `attn`, its step (append k_t, v_t, then attend q_t) and its refill. */
 function cacheStep(attn: Attention, K: Tensor, V: Tensor, qt: Tensor, kt: Tensor, vt: Tensor) {
   const [, Hkv, L, D] = K.dims;

@@ -72,7 +72,6 @@ export class Child {
   }
 }
 
-/** One row of a report: one implementation at one size. */
 /**
  * Runs a section's measurement in a child process of its own: forks
  * `moduleUrl` (a section's module) with `flag`, sends it `request`, relays
@@ -100,6 +99,7 @@ export function serveSection<R, T>(flag: string, measure: (request: R, progress:
   });
 }
 
+/** One row of a report: one implementation at one size. */
 export interface TimingRow {
   impl: string;
   kind: 'ours' | 'ours-js' | 'peer';
