@@ -9,7 +9,7 @@
  * same bits).
  */
 import type { Runtime } from '../runtime/runtime.js';
-import { scratch, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
+import { sideBySide, scratch, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
 import { headOffset, type Heads } from '../tensor.js';
 import type { Param } from '../validate.js';
 import { convLayout, type CompressedParsed } from '../variants/compressed.js';
@@ -84,7 +84,7 @@ export function compressedBackwardPlan(runtime: Runtime, { q, k, v }: Inputs, p:
     nullRow ? headsOf(nullRow, H) * Dx : 0,
   ]);
   const lengths = [B * H * Nq * D, B * Hkv * Nk * D, B * Hkv * Nk * Dv, ...paramLengths];
-  const starts = lengths.map((_, i) => lengths.slice(0, i).reduce((a, b) => a + b, 0));
+  const starts = sideBySide(lengths);
   const length = starts[lengths.length - 1] + lengths[lengths.length - 1];
   const block = x.slotGradBlock();
   // whole blocks of about 16M multiply-adds per call (V8 tiers a function up between calls)

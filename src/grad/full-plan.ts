@@ -10,7 +10,7 @@
 import type { LogitOptions } from '../model.js';
 import { viewSize } from '../reference/grad/softmax.js';
 import { balancedRowJobs, type Runtime } from '../runtime/runtime.js';
-import { scratch, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
+import { sideBySide, scratch, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
 import { termsParts, writeTermsCall } from '../engine.js';
 import { hasLogitOptions } from '../model.js';
 import { headOffset, type Heads } from '../tensor.js';
@@ -71,7 +71,7 @@ export function fullBackwardPlan(
   const pad = common.keyPadding;
   const bias = terms.bias;
   const lengths = [B * H * Nq * D, B * Hkv * Nk * D, B * Hkv * Nk * Dv, bias ? viewSize(bias) : 0];
-  const starts = lengths.map((_, i) => lengths.slice(0, i).reduce((a, b) => a + b, 0));
+  const starts = sideBySide(lengths);
   const length = starts[3] + lengths[3];
   const tiled = Math.ceil(Nq / 8) * 8;
   const [pack, tiles, record, rows, gTiles, vKeys, residues, state, gathered, patternRecord] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map(scratch);

@@ -8,7 +8,7 @@
  * same bits).
  */
 import { forRowChunks, type Runtime } from '../runtime/runtime.js';
-import { scratch, type Arg, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
+import { sideBySide, scratch, type Arg, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
 import { headOffset, type Heads } from '../tensor.js';
 import type { LinformerParsed } from '../variants/linformer.js';
 import type { Inputs } from '../variants/variant.js';
@@ -35,7 +35,7 @@ export function linformerBackwardPlan(runtime: Runtime, { q, k, v }: Inputs, p: 
   const eHeads = e.headStride === 0 ? 1 : H;
   const fHeads = f.headStride === 0 ? 1 : H;
   const lengths = [B * H * Nq * D, B * Hkv * Nk * D, B * Hkv * Nk * Dv, eHeads * P * Nk, shared ? 0 : fHeads * P * Nk];
-  const starts = lengths.map((_, i) => lengths.slice(0, i).reduce((a, b) => a + b, 0));
+  const starts = sideBySide(lengths);
   const length = starts[4] + lengths[4];
   const group = H / Hkv;
   const block = x.slotGradBlock();

@@ -12,7 +12,7 @@ import { compactStrides, viewSize } from '../reference/grad/softmax.js';
 import type { Heads, Tensor } from '../tensor.js';
 import { headSplitter, type MixedParsed } from '../variants/mixed.js';
 import type { Backward, BackwardPlan, GradParams, Gradients } from './backward.js';
-import { combinePlans } from '../runtime/jobs.js';
+import { combinePlans, sideBySide } from '../runtime/jobs.js';
 import { backwards } from './index.js';
 import { biasTensor } from './params.js';
 
@@ -97,7 +97,7 @@ export const mixed: Backward<MixedParsed> = {
       if (!head || head.plan.gather) return null;
       heads.push(head);
     }
-    const starts = heads.map((_, h) => heads.slice(0, h).reduce((n, head) => n + head.plan.length, 0));
+    const starts = sideBySide(heads.map((head) => head.plan.length));
     const length = heads.reduce((n, head) => n + head.plan.length, 0);
     return {
       plan: combinePlans('mixed backward', heads.map((head) => head.plan), length, (outputs) => heads.map((head, h): [number, number] => [outputs[h], head.plan.length])),

@@ -14,7 +14,7 @@
  *   them; so the pool gives the bits of one thread.
  */
 import type { Runtime } from '../runtime/runtime.js';
-import { scratch, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
+import { sideBySide, scratch, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
 import { headOffset, type Heads } from '../tensor.js';
 import { forRanges, type SinkhornParsed } from '../variants/sinkhorn.js';
 import type { Inputs } from '../variants/variant.js';
@@ -41,7 +41,7 @@ export function sinkhornBackwardPlan(runtime: Runtime, { q, k, v }: Inputs, p: S
   const causal = p.causal ? 1 : 0;
   const pad = p.keyPadding;
   const lengths = [B * H * N * D, B * Hkv * N * D, B * Hkv * N * Dv, logits ? logits.data.length : 0];
-  const starts = lengths.map((_, i) => lengths.slice(0, i).reduce((a, c) => a + c, 0));
+  const starts = sideBySide(lengths);
   const length = starts[3] + lengths[3];
   // with grouped-query heads, each query head's dk and dv are partials
   const partials = group > 1;

@@ -14,7 +14,7 @@
 import type { PatternParsed } from '../patterns.js';
 import type { Heads } from '../tensor.js';
 import type { FramePart } from '../runtime/arena.js';
-import type { Job, JobPlan, KernelCall } from '../runtime/jobs.js';
+import { sideBySide, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { Inputs } from '../variants/variant.js';
 import type { Backward, BackwardPlan, Saved } from './backward.js';
@@ -93,10 +93,9 @@ function residuePlan(runtime: Runtime, inputs: Inputs, p: PatternParsed, gradOut
     length * 4,
   ];
   const outputAt = parts.length - 1;
-  // the gradients of q, k and v, side by side in both orders
-  const starts = (sizes: number[]) => sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0) * 4);
-  const inSequence = starts(gradients.map((x) => x.data.length));
-  const inResidues = starts(gradients.map(gatheredLength));
+  // the gradients of q, k and v side by side, in sequence order (the output) and in residue order (full's plan's)
+  const inSequence = sideBySide(gradients.map((x) => x.data.length));
+  const inResidues = sideBySide(gradients.map(gatheredLength));
   const plan: JobPlan = {
     what: inner.plan.what,
     parts,
@@ -107,15 +106,12 @@ function residuePlan(runtime: Runtime, inputs: Inputs, p: PatternParsed, gradOut
     stages: [
       inner.plan.jobs,
       ...(inner.plan.stages ?? []),
-      (pointers) => gradients.flatMap((x, i) => moveJobs(x, pointers[outputAt] + inSequence[i], pointers[inner.plan.output] + inResidues[i], residues, false)),
+      (pointers) => gradients.flatMap((x, i) => moveJobs(x, pointers[outputAt] + inSequence[i] * 4, pointers[inner.plan.output] + inResidues[i] * 4, residues, false)),
     ],
   };
   return {
     plan,
-    split: (flat) => {
-      const [dq, dk] = [q.data.length, q.data.length + k.data.length];
-      return { q: flat.subarray(0, dq), k: flat.subarray(dq, dk), v: flat.subarray(dk, length), params: {} };
-    },
+    split: (flat) => ({ q: flat.subarray(0, inSequence[1]), k: flat.subarray(inSequence[1], inSequence[2]), v: flat.subarray(inSequence[2], length), params: {} }),
   };
 }
 

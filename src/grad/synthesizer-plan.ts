@@ -16,7 +16,7 @@
  * then head, then range), so the pool gives the bits of one thread.
  */
 import { forRowChunks, rowJobs, type Runtime } from '../runtime/runtime.js';
-import { scratch, type Arg, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
+import { sideBySide, scratch, type Arg, type Job, type JobPlan, type KernelCall } from '../runtime/jobs.js';
 import type { SynthesizerLogits } from '../reference/synthesizer.js';
 import type { Heads, Tensor } from '../tensor.js';
 import type { Param } from '../validate.js';
@@ -109,7 +109,7 @@ export function synthesizerBackwardPlan(runtime: Runtime, { v }: Inputs, p: Synt
   const dims = new Map(paramGradientDims(form, p.problem));
   const names = [...dims.keys()];
   const lengths = [B * H * Nk * Dv, ...names.map((name) => product(dims.get(name)!))];
-  const starts = lengths.map((_, i) => lengths.slice(0, i).reduce((a, b) => a + b, 0));
+  const starts = sideBySide(lengths);
   const length = starts[starts.length - 1] + lengths[lengths.length - 1];
   const startOf = (name: SynthesizerParamName) => starts[1 + names.indexOf(name)];
   const context: Context = { x, p, heads: (name) => dims.get(name)![0] };

@@ -41,6 +41,16 @@ export interface JobPlan {
   readonly stages?: readonly ((pointers: readonly number[]) => Job[])[];
 }
 
+/** Where each of `lengths` starts when they lie side by side (a plan's outputs, scratch buffers). */
+export function sideBySide(lengths: readonly number[]): number[] {
+  let at = 0;
+  return lengths.map((length) => {
+    const start = at;
+    at += length;
+    return start;
+  });
+}
+
 /** A plan's jobs, stage by stage: its `jobs`, then each of its `stages`. */
 export function planStages(plan: JobPlan, pointers: readonly number[]): Job[][] {
   return [plan.jobs(pointers), ...(plan.stages ?? []).map((stage) => stage(pointers))];
@@ -75,7 +85,7 @@ export function combinePlans(what: string, plans: readonly JobPlan[], length: nu
       return parts.length - 1;
     }),
   );
-  const scratchStart = plans.map((_, i) => plans.slice(0, i).reduce((n, p) => n + p.scratch.length, 0));
+  const scratchStart = sideBySide(plans.map((plan) => plan.scratch.length));
   const slice = (pointers: readonly number[], i: number) => partIndex[i].map((at) => pointers[at]);
   const moved = (jobs: Job[], i: number) =>
     jobs.map((job): Job => job.map(([name, ...args]): KernelCall => [name, ...args.map((a) => (typeof a === 'number' ? a : scratch(a.scratch + scratchStart[i])))]));
