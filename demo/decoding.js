@@ -4,7 +4,7 @@
 // (what reading them costs: the memory-bound rate) and against `full` without
 // a cache, which re-packs every position at every step.
 import { rng } from './cases.js';
-import { format, time } from './timing.js';
+import { format, median, time } from './timing.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
 /** Steps timed at one length at most: the cache's room beyond its L + 1 positions. */
@@ -22,11 +22,6 @@ export const DECODE_SERIES = [
 /** The cache lengths measured: five doublings up to `longest` (at least 16 positions). */
 export function decodeLengths(longest) {
   return [16, 8, 4, 2, 1].map((f) => Math.max(16, Math.round(longest / f))).filter((L, i, all) => all.indexOf(L) === i);
-}
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[sorted.length >> 1];
 }
 
 function normals(size, r) {

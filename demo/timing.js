@@ -24,8 +24,13 @@ export function time(fn, maxCalls = 10_000) {
     times.push((performance.now() - t0) / batch);
     calls += batch;
   }
-  times.sort((a, b) => a - b);
-  return times[times.length >> 1];
+  return median(times);
+}
+
+/** The middle value (the upper middle of an even count). */
+export function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[sorted.length >> 1];
 }
 
 export function format(ms) {
