@@ -303,8 +303,7 @@ function withModelFeatures(name: VariantName, s: Shape, call: Call): fc.Arbitrar
 }
 
 /** Valid calls of one variant. */
-export function validCall(name: VariantName, sizes: Sizes = awkward): fc.Arbitrary<Call> {
-  const square = name === 'lsh' || name === 'sinkhorn';
+export function validCall(name: VariantName, sizes: Sizes = awkward, square = name === 'lsh' || name === 'sinkhorn'): fc.Arbitrary<Call> {
   const blocks = sinkhornBlocks(sizes.maxN);
   const N = name === 'sinkhorn' ? blocks.map(({ blockSize, count }) => blockSize * count) : undefined;
   return shapeArb({ square, N, sizes }).chain((s) => callArb(name, s).chain((call) => withModelFeatures(name, s, call)));

@@ -4,23 +4,28 @@
 // coordinates of q, k, v and of every parameter tensor (test/grad-fd.ts, as in
 // grad-reference.test.ts); the tolerance adds the float32 rounding noise of the objective,
 // bounded per call: sum |out * gradOutput| 2^-24, times 1.5 / h (Richardson's weights), times 10.
+// And the SIMD backward of strided self-attention, which runs by residue (src/grad/strided.ts),
+// on drawn square calls: the float64 reference's gradients, and the pool's the same bits.
 import { fc, test } from '@fast-check/vitest';
-import { beforeAll, describe, expect } from 'vitest';
-import { createAttention, variantNames, type Attention, type Tensor } from '../dist/index.js';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { variantNames, type Attention, type Tensor } from '../dist/index.js';
 import { Rng } from '../src/prng.js';
-import { small, validCall, type Call } from './arbitraries.js';
+import { awkward, small, validCall, type Call } from './arbitraries.js';
+import { bytes, comparedBackends } from './backends.js';
 import { wellConditioned } from './conditioning.js';
 import { FUZZING, fuzzParams } from './fuzz.js';
 import { richardson } from './grad-fd.js';
 import { flatParams } from './grad-golden.js';
+import { relativeError } from './grad-simd.js';
 
 const STEP = 1e-2;
 const TOLERANCE = 1e-3;
 
 let js: Attention;
-beforeAll(async () => {
-  js = await createAttention({ backend: 'js' });
-});
+let one: Attention;
+let two: Attention;
+beforeAll(async () => ({ one, two, js } = await comparedBackends()));
+afterAll(() => two.dispose());
 
 /** The tensor at a dotted `params.a.b` path of the options. */
 const optionAt = (options: Record<string, unknown>, path: string): Tensor =>
@@ -59,4 +64,21 @@ describe('property: the reference backward is the derivative of the reference fo
       }
     }, FUZZING ? 3_600_000 : 60_000);
   }
+});
+
+describe('property: the SIMD backward of strided self-attention equals the reference backward', () => {
+  test.prop([validCall('strided', awkward, true), fc.nat()], fuzzParams(100))('strided, Nq = Nk', async (call: Call, seed: number) => {
+    fc.pre(wellConditioned(call));
+    const out = js.apply('strided', call.q, call.k, call.v, call.options);
+    const rng = new Rng(seed);
+    const gradOutput = { data: out.data.map(() => rng.normal()), dims: [...out.dims] };
+    const want = js.backward('strided', call.q, call.k, call.v, gradOutput, call.options);
+    const got = one.backward('strided', call.q, call.k, call.v, gradOutput, call.options);
+    const pooled = await two.runBackward('strided', call.q, call.k, call.v, gradOutput, call.options);
+    for (const input of ['q', 'k', 'v'] as const) {
+      expect(relativeError(got[input]!.data, want[input]!.data), input).toBeLessThanOrEqual(1e-4);
+      expect(bytes(pooled[input]!.data), input).toEqual(bytes(got[input]!.data));
+    }
+    expect([one.memory.inUse, two.memory.inUse]).toEqual([0, 0]);
+  }, FUZZING ? 3_600_000 : 60_000);
 });
