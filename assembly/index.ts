@@ -13,6 +13,7 @@ export * from './variants/compressed';
 export * from './variants/synthesizer';
 export * from './variants/lsh';
 export * from './variants/linear';
+export * from './variants/linear-state';
 export * from './variants/routing';
 export { attentionRows } from './variants/full';
 export { kvAppend, kvBlockBytes, kvShift } from './variants/kvcache';

@@ -7,7 +7,7 @@
  * heads) at position ~1k and ~60k.
  */
 import { createAttention, type Attention } from 'wasm-attention';
-import { createLinearState, type LinearState, type LinearStateOptions } from '../dist/variants/linear.js';
+import { createLinearState, type LinearState, type LinearStateOptions } from '../dist/variants/linear-state.js';
 import { Runtime } from '../dist/runtime/runtime.js';
 import { printTable, randomTensor, time } from './measure.js';
 

@@ -5,7 +5,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createAttention, favorProjection, type Attention } from '../dist/index.js';
 import { Runtime } from '../dist/runtime/runtime.js';
-import { createLinearState, type LinearState, type LinearStateOptions } from '../dist/variants/linear.js';
+import { createLinearState, type LinearState, type LinearStateOptions } from '../dist/variants/linear-state.js';
 import { loadGolden, maxAbsDiff } from './golden.js';
 import { padding, randn, type T } from './random.js';
 import { bytes } from './backends.js';

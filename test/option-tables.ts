@@ -9,7 +9,7 @@ import { kvAttendOptions, kvCacheOptions } from '../src/kvcache.js';
 import type { OptionTable } from '../src/options.js';
 import { patternOptions } from '../src/patterns.js';
 import { variants } from '../src/registry.js';
-import { linearStateOptions } from '../src/variants/linear.js';
+import { linearStateOptions } from '../src/variants/linear-state.js';
 import { recurrentOptions } from '../src/variants/recurrent.js';
 import { recurrentStateOptions } from '../src/recurrent-state.js';
 import { routingFitOptions } from '../src/variants/routing.js';

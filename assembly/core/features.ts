@@ -1,7 +1,8 @@
 // The feature maps phi of `linear` (SPEC "Changing the order of operations"),
-// shared by its forward kernels (assembly/variants/linear.ts) and its backward
-// pass (assembly/grad/linear.ts): elu + 1, relu, FAVOR+ positive random
-// features, RFA's random Fourier features, Efficient Attention's row softmax.
+// shared by its forward kernels (assembly/variants/linear.ts, linear-state.ts)
+// and its backward pass (assembly/grad/linear.ts): elu + 1, relu, FAVOR+
+// positive random features, RFA's random Fourier features, Efficient
+// Attention's row softmax; and where their blocks keep the map's parameters.
 // Kept out of the module's exports (assembly/index.ts re-exports the variant
 // files whole, and an exported class would pull in the runtime).
 import { gemm } from './gemm';
@@ -22,6 +23,23 @@ const NEG_INF: f32 = -Infinity;
   return base + (<usize>index << 2);
 }
 
+
+/** Bytes reserved for the header of a block of linear (a head's context, a recurrent state, a backward workspace). */
+export const BLOCK_HEADER: usize = 256;
+/** Where the feature map's parameters (Features) sit inside a block's header, after the block's own fields. */
+const MAP_AT: usize = 192;
+
+/** The feature map's parameters in the header of the block at `block`. */
+// @ts-ignore: decorator
+@inline export function mapOf(block: usize): Features {
+  return changetype<Features>(block + MAP_AT);
+}
+
+/** Bytes of a buffer of n floats, 16-byte aligned, with 4 floats of slack for vector tails. */
+// @ts-ignore: decorator
+@inline export function floats(n: f64): f64 {
+  return Math.ceil((n * 4 + 16) / 16) * 16;
+}
 
 /** The parameters of a feature map: what featurise needs besides the rows. */
 @unmanaged export class Features {

@@ -24,14 +24,11 @@
 import { gemm, transpose } from '../core/gemm';
 import { scaleRow } from '../core/memory';
 import { expNonPositive } from '../core/simd';
-import { EFFICIENT, ELU, FAVOR, Features, featurise, RELU, RFA } from '../core/features';
+import { BLOCK_HEADER, EFFICIENT, ELU, FAVOR, Features, featurise, floats, mapOf, RELU } from '../core/features';
 
 /** Rows per chunk of the sweeps: the masked window products are C x C. */
 const C: i32 = 64;
 const NEG_INF: f32 = -Infinity;
-const HEADER: usize = 256;
-/** Where the feature map's parameters sit inside the header. */
-const MAP_AT: usize = 192;
 
 // @ts-ignore: decorator
 @inline function at(base: usize, index: i32): usize {
@@ -79,23 +76,12 @@ const MAP_AT: usize = 192;
   b: usize; // [C][C]
 }
 
-// @ts-ignore: decorator
-@inline function mapOf(ws: usize): Features {
-  return changetype<Features>(ws + MAP_AT);
-}
-
-/** Bytes of a buffer of n floats, 16-byte aligned, with slack for vector tails. */
-// @ts-ignore: decorator
-@inline function floats(n: f64): f64 {
-  return Math.ceil((n * 4 + 16) / 16) * 16;
-}
-
 /** Lays out the buffers after the header (when ws != 0) and returns the block's size in bytes. */
 function layout(ws: usize, Nq: i32, Nk: i32, D: i32, Dv: i32, F: i32): f64 {
   const h = changetype<Grad>(ws);
   const E = <f64>(Dv + 1);
   const nq = <f64>Nq, nk = <f64>Nk, f = <f64>F;
-  let ptr: f64 = <f64>(ws + HEADER);
+  let ptr: f64 = <f64>(ws + BLOCK_HEADER);
   if (ws != 0) h.phiQ = <usize>ptr;
   ptr += floats(nq * f);
   if (ws != 0) h.qOff = <usize>ptr;

@@ -23,12 +23,11 @@
 // at the unstabilised scale: eps * exp(-qOffset - K).
 //
 // Every buffer lives in one context block (linearBytes) that the caller hands
-// in; kernels never allocate.
+// in; kernels never allocate. The recurrent state (one token at a time) is in
+// linear-state.ts.
 import { gemm, transpose } from '../core/gemm';
-import { madd } from '../core/simd';
-import { dot, EFFICIENT, ELU, expK, FAVOR, Features, featurise, RELU, RFA } from '../core/features';
+import { BLOCK_HEADER, dot, EFFICIENT, expK, FAVOR, Features, featurise, floats, mapOf } from '../core/features';
 import { scaleRow } from '../core/memory';
-
 
 /**
  * Rows per chunk. Per row, the state costs 2 F Dv multiply-adds (read and
@@ -50,8 +49,6 @@ export function linearChunk(): i32 {
 }
 
 const NEG_INF: f32 = -Infinity;
-/** Bytes reserved for the header of a context or state block. */
-const HEADER: i32 = 256;
 
 // @ts-ignore: decorator
 @inline function at(base: usize, index: i32): usize {
@@ -94,20 +91,6 @@ const HEADER: i32 = 256;
   colMax: usize; // [F] efficient: running column maxima of k
 }
 
-// The feature-map parameters sit inside the header, after its own fields (both classes stay below 192 bytes).
-const MAP_AT: usize = 192;
-
-// @ts-ignore: decorator
-@inline function mapOf(ctx: usize): Features {
-  return changetype<Features>(ctx + MAP_AT);
-}
-
-/** Bytes of a buffer of n floats, 16-byte aligned, with 4 floats of slack for vector tails. */
-// @ts-ignore: decorator
-@inline function floats(n: f64): f64 {
-  return Math.ceil((n * 4 + 16) / 16) * 16;
-}
-
 /**
  * Lays out a head's buffers after the header (when ctx != 0) and returns the
  * block's size in bytes: one function for both, so they cannot disagree.
@@ -117,7 +100,7 @@ function headLayout(ctx: usize, F: i32, Dv: i32): f64 {
   const fdv = <f64>F * <f64>Dv;
   const cf = <f64>C * <f64>F;
   // float counts of: s64 (f64), z64 (f64), s32, z32, t, zt, phiQ, phiK, phiKT, a, den, qOff, kOff, cmax, colMax
-  let ptr: f64 = <f64>(ctx + HEADER);
+  let ptr: f64 = <f64>(ctx + BLOCK_HEADER);
   if (ctx != 0) h.s64 = <usize>ptr;
   ptr += floats(fdv * 2);
   if (ctx != 0) h.z64 = <usize>ptr;
@@ -462,154 +445,4 @@ export function linearCausalRows(ctx: usize, q: usize, k: usize, v: usize, pad: 
       h.added = kEnd;
     }
   }
-}
-
-// ---------------------------------------------------------------------------
-// Recurrent state: causal linear attention one token at a time, for `slices`
-// (batch, head) pairs at once. float64 S [F][Dv] and z [F] per slice, and the
-// log scale of each (running maximum of the key offsets; -inf before the
-// first real key). O(F Dv) per token and slice, whatever the position.
-
-@unmanaged class State {
-  slices: i32;
-  H: i32;
-  Dv: i32;
-  /** Floats between two heads' transposed projections (0: shared). */
-  wtHeadStride: i32;
-  logEps: f64;
-  wt: usize; // projections of head 0, [D][M] each
-  s64: usize; // [slices][F][Dv] f64
-  z64: usize; // [slices][F] f64
-  off: usize; // [slices] f32
-  phiK: usize; // [F]
-  phiQ: usize; // [F]
-  kOff: usize; // [4]
-  qOff: usize; // [4]
-  vt: usize; // [Dv] f64
-  num: usize; // [Dv] f64
-}
-
-/** Bytes of a recurrent state block (`wtFloats`: the transposed projections, all heads). */
-export function linearStateBytes(slices: i32, F: i32, Dv: i32, wtFloats: i32): f64 {
-  const sl = <f64>slices;
-  return <f64>HEADER + floats(<f64>wtFloats) + floats(sl * F * Dv * 2) + floats(sl * F * 2) + floats(sl) + 2 * floats(<f64>F) + 2 * floats(4) + 2 * floats(<f64>Dv * 2);
-}
-
-/** Where the transposed projections go in a state block (bytes from its start): the caller copies them there before linearStateInit. */
-export function linearStateProjection(): i32 {
-  return HEADER;
-}
-
-/** Lays out a state block (projections already at linearStateProjection()) and empties it. */
-export function linearStateInit(st: usize, slices: i32, H: i32, kind: i32, D: i32, Dv: i32, F: i32, M: i32, wtFloats: i32, wtHeadStride: i32, scale: f32, logEps: f64): void {
-  const s = changetype<State>(st);
-  const p = mapOf(st);
-  p.kind = kind;
-  p.D = D;
-  p.F = F;
-  p.M = M;
-  p.scale = scale;
-  s.slices = slices;
-  s.H = H;
-  s.Dv = Dv;
-  s.wtHeadStride = wtHeadStride;
-  s.logEps = logEps;
-  const sl = <f64>slices;
-  let ptr = st + HEADER;
-  s.wt = ptr; ptr += <usize>floats(<f64>wtFloats);
-  s.s64 = ptr; ptr += <usize>floats(sl * F * Dv * 2);
-  s.z64 = ptr; ptr += <usize>floats(sl * F * 2);
-  s.off = ptr; ptr += <usize>floats(sl);
-  s.phiK = ptr; ptr += <usize>floats(<f64>F);
-  s.phiQ = ptr; ptr += <usize>floats(<f64>F);
-  s.kOff = ptr; ptr += <usize>floats(4);
-  s.qOff = ptr; ptr += <usize>floats(4);
-  s.vt = ptr; ptr += <usize>floats(<f64>Dv * 2);
-  s.num = ptr;
-  linearStateReset(st);
-}
-
-/** Forgets every key: empty sums, no scale yet. */
-export function linearStateReset(st: usize): void {
-  const s = changetype<State>(st);
-  const p = mapOf(st);
-  memory.fill(s.s64, 0, <usize>s.slices * <usize>p.F * <usize>s.Dv * 8);
-  memory.fill(s.z64, 0, <usize>s.slices * <usize>p.F * 8);
-  for (let i = 0; i < s.slices; i++) store<f32>(at(s.off, i), NEG_INF);
-}
-
-/**
- * One token for slices [s0, s1) (slice = b * H + h): q, k [slices][D], v and
- * out [slices][Dv]; pad: u8 [B] (0 = this batch's key is padding) or 0.
- * Adds the key and value to the state, then answers the query.
- */
-export function linearStep(st: usize, q: usize, k: usize, v: usize, pad: usize, out: usize, s0: i32, s1: i32): void {
-  const s = changetype<State>(st);
-  const p = mapOf(st);
-  const D = p.D;
-  const F = p.F;
-  const Dv = s.Dv;
-  const favor = p.kind == FAVOR;
-  for (let slice = s0; slice < s1; slice++) {
-    p.wt = s.wt + (<usize>((slice % s.H) * s.wtHeadStride) << 2);
-    const S = at64(s.s64, slice * F * Dv);
-    const z = at64(s.z64, slice * F);
-    const offAt = at(s.off, slice);
-    if (pad == 0 || load<u8>(pad + <usize>(slice / s.H)) != 0) {
-      featurise(p, at(k, slice * D), 1, s.phiK, s.kOff);
-      const old = load<f32>(offAt);
-      const o = load<f32>(s.kOff);
-      const top = max(old, o);
-      // running maximum: the old sums decay to the new scale (0 before the first key)
-      const decay: f64 = old == NEG_INF ? 0 : (old == top ? 1 : Math.exp(<f64>old - <f64>top));
-      const gain: f64 = o == top ? 1 : Math.exp(<f64>o - <f64>top);
-      store<f32>(offAt, top);
-      for (let e = 0; e < Dv; e++) store<f64>(at64(s.vt, e), <f64>load<f32>(at(v, slice * Dv + e)));
-      for (let f = 0; f < F; f++) {
-        const c = gain * <f64>load<f32>(at(s.phiK, f));
-        const zf = at64(z, f);
-        store<f64>(zf, load<f64>(zf) * decay + c);
-        const row = at64(S, f * Dv);
-        rowUpdate64(row, s.vt, Dv, decay, c);
-      }
-    }
-    const dst = at(out, slice * Dv);
-    const K = load<f32>(offAt);
-    if (K == NEG_INF) {
-      memory.fill(dst, 0, <usize>Dv << 2);
-      continue;
-    }
-    featurise(p, at(q, slice * D), 1, s.phiQ, s.qOff);
-    const qOff = load<f32>(s.qOff);
-    memory.fill(s.num, 0, <usize>Dv << 3);
-    let den: f64 = Math.exp(favor ? s.logEps - <f64>qOff - <f64>K : s.logEps);
-    for (let f = 0; f < F; f++) {
-      const w = <f64>load<f32>(at(s.phiQ, f));
-      den += w * load<f64>(at64(z, f));
-      rowAxpy64(s.num, at64(S, f * Dv), Dv, w);
-    }
-    const inv: f64 = den != 0 ? 1 / den : 0;
-    for (let e = 0; e < Dv; e++) store<f32>(at(dst, e), <f32>(load<f64>(at64(s.num, e)) * inv));
-  }
-}
-
-/** row[e] = row[e] * decay + c * v[e] (float64). */
-function rowUpdate64(row: usize, v: usize, n: i32, decay: f64, c: f64): void {
-  const cv = f64x2.splat(c);
-  let e = 0;
-  if (decay == 1) {
-    for (; e + 2 <= n; e += 2) v128.store(at64(row, e), f64x2.add(v128.load(at64(row, e)), f64x2.mul(cv, v128.load(at64(v, e)))));
-  } else {
-    const dv = f64x2.splat(decay);
-    for (; e + 2 <= n; e += 2) v128.store(at64(row, e), f64x2.add(f64x2.mul(v128.load(at64(row, e)), dv), f64x2.mul(cv, v128.load(at64(v, e)))));
-  }
-  for (; e < n; e++) store<f64>(at64(row, e), load<f64>(at64(row, e)) * decay + c * load<f64>(at64(v, e)));
-}
-
-/** acc[e] += w * row[e] (float64). */
-function rowAxpy64(acc: usize, row: usize, n: i32, w: f64): void {
-  const wv = f64x2.splat(w);
-  let e = 0;
-  for (; e + 2 <= n; e += 2) v128.store(at64(acc, e), f64x2.add(v128.load(at64(acc, e)), f64x2.mul(wv, v128.load(at64(row, e)))));
-  for (; e < n; e++) store<f64>(at64(acc, e), load<f64>(at64(acc, e)) + w * load<f64>(at64(row, e)));
 }
