@@ -4,7 +4,7 @@
  * README section; test/options.test.ts fails when the two drift.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { initOptions } from '../src/index.js';
+import { initOptions } from '../src/attention.js';
 import { kvAttendOptions, kvCacheOptions } from '../src/kvcache.js';
 import type { OptionTable } from '../src/options.js';
 import { patternOptions } from '../src/patterns.js';
