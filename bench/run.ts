@@ -8,155 +8,31 @@
  *
  * Then the model section (bench/model.bench.ts): grouped-query attention and
  * full with a mask, a bias and a cap, as ratios measured in the same run.
- *
- *   node dist-bench/run.js [--quick | --full] [--variants a,b] [--sizes 256,1024]
- *                          [--peers tfjs,ort,threads,js | none] [--out DIR] [--rounds R]
- *                          [--budget SECONDS] [--accuracy-n N | --no-accuracy]
- *                          [--model gqa,terms | none] [--model-sizes 1024,4096] [--grad]
+ * Then the decoding section and, when asked, the patterns, threads,
+ * recurrent and backward sections. The options: bench/args.ts (`--help`).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { dirname } from 'node:path';
 import { createAttention, hasSimd, variantNames } from 'wasm-attention';
 import { DATASETS, accuracyCases, measureAccuracy, type AccuracyRow } from './accuracy.js';
-import { modelParts, printModelSection, runModelSection, type ModelPartName, type ModelSection } from './model.bench.js';
+import { printModelSection, runModelSection, type ModelPartName, type ModelSection } from './model.bench.js';
 import { benchLongSequence } from './full.bench.js';
-import { DECODE_SIZES, printDecodeSection, runDecodeSection, type DecodeSection } from './decode.bench.js';
+import { printDecodeSection, runDecodeSection, type DecodeSection } from './decode.bench.js';
 import { printTable } from './measure.js';
 import { benchGrad, benchGradMemory, type GradMemory, type GradRow } from './grad.bench.js';
 import { benchPatterns, printPatterns, type PatternRow } from './patterns.bench.js';
 import { benchThreads, printThreads, type ThreadRow } from './threads.bench.js';
 import { benchRecurrent, benchRecurrentStep, type GrowthRow, type RecurrentRow, type RecurrentStepRow } from './recurrent.bench.js';
 import { fmtMs, measureGroup, median, table, type TimingRow } from './processes.js';
-import { D, H, SIZES, benchCases, peerImpls, sampleIndices, selectImpls, sizesOf, type Impl } from './suite.js';
-import { PALETTE, lineChart, scatterChart, type Marker, type ScatterPoint, type Series } from './svg.js';
+import { D, H, benchCases, peerImpls, sampleIndices, selectImpls, sizesOf, type Impl } from './suite.js';
+import { writeCharts } from './charts.js';
+import {
+  accuracyBudgetS, accuracyN, args, baseSizes, budgetMs, chartDir, decodeSizes, essentialBudgetMs, explicitSizes, fullSweep, jsonPath, list, mode,
+  modelRounds, modelSelected, modelSizes, noVariants, peerNames, rounds, roundMs, timingBudgetS,
+} from './args.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, '..');
 const MiB = 2 ** 20;
-
-const USAGE = `usage: node dist-bench/run.js [options]
-  --quick              the default sweep: sizes whose predicted time per call fits the
-                       budget (1.5 s; 10 s for full and the peers), 5 rounds, in under
-                       2 minutes on 2 cores; then the model section, 6 rounds, about a minute
-  --full               every size (N = 256 ... 16384, 65536 for linear-time variants),
-                       60 s per call budget, 5 rounds, and full at N = 32768 (H = 1); the
-                       model section with GQA at N = 4096 too, 9 rounds
-  --variants a,b       only these variants (default: every registered one; 'none' for none)
-  --sizes 256,1024     only these sizes (for every implementation)
-  --peers tfjs,ort,threads,js  which peers (default all; 'none' for none); threads = our full and
-                       onnxruntime-web on 2 threads; js = our plain-JS backend
-  --out DIR            write latest.json and the charts to DIR
-                       (default: bench/results/latest.json and docs/*.svg)
-  --rounds R           interleaved rounds per size (the model section's too)
-  --budget SECONDS     skip a size whose predicted time per call exceeds this
-  --accuracy-n N       sequence length of the accuracy table (default 1024)
-  --no-accuracy        skip the accuracy table
-  --model gqa,terms    the model section's parts (default both, unless --variants other than
-                       none or --sizes is given; 'none' for none): gqa = grouped-query
-                       attention, H = 32, Hkv = 8, D = 128, at N = 1024 (--full: also 4096)
-                       against k and v repeated and onnxruntime-web's Attention op; terms =
-                       full with a block mask, a bias and softcap 30 against plain full,
-                       H = 8, D = 64, N = 4096
-  --model-sizes 1024   the model section at these sizes instead (every part)
-  --decode 1024,4096   the decoding section's cache lengths (default 1024,4096,16384,32768
-                       unless --variants other than none or --sizes is given; 'none' for
-                       none): one step of a kvCache (H = 32, Hkv = 8, D = 128) against copying
-                       its K and V, full without a cache and onnxruntime-web's Attention with past
-  --patterns           the patterns section (about 20 s): local, Longformer and strided
-                       against full per visible pair at N = 4096 (with --sizes, at those
-                       sizes), H = 8, D = 64, 7 interleaved rounds in one process
-  --threads            the threads section (about two minutes): every case (full causal
-                       included) through attn.run on 2 threads against one thread at
-                       N = 1024 (with --sizes, at those sizes), 7 interleaved rounds (or
-                       --rounds), wall time; checks that both give the same bits
-  --recurrent          the recurrent section (about a minute): attn.recurrent's rules at
-                       N = 1k to 64k (H = 8, D = 64) against causal linear (elu) and a plain JS
-                       recurrence, the growth from N = 16384 to 65536, and recurrentState's
-                       step at positions 1k and 60k
-  --grad               backward against forward time (H = 8, D = 64, 5 interleaved rounds) of
-                       full at N = 1024 and 4096 (causal and not), the patterns, linear,
-                       compressed, sinkhorn, lsh and routing at 4096, synthesizer (given
-                       logits) at 1024 (with --sizes, all at those sizes), and the memory of
-                       full's backward at N = 16384 (about four minutes)`;
-
-// ---------------------------------------------------------------- arguments
-
-const { values: args } = parseArgs({
-  options: {
-    quick: { type: 'boolean' },
-    full: { type: 'boolean' },
-    variants: { type: 'string' },
-    sizes: { type: 'string' },
-    peers: { type: 'string' },
-    out: { type: 'string' },
-    rounds: { type: 'string' },
-    budget: { type: 'string' },
-    'accuracy-n': { type: 'string' },
-    'no-accuracy': { type: 'boolean' },
-    model: { type: 'string' },
-    'model-sizes': { type: 'string' },
-    decode: { type: 'string' },
-    patterns: { type: 'boolean' },
-    threads: { type: 'boolean' },
-    recurrent: { type: 'boolean' },
-    grad: { type: 'boolean' },
-    help: { type: 'boolean', short: 'h' },
-  },
-});
-if (args.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-const list = (s: string | undefined) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : []);
-const positiveInt = (s: string, name: string) => {
-  const n = Number(s);
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`--${name}: expected a positive integer, received ${JSON.stringify(s)}`);
-  return n;
-};
-
-const fullSweep = !!args.full;
-const mode = fullSweep ? 'full' : 'quick';
-const explicitSizes = args.sizes !== undefined;
-const baseSizes = explicitSizes ? list(args.sizes).map((s) => positiveInt(s, 'sizes')) : SIZES;
-const peerNames = args.peers === undefined ? Object.keys(peerImpls) : list(args.peers).filter((p) => p !== 'none');
-for (const p of peerNames) if (!peerImpls[p]) throw new RangeError(`--peers: expected some of ${Object.keys(peerImpls).join(', ')} or none, received '${p}'`);
-const rounds = args.rounds ? positiveInt(args.rounds, 'rounds') : 5;
-/** Predicted ms per call above which a size is skipped. */
-const budgetMs = (args.budget ? Number(args.budget) : fullSweep ? 60 : 1.5) * 1000;
-if (!(budgetMs > 0)) throw new RangeError(`--budget: expected a positive number of seconds, received ${JSON.stringify(args.budget)}`);
-/**
- * The quick sweep still measures full and the peers up to N = 4096 (the
- * comparison the suite is for): they get a larger budget.
- */
-const essentialBudgetMs = args.budget ? budgetMs : Math.max(budgetMs, 10_000);
-/** Target ms of one round of one configuration (calls are repeated up to it). */
-const roundMs = fullSweep ? 400 : 150;
-/** Quick sweep: seconds for the timings, beyond which the costliest non-essential rows are dropped. */
-const timingBudgetS = fullSweep ? Infinity : 80;
-/** Quick sweep: seconds for the accuracy table (its slowest cases are dropped to fit). */
-const accuracyBudgetS = 30;
-const accuracyN = args['no-accuracy'] ? 0 : args['accuracy-n'] ? positiveInt(args['accuracy-n'], 'accuracy-n') : 1024;
-const noVariants = list(args.variants).join() === 'none';
-const modelNames = Object.keys(modelParts) as ModelPartName[];
-const modelSelected =
-  args.model !== undefined ? list(args.model).filter((p) => p !== 'none') : (args.variants === undefined || noVariants) && !explicitSizes ? modelNames : [];
-for (const p of modelSelected) if (!modelNames.includes(p as ModelPartName)) throw new RangeError(`--model: expected some of ${modelNames.join(', ')} or none, received '${p}'`);
-const modelSizes = args['model-sizes'] ? list(args['model-sizes']).map((s) => positiveInt(s, 'model-sizes')) : undefined;
-/** The model section's rounds: more than the sweep's, its ratios (paired by round) are the figures. */
-const modelRounds = args.rounds ? rounds : fullSweep ? 9 : 6;
-const decodeSizes =
-  args.decode !== undefined
-    ? list(args.decode).filter((s) => s !== 'none').map((s) => positiveInt(s, 'decode'))
-    : (args.variants === undefined || noVariants) && !explicitSizes
-      ? DECODE_SIZES
-      : [];
-const outDir = args.out ? resolve(args.out) : null;
-const jsonPath = outDir ? join(outDir, 'latest.json') : join(root, 'bench/results/latest.json');
-const chartDir = outDir ?? join(root, 'docs');
-
 const started = performance.now();
 const elapsed = () => (performance.now() - started) / 1000;
 
@@ -567,102 +443,5 @@ writeFileSync(jsonPath, `${JSON.stringify({ meta, timings: rows, ratios, accurac
 
 // ---------------------------------------------------------------- charts
 
-const peerStyle: Record<string, { color: string; dash: string; marker: Marker }> = {
-  'tfjs-wasm': { color: '#000000', dash: '7 4', marker: 'square' },
-  'ort MultiHeadAttention': { color: '#555555', dash: '2 3', marker: 'triangle' },
-  'ort MatMul-Softmax-MatMul': { color: '#555555', dash: '7 4', marker: 'diamond' },
-  'full (js backend)': { color: '#999999', dash: '1 3', marker: 'cross' },
-};
-const oursIds = implIds.filter((id) => !peerStyle[id]);
-const styleOf = (id: string) => {
-  if (peerStyle[id]) return { ...peerStyle[id], width: 2.2 };
-  const i = oursIds.indexOf(id);
-  return { color: PALETTE[i % PALETTE.length], dash: i >= PALETTE.length ? '4 2' : undefined, marker: 'circle' as Marker, width: id === 'full' ? 3.2 : 2 };
-};
-const nTicks = { xTicks: sizesRun, xTick: (v: number) => (v >= 1024 ? `${v / 1024}K` : String(v)) };
-const machine = `B=1 H=${H} D=${D}, one thread, ${cpu[0]?.model ?? ''}, Node ${process.version}`;
-const seriesOf = (value: (r: TimingRow) => number | undefined): Series[] =>
-  implIds
-    .map((id) => ({
-      name: id,
-      points: rows.filter((r) => r.impl === id && r.status === 'ok' && value(r)).map((r) => [r.N, value(r)!] as [number, number]),
-      ...styleOf(id),
-    }))
-    .filter((s) => s.points.length > 0);
-
-mkdirSync(chartDir, { recursive: true });
-const written: string[] = [];
-const timeSeries = seriesOf((r) => r.medianMs);
-if (timeSeries.length > 0) {
-  const path = join(chartDir, 'time-vs-n.svg');
-  writeFileSync(
-    path,
-    lineChart(
-      {
-        title: 'Time per call vs sequence length (log-log)',
-        subtitle: `${machine}; dashed grey/black: peers`,
-        xLabel: 'sequence length N',
-        yLabel: 'time per call (ms, median)',
-        ...nTicks,
-        yTick: (v) => (v >= 1000 ? `${v / 1000} s` : `${v} ms`),
-        height: Math.max(560, 90 + timeSeries.length * 19),
-      },
-      timeSeries,
-    ),
-  );
-  written.push(path);
-}
-const memorySeries = seriesOf((r) => (r.maxRssBytes ? r.maxRssBytes / MiB : undefined));
-if (memorySeries.length > 0) {
-  const path = join(chartDir, 'memory-vs-n.svg');
-  writeFileSync(
-    path,
-    lineChart(
-      {
-        title: 'Peak memory (max RSS of its own process) vs sequence length',
-        subtitle: `${machine}; includes Node itself (~50 MiB) and the inputs`,
-        xLabel: 'sequence length N',
-        yLabel: 'max RSS (MiB)',
-        ...nTicks,
-        height: Math.max(560, 90 + memorySeries.length * 19),
-      },
-      memorySeries,
-    ),
-  );
-  written.push(path);
-}
-if (accuracy.length > 0) {
-  // the structured inputs only: on iid noise exact attention averages to ~0, so relative errors say little
-  const markers: Record<string, Marker> = { clustered: 'square', local: 'triangle' };
-  const points: ScatterPoint[] = [];
-  for (const a of accuracy.filter((x) => markers[x.dataset])) {
-    const speed = at(a.variant, accuracyN)?.speedupVsFull;
-    if (!speed || !Number.isFinite(a.meanAbs)) continue;
-    // relative to the exact output's mean magnitude, so that the datasets compare
-    const relative = a.meanAbs / a.refMeanAbs;
-    points.push({ x: speed, y: Math.max(relative, 1e-6), label: a.dataset === 'clustered' ? a.variant : '', color: styleOf(a.variant).color, marker: markers[a.dataset] });
-  }
-  if (points.length > 0) {
-    const path = join(chartDir, 'error-vs-speedup.svg');
-    writeFileSync(
-      path,
-      scatterChart(
-        {
-          title: `Error against exact attention vs speed-up over full, N=${accuracyN}`,
-          subtitle: `${machine}; structured inputs (see bench/accuracy.ts), labels on the clustered points`,
-          xLabel: `speed-up over full at N=${accuracyN} (x, log)`,
-          yLabel: 'mean |error| / mean |exact output| (log)',
-          xTick: (v) => `${v}x`,
-          yTick: (v) => (v >= 0.01 ? String(v) : v.toExponential(0)),
-        },
-        points,
-        [
-          ...Object.entries(markers).map(([label, marker]) => ({ label: `${label} inputs`, color: '#333', marker })),
-          ...[...new Set(points.map((p) => p.label).filter(Boolean))].map((id) => ({ label: id, color: styleOf(id).color, marker: 'circle' as Marker })),
-        ],
-      ),
-    );
-    written.push(path);
-  }
-}
+const written = writeCharts(chartDir, { rows, implIds, sizesRun, accuracy, accuracyN, machine: `B=1 H=${H} D=${D}, one thread, ${cpu[0]?.model ?? ''}, Node ${process.version}` });
 console.log(`\nWrote ${jsonPath}${written.length ? ` and ${written.join(', ')}` : ''} (${elapsed().toFixed(0)} s)`);
