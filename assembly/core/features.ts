@@ -6,7 +6,7 @@
 // Kept out of the module's exports (assembly/index.ts re-exports the variant
 // files whole, and an exported class would pull in the runtime).
 import { gemm } from './gemm';
-import { scaleRow } from './memory';
+import { at, scaleRow } from './memory';
 import { madd } from './simd';
 
 // Feature maps, numbered as src/variants/linear.ts passes them.
@@ -17,12 +17,6 @@ export const RFA: i32 = 3;
 export const EFFICIENT: i32 = 4;
 
 const NEG_INF: f32 = -Infinity;
-
-// @ts-ignore: decorator
-@inline function at(base: usize, index: i32): usize {
-  return base + (<usize>index << 2);
-}
-
 
 /** Bytes reserved for the header of a block of linear (a head's context, a recurrent state, a backward workspace). */
 export const BLOCK_HEADER: usize = 256;

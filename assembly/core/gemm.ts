@@ -7,11 +7,7 @@
 // floats. Register tiles of 4 rows x 8 columns: 8 accumulators, 2 B vectors,
 // 4 A splats, as in the attention engine.
 import { madd } from './simd';
-
-// @ts-ignore: decorator
-@inline function at(base: usize, index: i32): usize {
-  return base + (<usize>index << 2);
-}
+import { at } from './memory';
 
 function tile4x8(K: i32, a: usize, rsA: i32, csA: i32, b: usize, ldb: i32, c: usize, ldc: i32, accumulate: bool): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);

@@ -10,6 +10,18 @@ export function relaxedSimd(): bool {
   return ASC_FEATURE_RELAXED_SIMD;
 }
 
+/** The address of float32 `index` of the buffer at `base`. */
+// @ts-ignore: decorator
+@inline export function at(base: usize, index: i32): usize {
+  return base + (<usize>index << 2);
+}
+
+/** The address of float64 `index` of the buffer at `base`. */
+// @ts-ignore: decorator
+@inline export function at64(base: usize, index: i32): usize {
+  return base + (<usize>index << 3);
+}
+
 /**
  * Copies `floats` float32 values (a row): vectors, then the tail. Short rows
  * copied one by one cost less this way than as `memory.copy`, which V8 runs

@@ -13,11 +13,7 @@
 import { gemm } from '../core/gemm';
 import { linformerZeroPadded } from '../variants/linformer';
 import { visibleSlots } from '../variants/compressed';
-
-// @ts-ignore: decorator
-@inline function at(base: usize, index: i32): usize {
-  return base + (<usize>index << 2);
-}
+import { at } from '../core/memory';
 
 // @ts-ignore: decorator
 @inline function slotCount(N: i32, s: i32): i32 {

@@ -18,7 +18,7 @@ import { addKeyBias, maskCausal, maskWindowStart, scoreBlock } from '../core/fla
 import { KEY_BLOCK, ROWS, keyCountPadded, packKeys, packedBias, packedKeys, packedValues } from '../core/flash-layout';
 import { packQueryStrided } from '../core/gather';
 import { gemmPanels } from '../core/gemm';
-import { scaleRow } from '../core/memory';
+import { at, scaleRow } from '../core/memory';
 import { expNonPositive } from '../core/simd';
 import { BLOCK_HIDDEN, BLOCK_SEEN, applyTerms, tanh4, termsCap, termsCover } from '../core/terms';
 import { attentionRows } from '../variants/full';
@@ -28,11 +28,6 @@ import { applyPatternCover, patternCover } from './patterns';
 const ROW_BLOCK: i32 = 64;
 const BLOCK_FLOATS: i32 = KEY_BLOCK * ROW_BLOCK;
 const TILE_FLOATS: i32 = KEY_BLOCK * ROWS;
-
-// @ts-ignore: decorator
-@inline function at(base: usize, index: i32): usize {
-  return base + (<usize>index << 2);
-}
 
 /** Zeroes `floats` floats (a gradient before its sums). */
 export function fullGradZero(x: usize, floats: i32): void {

@@ -22,23 +22,13 @@
 // allocate. Calls of one head: linearGradHead, linearGradForward (chunks in
 // order), linearGradReverse (chunks in reverse order), linearGradFinish.
 import { gemm, transpose } from '../core/gemm';
-import { scaleRow } from '../core/memory';
+import { at, at64, scaleRow } from '../core/memory';
 import { expNonPositive } from '../core/simd';
 import { BLOCK_HEADER, EFFICIENT, ELU, FAVOR, Features, featurise, floats, mapOf, RELU } from '../core/features';
 
 /** Rows per chunk of the sweeps: the masked window products are C x C. */
 const C: i32 = 64;
 const NEG_INF: f32 = -Infinity;
-
-// @ts-ignore: decorator
-@inline function at(base: usize, index: i32): usize {
-  return base + (<usize>index << 2);
-}
-
-// @ts-ignore: decorator
-@inline function at64(base: usize, index: i32): usize {
-  return base + (<usize>index << 3);
-}
 
 /** One head's sizes, inputs and buffers. */
 @unmanaged class Grad {

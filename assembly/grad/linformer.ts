@@ -8,11 +8,7 @@
 // and the heads that share e), and the same for f and v; padded positions
 // take no part.
 import { gemm, transpose } from '../core/gemm';
-
-// @ts-ignore: decorator
-@inline function at(base: usize, index: i32): usize {
-  return base + (<usize>index << 2);
-}
+import { at } from '../core/memory';
 
 /**
  * dx (+)= proj^T dX' for sequence rows [j0, j1): proj [P][N], dX' [P][Dx],

@@ -21,16 +21,12 @@ import { dot } from '../core/features';
 import { scatterAddRows } from '../core/gather';
 import { gemm, transpose } from '../core/gemm';
 import { expNonPositive } from '../core/simd';
+import { at } from '../core/memory';
 
 /** The logit a query gives itself: as the forward's (assembly/variants/lsh.ts). */
 const SELF_LOGIT: f32 = -5e4;
 /** Query rows per block of products: the block's scores are ROW_BLOCK x 2c. */
 const ROW_BLOCK: i32 = 64;
-
-// @ts-ignore: decorator
-@inline function at(base: usize, index: i32): usize {
-  return base + (<usize>index << 2);
-}
 
 /**
  * stats[i] = (M_i, 1 / L_i) and delta_i = g_i . acc_i / L_i of one head,

@@ -11,11 +11,7 @@
 // routingGradClusters (cluster ranges, in order: dq, dk, dv are sums).
 import { scatterAddRows } from '../core/gather';
 import { slotGradStart, slotSoftmaxBackward } from './slots';
-
-// @ts-ignore: decorator
-@inline function at(base: usize, index: i32): usize {
-  return base + (<usize>index << 2);
-}
+import { at } from '../core/memory';
 
 // work: Qc[wq][D] | Gc[wq][Dv] | Kc[wk][D] | Vc[wk][Dv] | dQc[wq][D] | dKc[wk][D] | dVc[wk][Dv] | visible[wq] i32 | real[wk] u8
 

@@ -23,11 +23,7 @@ import {
   sinkhornBalance, sinkhornExp, sinkhornKbarOf, sinkhornLogits, sinkhornMainOf, sinkhornQbarOf, sinkhornRowFloats, sinkhornStripWidth,
 } from '../variants/sinkhorn';
 import { slotGradStart, slotSoftmaxBackward } from './slots';
-
-// @ts-ignore: decorator
-@inline function at(base: usize, index: i32): usize {
-  return base + (<usize>index << 2);
-}
+import { at } from '../core/memory';
 
 // @ts-ignore: decorator
 @inline function dSOf(work: usize, nb: i32): usize {

@@ -7,15 +7,11 @@
 // (src/grad/synthesizer-plan.ts: their logits are such a product).
 import { gemm, transpose } from '../core/gemm';
 import { maskRow, softmaxRowBackward } from './softmax-row';
+import { at } from '../core/memory';
 
 /** Query rows per block: the block's logits are R x P. */
 const R: i32 = 64;
 const NEG_INF: f32 = -Infinity;
-
-// @ts-ignore: decorator
-@inline function at(base: usize, index: i32): usize {
-  return base + (<usize>index << 2);
-}
 
 /** Bytes of the per-thread buffers: K^T, V^T, two R x P blocks and the padding as a key bias. */
 export function slotGradBytes(P: i32, D: i32, Dv: i32): f64 {

@@ -3,11 +3,7 @@
 // backward of assembly/grad/slots.ts and Synthesizer's given logits
 // (assembly/grad/synthesizer.ts).
 import { expNonPositive, madd } from '../core/simd';
-
-// @ts-ignore: decorator
-@inline function at(base: usize, index: i32): usize {
-  return base + (<usize>index << 2);
-}
+import { at } from '../core/memory';
 
 /**
  * A row of logits into dst over n keys: x[j] scale (+ bias[j]: 0 or -inf,

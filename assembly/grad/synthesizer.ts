@@ -9,15 +9,11 @@
 // keep the pool's result the bits of one thread's.
 import { gemm, transpose } from '../core/gemm';
 import { maskRow, softmaxRowBackward } from './softmax-row';
+import { at } from '../core/memory';
 
 /** Rows per block of the given logits: the block's P and dP are ROWS x Nk. */
 const ROWS: i32 = 64;
 const NEG_INF: f32 = -Infinity;
-
-// @ts-ignore: decorator
-@inline function at(base: usize, index: i32): usize {
-  return base + (<usize>index << 2);
-}
 
 /** Bytes of synthesizerGradRandom's buffer: P and dP of one block of rows, and the key bias. */
 export function synthesizerGradRandomBytes(Nk: i32): f64 {

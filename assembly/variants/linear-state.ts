@@ -5,18 +5,9 @@
 // slice, whatever the position. Mirrors src/variants/linear-state.ts; the
 // batch kernels are in linear.ts, the float64 math in src/reference/linear.ts.
 import { BLOCK_HEADER, FAVOR, featurise, floats, mapOf } from '../core/features';
+import { at, at64 } from '../core/memory';
 
 const NEG_INF: f32 = -Infinity;
-
-// @ts-ignore: decorator
-@inline function at(base: usize, index: i32): usize {
-  return base + (<usize>index << 2);
-}
-
-// @ts-ignore: decorator
-@inline function at64(base: usize, index: i32): usize {
-  return base + (<usize>index << 3);
-}
 
 @unmanaged class State {
   slices: i32;

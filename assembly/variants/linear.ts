@@ -27,7 +27,7 @@
 // linear-state.ts.
 import { gemm, transpose } from '../core/gemm';
 import { BLOCK_HEADER, dot, EFFICIENT, expK, FAVOR, Features, featurise, floats, mapOf } from '../core/features';
-import { scaleRow } from '../core/memory';
+import { at, at64, scaleRow } from '../core/memory';
 
 /**
  * Rows per chunk. Per row, the state costs 2 F Dv multiply-adds (read and
@@ -49,16 +49,6 @@ export function linearChunk(): i32 {
 }
 
 const NEG_INF: f32 = -Infinity;
-
-// @ts-ignore: decorator
-@inline function at(base: usize, index: i32): usize {
-  return base + (<usize>index << 2);
-}
-
-// @ts-ignore: decorator
-@inline function at64(base: usize, index: i32): usize {
-  return base + (<usize>index << 3);
-}
 
 // ---------------------------------------------------------------------------
 // Batch kernel: one context per head (linearHead), then linearAddKeys +

@@ -29,7 +29,7 @@
 // every other buffer lives in the work block (recurrentWorkBytes) or the
 // state block (recurrentStateBytes) that the caller hands in.
 import { gemm, transpose } from '../core/gemm';
-import { scaleRow } from '../core/memory';
+import { at, at64, scaleRow } from '../core/memory';
 import { expNonPositive, madd, roundUp } from '../core/simd';
 
 /** Tokens per chunk without decay or with a decay per head. */
@@ -41,16 +41,6 @@ const CV: i32 = 16;
 const GATED: i32 = 1;
 const PER_DIM: i32 = 2;
 const DELTA: i32 = 4;
-
-// @ts-ignore: decorator
-@inline function at(base: usize, index: i32): usize {
-  return base + (<usize>index << 2);
-}
-
-// @ts-ignore: decorator
-@inline function at64(base: usize, index: i32): usize {
-  return base + (<usize>index << 3);
-}
 
 /** exp of four lanes of any sign: exp(-|x|), inverted where x > 0 (exp(-Infinity) = 0, NaN stays NaN). */
 // @ts-ignore: decorator
