@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AccuracyRow } from './accuracy.js';
 import type { TimingRow } from './processes.js';
-import { PALETTE, lineChart, scatterChart, type Marker, type ScatterPoint, type Series } from './svg.js';
+import { PALETTE, lineChart, scatterChart, type Frame, type Marker, type ScatterPoint, type Series } from './svg.js';
 
 const MiB = 2 ** 20;
 
@@ -47,45 +47,27 @@ export function writeCharts(chartDir: string, { rows, implIds, sizesRun, accurac
 
   mkdirSync(chartDir, { recursive: true });
   const written: string[] = [];
-  const timeSeries = seriesOf((r) => r.medianMs);
-  if (timeSeries.length > 0) {
-    const path = join(chartDir, 'time-vs-n.svg');
-    writeFileSync(
-      path,
-      lineChart(
-        {
-          title: 'Time per call vs sequence length (log-log)',
-          subtitle: `${machine}; dashed grey/black: peers`,
-          xLabel: 'sequence length N',
-          yLabel: 'time per call (ms, median)',
-          ...nTicks,
-          yTick: (v) => (v >= 1000 ? `${v / 1000} s` : `${v} ms`),
-          height: Math.max(560, 90 + timeSeries.length * 19),
-        },
-        timeSeries,
-      ),
-    );
+  /** One line per implementation against N, when some row has a value; the frame's height fits the legend. */
+  const nChart = (file: string, value: (r: TimingRow) => number | undefined, frame: Omit<Frame, 'height' | 'xTicks' | 'xTick'>) => {
+    const series = seriesOf(value);
+    if (series.length === 0) return;
+    const path = join(chartDir, file);
+    writeFileSync(path, lineChart({ ...frame, ...nTicks, height: Math.max(560, 90 + series.length * 19) }, series));
     written.push(path);
-  }
-  const memorySeries = seriesOf((r) => (r.maxRssBytes ? r.maxRssBytes / MiB : undefined));
-  if (memorySeries.length > 0) {
-    const path = join(chartDir, 'memory-vs-n.svg');
-    writeFileSync(
-      path,
-      lineChart(
-        {
-          title: 'Peak memory (max RSS of its own process) vs sequence length',
-          subtitle: `${machine}; includes Node itself (~50 MiB) and the inputs`,
-          xLabel: 'sequence length N',
-          yLabel: 'max RSS (MiB)',
-          ...nTicks,
-          height: Math.max(560, 90 + memorySeries.length * 19),
-        },
-        memorySeries,
-      ),
-    );
-    written.push(path);
-  }
+  };
+  nChart('time-vs-n.svg', (r) => r.medianMs, {
+    title: 'Time per call vs sequence length (log-log)',
+    subtitle: `${machine}; dashed grey/black: peers`,
+    xLabel: 'sequence length N',
+    yLabel: 'time per call (ms, median)',
+    yTick: (v) => (v >= 1000 ? `${v / 1000} s` : `${v} ms`),
+  });
+  nChart('memory-vs-n.svg', (r) => (r.maxRssBytes ? r.maxRssBytes / MiB : undefined), {
+    title: 'Peak memory (max RSS of its own process) vs sequence length',
+    subtitle: `${machine}; includes Node itself (~50 MiB) and the inputs`,
+    xLabel: 'sequence length N',
+    yLabel: 'max RSS (MiB)',
+  });
   if (accuracy.length > 0) {
     // the structured inputs only: on iid noise exact attention averages to ~0, so relative errors say little
     const markers: Record<string, Marker> = { clustered: 'square', local: 'triangle' };

@@ -23,7 +23,8 @@ export interface ScatterPoint {
   marker: Marker;
 }
 
-interface Frame {
+/** A chart's titles, axes and size. */
+export interface Frame {
   title: string;
   subtitle?: string;
   xLabel: string;
