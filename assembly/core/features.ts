@@ -29,6 +29,18 @@ const MAP_AT: usize = 192;
   return changetype<Features>(block + MAP_AT);
 }
 
+/** Writes a feature map's parameters into the header of the block at `block`, and returns them. */
+export function writeMap(block: usize, kind: i32, D: i32, F: i32, M: i32, wt: usize, scale: f32): Features {
+  const p = mapOf(block);
+  p.kind = kind;
+  p.D = D;
+  p.F = F;
+  p.M = M;
+  p.wt = wt;
+  p.scale = scale;
+  return p;
+}
+
 /** Bytes of a buffer of n floats, 16-byte aligned, with 4 floats of slack for vector tails. */
 // @ts-ignore: decorator
 @inline export function floats(n: f64): f64 {

@@ -24,7 +24,7 @@
 import { gemm, transpose } from '../core/gemm';
 import { at, at64, scaleRow } from '../core/memory';
 import { expNonPositive } from '../core/simd';
-import { BLOCK_HEADER, EFFICIENT, ELU, FAVOR, Features, featurise, floats, mapOf, RELU } from '../core/features';
+import { BLOCK_HEADER, EFFICIENT, ELU, FAVOR, Features, featurise, floats, mapOf, RELU, writeMap } from '../core/features';
 
 /** Rows per chunk of the sweeps: the masked window products are C x C. */
 const C: i32 = 64;
@@ -219,13 +219,7 @@ export function linearGradHead(
 ): void {
   const h = changetype<Grad>(ws);
   layout(ws, Nq, Nk, D, Dv, F);
-  const p = mapOf(ws);
-  p.kind = kind;
-  p.D = D;
-  p.F = F;
-  p.M = M;
-  p.wt = wt;
-  p.scale = scale;
+  const p = writeMap(ws, kind, D, F, M, wt, scale);
   h.Dv = Dv;
   h.E = kind == EFFICIENT ? Dv : Dv + 1;
   h.Nq = Nq;

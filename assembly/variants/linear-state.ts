@@ -4,7 +4,7 @@
 // of the key offsets; -inf before the first real key). O(F Dv) per token and
 // slice, whatever the position. Mirrors src/variants/linear-state.ts; the
 // batch kernels are in linear.ts, the float64 math in src/reference/linear.ts.
-import { BLOCK_HEADER, FAVOR, featurise, floats, mapOf } from '../core/features';
+import { BLOCK_HEADER, FAVOR, featurise, floats, mapOf, writeMap } from '../core/features';
 import { at, at64 } from '../core/memory';
 
 const NEG_INF: f32 = -Infinity;
@@ -42,12 +42,8 @@ export function linearStateProjection(): i32 {
 /** Lays out a state block (projections already at linearStateProjection()) and empties it. */
 export function linearStateInit(st: usize, slices: i32, H: i32, kind: i32, D: i32, Dv: i32, F: i32, M: i32, wtFloats: i32, wtHeadStride: i32, scale: f32, logEps: f64): void {
   const s = changetype<State>(st);
-  const p = mapOf(st);
-  p.kind = kind;
-  p.D = D;
-  p.F = F;
-  p.M = M;
-  p.scale = scale;
+  // each step points the map at its slice's head's projection
+  writeMap(st, kind, D, F, M, 0, scale);
   s.slices = slices;
   s.H = H;
   s.Dv = Dv;

@@ -26,7 +26,7 @@
 // in; kernels never allocate. The recurrent state (one token at a time) is in
 // linear-state.ts.
 import { gemm, transpose } from '../core/gemm';
-import { BLOCK_HEADER, dot, EFFICIENT, expK, FAVOR, Features, featurise, floats, mapOf } from '../core/features';
+import { BLOCK_HEADER, dot, EFFICIENT, expK, FAVOR, Features, featurise, floats, mapOf, writeMap } from '../core/features';
 import { at, at64, scaleRow } from '../core/memory';
 
 /**
@@ -132,13 +132,7 @@ export function linearBytes(F: i32, Dv: i32): f64 {
 /** Lays out a context block and starts a head: empty state. */
 export function linearHead(ctx: usize, kind: i32, D: i32, Dv: i32, F: i32, M: i32, wt: usize, scale: f32, logEps: f64): void {
   const h = changetype<Head>(ctx);
-  const p = mapOf(ctx);
-  p.kind = kind;
-  p.D = D;
-  p.F = F;
-  p.M = M;
-  p.wt = wt;
-  p.scale = scale;
+  writeMap(ctx, kind, D, F, M, wt, scale);
   h.Dv = Dv;
   h.logEps = logEps;
   headLayout(ctx, F, Dv);
