@@ -20,7 +20,7 @@ const NEG_INF: f32 = -Infinity;
 
 /** Bytes reserved for the header of a block of linear (a head's context, a recurrent state, a backward workspace). */
 export const BLOCK_HEADER: usize = 256;
-/** Where the feature map's parameters (Features) sit inside a block's header, after the block's own fields. */
+/** Where the feature map's parameters (Features) sit inside a block's header, after the block's own fields (each block's class stays below 192 bytes). */
 const MAP_AT: usize = 192;
 
 /** The feature map's parameters in the header of the block at `block`. */

@@ -58,6 +58,7 @@ export interface LinearParsed extends Parsed, Common, LinearConfig {}
 
 const RANDOM_OPTIONS = ['projection', 'numFeatures', 'seed', 'sigma'] as const;
 
+/** options.featureMap, checked: 'elu' when absent. */
 export function parseFeatureMap(value: unknown): FeatureMap {
   if (value === undefined) return 'elu';
   if (typeof value !== 'string') throw new TypeError(`options.featureMap: expected one of ${FEATURE_MAPS.map((m) => `'${m}'`).join(', ')}, received ${describe(value)}`);
