@@ -11,7 +11,7 @@ import { SIZES, peerImpls } from './suite.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-export const USAGE = `usage: node dist-bench/run.js [options]
+const USAGE = `usage: node dist-bench/run.js [options]
   --quick              the default sweep: sizes whose predicted time per call fits the
                        budget (1.5 s; 10 s for full and the peers), 5 rounds, in under
                        2 minutes on 2 cores; then the model section, 6 rounds, about a minute
@@ -84,8 +84,9 @@ if (args.help) {
   console.log(USAGE);
   process.exit(0);
 }
+/** The items of a comma-separated option. */
 export const list = (s: string | undefined) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : []);
-export const positiveInt = (s: string, name: string) => {
+const positiveInt = (s: string, name: string) => {
   const n = Number(s);
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`--${name}: expected a positive integer, received ${JSON.stringify(s)}`);
   return n;
@@ -114,7 +115,7 @@ export const timingBudgetS = fullSweep ? Infinity : 80;
 export const accuracyBudgetS = 30;
 export const accuracyN = args['no-accuracy'] ? 0 : args['accuracy-n'] ? positiveInt(args['accuracy-n'], 'accuracy-n') : 1024;
 export const noVariants = list(args.variants).join() === 'none';
-export const modelNames = Object.keys(modelParts) as ModelPartName[];
+const modelNames = Object.keys(modelParts) as ModelPartName[];
 export const modelSelected =
   args.model !== undefined ? list(args.model).filter((p) => p !== 'none') : (args.variants === undefined || noVariants) && !explicitSizes ? modelNames : [];
 for (const p of modelSelected) if (!modelNames.includes(p as ModelPartName)) throw new RangeError(`--model: expected some of ${modelNames.join(', ')} or none, received '${p}'`);
@@ -127,7 +128,7 @@ export const decodeSizes =
     : (args.variants === undefined || noVariants) && !explicitSizes
       ? DECODE_SIZES
       : [];
-export const outDir = args.out ? resolve(args.out) : null;
+const outDir = args.out ? resolve(args.out) : null;
 export const jsonPath = outDir ? join(outDir, 'latest.json') : join(root, 'bench/results/latest.json');
 export const chartDir = outDir ?? join(root, 'docs');
 
