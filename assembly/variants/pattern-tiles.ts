@@ -36,7 +36,7 @@ export function patternStateBytes(Nq: i32, Dv: i32): f64 {
 export function patternStart(rows: usize, Nq: i32, Dv: i32): void {
   const nqPad = roundUp(Nq, ROWS);
   for (let i = 0; i < nqPad; i++) store<f32>(rows + (<usize>i << 2), NEG_INF);
-  memory.fill(rows + (<usize>nqPad << 2), 0, <usize>(nqPad * (1 + valueWidthPadded(Dv))) << 2);
+  memory.fill(stateSums(rows, Nq), 0, <usize>(nqPad * (1 + valueWidthPadded(Dv))) << 2);
 }
 
 /** out[i] = o[i] / l[i] (0 for a row that saw no key) for every row of one head (output rows oLd floats apart). */

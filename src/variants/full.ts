@@ -74,6 +74,12 @@ export function fullPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, common:
   // a mask and bias the same for every head: the heads of a batch share each (tile, block)'s cover
   const sharedByHeads = H > 1 && (terms.mask ?? terms.bias) !== null && (terms.mask?.strides[1] ?? 0) === 0 && (terms.bias?.strides[1] ?? 0) === 0;
   const [tileCount, blockCount] = [Math.ceil(Nq / 8), Math.ceil(Nk / 64)];
+  // a head is one job, packed once, on one thread and where there are heads enough to
+  // keep every thread busy; else jobs of rows that each pack their head again (N (D + Dv)
+  // work against their rows' N (D + Dv) per row), of equal work when causal
+  const wholeHeads = oneThread || B * H >= 4 * runtime.threads;
+  // the row ranges of each head's jobs: the same for every head
+  const headJobs = wholeHeads ? [rowJobs(Nq, Nk, D + Dv)] : balancedRowJobs(Nq, Nk, D + Dv, common.causal);
   return {
     what: 'full',
     parts: [q.data, k.data, v.data, B * H * Nq * Dv * 4, pad ?? 0, ...termsParts(terms), sharedByHeads ? new Uint8Array(B * tileCount * blockCount) : 0],
@@ -88,12 +94,7 @@ export function fullPlan(runtime: Runtime, q: Heads, k: Heads, v: Heads, common:
         if (hasLogitOptions(terms)) prepare.push(writeTermsCall(terms, maskp, biasp, b, h, record));
         if (sharedByHeads) prepare.push(['shareCovers', record, coversp + b * tileCount * blockCount, blockCount]);
         const termsArg = hasLogitOptions(terms) ? record : 0;
-        // a head is one job, packed once, on one thread and where there are heads enough to
-        // keep every thread busy; else jobs of rows that each pack their head again (N (D + Dv)
-        // work against their rows' N (D + Dv) per row), of equal work when causal
-        const wholeHeads = oneThread || B * H >= 4 * runtime.threads;
-        const jobs = wholeHeads ? [rowJobs(Nq, Nk, D + Dv)] : balancedRowJobs(Nq, Nk, D + Dv, common.causal);
-        return jobs.map((ranges): Job => [
+        return headJobs.map((ranges): Job => [
           ...prepare,
           ...ranges.map(([start, end]): KernelCall => ['fullAttentionRows', qp + qh.offset, op + oh.offset, Nq, Nk, D, Dv, qh.ld, oh.ld, common.scale, common.causal ? 1 : 0, termsArg, pack, tiles, start, end]),
         ]);
