@@ -46,6 +46,12 @@ const USAGE = `usage: node dist-bench/run.js [options]
                        included) through attn.run on 2 threads against one thread at
                        N = 1024 (with --sizes, at those sizes), 7 interleaved rounds (or
                        --rounds), wall time; checks that both give the same bits
+  --families           each family's own table (about two minutes) at N = 1024 and 4096 (with
+                       --sizes, at those; --full: up to 16384, 65536 for linear): lsh and
+                       routing with the share of hashing or routing and routing's centroid
+                       fit, sinkhorn's sort against its attention, synthesizer's three forms,
+                       linformer and compressed, linear's feature maps and linearState's
+                       step, each against full (H = 8, D = 64)
   --recurrent          the recurrent section (about a minute): attn.recurrent's rules at
                        N = 1k to 64k (H = 8, D = 64) against causal linear (elu) and a plain JS
                        recurrence, the growth from N = 16384 to 65536, and recurrentState's
@@ -75,6 +81,7 @@ export const { values: args } = parseArgs({
     decode: { type: 'string' },
     patterns: { type: 'boolean' },
     threads: { type: 'boolean' },
+    families: { type: 'boolean' },
     recurrent: { type: 'boolean' },
     grad: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },

@@ -44,8 +44,8 @@ const noLookup: Lookup = (name) => {
  * Runs the sweep. `full: false` (the quick sweep) times N = 1024 and 4096;
  * `full: true` adds N = 16384, where `full` itself is timed once (~15 s).
  */
-export async function benchClustering({ full = false } = {}): Promise<ClusteringRow[]> {
-  const sizes = full ? [1024, 4096, 16384] : [1024, 4096];
+export async function benchClustering({ full = false, sizes }: { full?: boolean; sizes?: number[] } = {}): Promise<ClusteringRow[]> {
+  sizes ??= full ? [1024, 4096, 16384] : [1024, 4096];
   const rows: ClusteringRow[] = [];
   const runtime = await Runtime.create();
   for (const N of sizes) {
@@ -123,7 +123,7 @@ function growth(rows: ClusteringRow[], variant: string, setting: (N: number) => 
 }
 
 export function printClustering(rows: ClusteringRow[]): void {
-  printTable(`lsh and routing vs full, B=1 H=${H} D=${D}, one thread`, rows as unknown as Record<string, number | string>[]);
+  printTable(`lsh and routing vs full, B=1 H=${H} D=${D}, one thread`, rows);
   const lines = [
     ...growth(rows, 'lsh', (N) => `c=${BUCKET_SIZE} R=2 nb=${N / BUCKET_SIZE}`),
     ...growth(rows, 'lsh', (N) => `c=${BUCKET_SIZE} R=4 nb=${N / BUCKET_SIZE}`),

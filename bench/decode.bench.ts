@@ -21,9 +21,9 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createAttention, type Attention, type Tensor } from 'wasm-attention';
-import { cpuMs, randomTensor } from './measure.js';
+import { cpuMs, median, randomTensor, type Refill } from './measure.js';
 import { attentionDecodeModel } from './peers/onnx.js';
-import { fmtMs, median, sectionInChild, serveSection, table } from './processes.js';
+import { fmtMs, sectionInChild, serveSection, table } from './processes.js';
 
 export const DECODE = { H: 32, Hkv: 8, D: 128 };
 export const DECODE_SIZES = [1024, 4096, 16384, 32768];
@@ -67,15 +67,13 @@ interface Runner {
   row: string;
   call: () => unknown;
   out?: () => Promise<Float32Array> | Float32Array;
-  /** Untimed, before each round. */
-  prepare?: () => void;
-  maxCalls?: number;
+  refill?: Refill;
 }
 
 /** A cache holding K, V on `attn`, its step (append k_t, v_t, then attend q_t) and its refill. */
 function cacheStep(attn: Attention, K: Tensor, V: Tensor, qt: Tensor, kt: Tensor, vt: Tensor) {
   const [, Hkv, L, D] = K.dims;
-  // refilled before each round, whose steps add at most L / 64 positions: the step's cost stays that of L
+  // refilled before every L / 64 steps (cpuMs): the step's cost stays that of L
   const cache = attn.kvCache({ heads: Hkv, dim: D, capacity: L + L / 64 });
   const refill = () => {
     cache.reset();
@@ -144,8 +142,8 @@ async function runnersAt(L: number): Promise<{ runners: Runner[]; dispose: () =>
   relaxed.refill();
   const fullOut = attn.full(qt, withNew(K, kt), withNew(V, vt)).data;
   const runners: Runner[] = [
-    { row: DECODE_ROWS.step, call: plain.step, out: () => firstStep, prepare: plain.refill, maxCalls: L / 64 },
-    { row: DECODE_ROWS.relaxed, call: relaxed.step, out: () => firstRelaxed, prepare: relaxed.refill, maxCalls: L / 64 },
+    { row: DECODE_ROWS.step, call: plain.step, out: () => firstStep, refill: { every: L / 64, prepare: plain.refill } },
+    { row: DECODE_ROWS.relaxed, call: relaxed.step, out: () => firstRelaxed, refill: { every: L / 64, prepare: relaxed.refill } },
     { row: DECODE_ROWS.copy, call: () => dst.set(src) },
     { row: DECODE_ROWS.full, call: () => attn.full(qt, kw, vw), out: () => fullOut },
     { row: DECODE_ROWS.ort, call: ortStep, out: ortStep },
@@ -171,17 +169,13 @@ async function measureDecode(sizes: number[], rounds: number, progress: (message
     progress(`decode L=${L}`);
     const { runners, dispose } = await runnersAt(L);
     // warm-up: V8 tiers the kernels up over the first calls
-    for (const r of runners) {
-      r.prepare?.();
-      await cpuMs(r.call, 200, r.maxCalls);
-    }
+    for (const r of runners) await cpuMs(r.call, 200, r.refill);
     const times = runners.map(() => [] as number[]);
     for (let round = 0; round < rounds; round++) {
       // the order rotates, so that drift on a shared machine spreads over every row
       for (let n = 0; n < runners.length; n++) {
         const i = (n + round) % runners.length;
-        runners[i].prepare?.();
-        times[i].push(await cpuMs(runners[i].call, 150, runners[i].maxCalls));
+        times[i].push(await cpuMs(runners[i].call, 150, runners[i].refill));
       }
       progress(`decode L=${L} round ${round + 1}/${rounds}`);
     }

@@ -70,7 +70,7 @@ export async function benchFewerKeys({ full = false, sizes }: { full?: boolean; 
 }
 
 export function printFewerKeys(rows: FewerKeysRow[]): void {
-  printTable(`linformer and compressed vs full, B=1 H=${H} D=${D}, one thread`, rows as unknown as Record<string, number | string>[]);
+  printTable(`linformer and compressed vs full, B=1 H=${H} D=${D}, one thread`, rows);
   const sizes = [...new Set(rows.map((r) => r.N))].sort((a, b) => a - b);
   for (const variant of new Set(rows.map((r) => r.variant))) {
     const growth: string[] = [];

@@ -12,7 +12,7 @@
  * inputs, gradOutput and the three gradients), in a fresh instance.
  */
 import { createAttention, synthesizerParams, type VariantName } from 'wasm-attention';
-import { randomTensor } from './measure.js';
+import { cpuOf, median, randomTensor } from './measure.js';
 
 export interface GradRow {
   variant: string;
@@ -39,15 +39,6 @@ export interface GradMemory {
 
 const H = 8;
 const D = 64;
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-
-function cpuMs(fn: () => unknown): number {
-  const start = process.cpuUsage();
-  fn();
-  const used = process.cpuUsage(start);
-  return (used.user + used.system) / 1000;
-}
 
 /** Variant, label, options at N, sizes, and whether saved.output spares it work. */
 type Config = readonly [VariantName, string, (N: number) => Record<string, unknown>, readonly number[], boolean?];
@@ -88,9 +79,9 @@ export async function benchGrad({ sizes, rounds = 5 }: { sizes?: number[]; round
       const b: number[] = [];
       const bg: number[] = [];
       for (let r = 0; r < rounds; r++) {
-        f.push(cpuMs(forward));
-        b.push(cpuMs(backward));
-        if (usesOutput) bg.push(cpuMs(backwardGiven));
+        f.push(cpuOf(forward));
+        b.push(cpuOf(backward));
+        if (usesOutput) bg.push(cpuOf(backwardGiven));
       }
       const fm = median(f);
       const bm = median(b);

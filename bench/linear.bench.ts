@@ -9,7 +9,7 @@
 import { createAttention, type Attention } from 'wasm-attention';
 import { createLinearState, type LinearState, type LinearStateOptions } from '../dist/variants/linear-state.js';
 import { Runtime } from '../dist/runtime/runtime.js';
-import { printTable, randomTensor, time } from './measure.js';
+import { cpuOf, median, printTable, randomTensor, time } from './measure.js';
 
 export interface LinearRow {
   variant: string;
@@ -40,17 +40,10 @@ const H = 8;
 const D = 64;
 const FAVOR_M = 64;
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-
 /** `time` (tinybench, wall clock), and the median CPU time of the same calls. */
 async function timeCpu(name: string, fn: () => unknown, options: { iterations: number; ms: number }): Promise<{ ms: number; cpu: number }> {
   const cpu: number[] = [];
-  const t = await time(name, () => {
-    const start = process.cpuUsage();
-    fn();
-    const used = process.cpuUsage(start);
-    cpu.push((used.user + used.system) / 1000);
-  }, options);
+  const t = await time(name, () => cpu.push(cpuOf(fn)), options);
   return { ms: t.median, cpu: median(cpu.slice(1)) }; // the first sample is the warm-up call
 }
 
@@ -128,11 +121,11 @@ export async function benchLinearStep({ positions = [1000, 60000], batch = 1000,
       const per = Math.max(1, Math.floor(batch / 5));
       for (let r = 0; r < 5; r++) {
         const start = performance.now();
-        const startCpu = process.cpuUsage();
-        for (let i = 0; i < per; i++) step(state, t++);
-        const used = process.cpuUsage(startCpu);
+        const used = cpuOf(() => {
+          for (let i = 0; i < per; i++) step(state, t++);
+        });
         times.push(((performance.now() - start) * 1000) / per);
-        cpu.push((used.user + used.system) / per);
+        cpu.push((used * 1000) / per);
       }
       rows.push({ featureMap, position, 'us per step': median(times), 'cpu us': median(cpu) });
     }
@@ -142,7 +135,7 @@ export async function benchLinearStep({ positions = [1000, 60000], batch = 1000,
 }
 
 export function printLinear(rows: LinearRow[], steps: StepRow[] = []): void {
-  printTable(`linear vs full (causal rows vs full causal), B=1 H=${H} D=Dv=${D}, one thread; full measured, never extrapolated`, rows as unknown as Record<string, number | string>[]);
+  printTable(`linear vs full (causal rows vs full causal), B=1 H=${H} D=Dv=${D}, one thread; full measured, never extrapolated`, rows);
   const row = (variant: string, N: number, causal: string) => rows.find((r) => r.variant === variant && r.N === N && r.causal === causal);
   for (const variant of new Set(rows.filter((r) => r.variant !== 'full').map((r) => r.variant))) {
     for (const causal of ['no', 'yes']) {
@@ -154,7 +147,7 @@ export function printLinear(rows: LinearRow[], steps: StepRow[] = []): void {
     }
   }
   if (steps.length > 0) {
-    printTable(`linear recurrent state: one step of all ${H} heads, D=Dv=${D}`, steps as unknown as Record<string, number | string>[]);
+    printTable(`linear recurrent state: one step of all ${H} heads, D=Dv=${D}`, steps);
     for (const featureMap of new Set(steps.map((s) => s.featureMap))) {
       const of = steps.filter((s) => s.featureMap === featureMap);
       const [first, last] = [of[0], of[of.length - 1]];

@@ -35,8 +35,9 @@ export function randomTensor(dims: number[], seed: number): { data: Float32Array
   return { data, dims };
 }
 
-/** Prints rows as an aligned table. */
-export function printTable(title: string, rows: Record<string, string | number>[]): void {
+/** Prints rows (objects of strings and numbers) as an aligned table. */
+export function printTable(title: string, objects: readonly object[]): void {
+  const rows = objects as readonly Record<string, string | number>[];
   if (rows.length === 0) return;
   const keys = Object.keys(rows[0]);
   const cell = (v: string | number) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toPrecision(4)) : v);
@@ -48,15 +49,51 @@ export function printTable(title: string, rows: Record<string, string | number>[
 
 export const MiB = 2 ** 20;
 
-/** CPU ms per call of `fn`, over enough calls to fill about `ms` (at most `maxCalls`). */
-export async function cpuMs(fn: () => unknown, ms: number, maxCalls = Infinity): Promise<number> {
-  let calls = 0;
-  const wall = performance.now();
+/** The median (of an even count, the mean of the middle two). */
+export const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+/** The CPU ms (user + system, every thread of the process) of one call of `fn`. */
+export function cpuOf(fn: () => unknown): number {
   const start = process.cpuUsage();
-  do {
-    await fn();
-    calls++;
-  } while (performance.now() - wall < ms && calls < maxCalls);
+  fn();
   const used = process.cpuUsage(start);
-  return (used.user + used.system) / 1000 / calls;
+  return (used.user + used.system) / 1000;
+}
+
+/** A state a timed function uses up: `prepare` restores it, untimed, before every `every` calls. */
+export interface Refill {
+  every: number;
+  prepare: () => void;
+}
+
+/**
+ * CPU ms per call of `fn`, over enough calls to fill about `ms` of wall time.
+ * With `refill`, the calls run in spells of at most `refill.every`, each
+ * after an untimed `refill.prepare()`: a decoding step lengthens its cache,
+ * and a row at cache length L must stay a row at L however fast it runs.
+ */
+export async function cpuMs(fn: () => unknown, ms: number, refill?: Refill): Promise<number> {
+  let calls = 0;
+  let cpu = 0;
+  let wall = 0;
+  do {
+    refill?.prepare();
+    const spell = refill?.every ?? Infinity;
+    const started = performance.now();
+    const start = process.cpuUsage();
+    let n = 0;
+    do {
+      await fn();
+      n++;
+    } while (wall + performance.now() - started < ms && n < spell);
+    const used = process.cpuUsage(start);
+    cpu += (used.user + used.system) / 1000;
+    wall += performance.now() - started;
+    calls += n;
+  } while (wall < ms);
+  return cpu / calls;
 }

@@ -20,8 +20,8 @@
  * and options), the onnxruntime-web rows bench/peers/ort.ts.
  */
 import type { FullOptions, Tensor } from 'wasm-attention';
-import { randomTensor } from './measure.js';
-import { fmtMs, measureGroup, median, table, type GroupMember, type TimingRow } from './processes.js';
+import { median, randomTensor } from './measure.js';
+import { fmtMs, measureGroup, table, type GroupMember, type TimingRow } from './processes.js';
 import { sampleIndices } from './suite.js';
 
 // ---------------------------------------------------------------- the calls

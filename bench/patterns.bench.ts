@@ -7,8 +7,8 @@
  * ratio is the median over rounds of that round's ns per pair / full's.
  */
 import { createAttention } from 'wasm-attention';
-import { fmtMs, median, table } from './processes.js';
-import { cpuMs, randomTensor } from './measure.js';
+import { fmtMs, table } from './processes.js';
+import { cpuMs, median, randomTensor } from './measure.js';
 
 const H = 8;
 const D = 64;

@@ -10,6 +10,7 @@
 import { fork, type ChildProcess, type Serializable } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { median } from './measure.js';
 import type { Message, SetupRequest } from './peers/child.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -133,12 +134,6 @@ export interface TimingRow {
   /** With `keepRounds`: the CPU time per call of each round, in order. */
   roundCpuMs?: number[];
 }
-
-export const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 export function fmtMs(ms: number | undefined): string {
   if (ms === undefined || !Number.isFinite(ms)) return '-';

@@ -9,7 +9,7 @@
  * this process), the median of `rounds` calls after a warm-up call.
  */
 import { createAttention, type Attention, type RecurrentOptions, type RecurrentState, type Tensor } from 'wasm-attention';
-import { randomTensor } from './measure.js';
+import { cpuOf, median, randomTensor } from './measure.js';
 
 const H = 8;
 const D = 64;
@@ -57,19 +57,10 @@ const RULE_CASES: readonly RuleCase[] = [
   { name: 'gatedDelta (decay per key dim)', rule: 'gatedDelta', perDim: true },
 ];
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-
 /** The median CPU ms of `rounds` calls, after one warm-up call. */
 function cpuMs(fn: () => unknown, rounds: number): number {
   fn();
-  const times: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    const start = process.cpuUsage();
-    fn();
-    const used = process.cpuUsage(start);
-    times.push((used.user + used.system) / 1000);
-  }
-  return median(times);
+  return median(cpuRounds(fn, rounds));
 }
 
 /** Keys of unit length (the delta rules' contract), a decay of about -0.01 per token, beta in (0, 1). */
@@ -137,12 +128,7 @@ function jsRecurrence(q: Tensor, k: Tensor, v: Tensor, options: RecurrentOptions
 
 /** CPU ms of each call of `fn`, one per round. */
 function cpuRounds(fn: () => unknown, rounds: number): number[] {
-  return Array.from({ length: rounds }, () => {
-    const start = process.cpuUsage();
-    fn();
-    const used = process.cpuUsage(start);
-    return (used.user + used.system) / 1000;
-  });
+  return Array.from({ length: rounds }, () => cpuOf(fn));
 }
 
 /**
@@ -237,10 +223,10 @@ export async function benchRecurrentStep({ positions = [1000, 60000], batch = 20
     const times = states.map((): number[] => []);
     for (let r = 0; r < rounds; r++) {
       states.forEach((state, i) => {
-        const start = process.cpuUsage();
-        for (let s = 0; s < batch; s++) step(state);
-        const used = process.cpuUsage(start);
-        times[i].push((used.user + used.system) / batch);
+        const used = cpuOf(() => {
+          for (let s = 0; s < batch; s++) step(state);
+        });
+        times[i].push((used * 1000) / batch);
       });
     }
     positions.forEach((position, i) => rows.push({ rule: c.name, position, 'cpu us': median(times[i]) }));

@@ -9,7 +9,7 @@
  * Then the model section (bench/model.bench.ts): grouped-query attention and
  * full with a mask, a bias and a cap, as ratios measured in the same run.
  * Then the decoding section and, when asked, the patterns, threads,
- * recurrent and backward sections. The options: bench/args.ts (`--help`).
+ * families, recurrent and backward sections. The options: bench/args.ts (`--help`).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -17,14 +17,15 @@ import { dirname } from 'node:path';
 import { createAttention, hasSimd, variantNames } from 'wasm-attention';
 import { DATASETS, accuracyCases, measureAccuracy, type AccuracyRow } from './accuracy.js';
 import { printModelSection, runModelSection, type ModelPartName, type ModelSection } from './model.bench.js';
-import { benchLongSequence } from './full.bench.js';
+import { benchLongSequence } from './long-sequence.bench.js';
 import { printDecodeSection, runDecodeSection, type DecodeSection } from './decode.bench.js';
-import { printTable } from './measure.js';
+import { benchFamilies, printFamilies, type FamiliesSection } from './families.js';
+import { median, printTable } from './measure.js';
 import { benchGrad, benchGradMemory, type GradMemory, type GradRow } from './grad.bench.js';
 import { benchPatterns, printPatterns, type PatternRow } from './patterns.bench.js';
 import { benchThreads, printThreads, type ThreadRow } from './threads.bench.js';
 import { benchRecurrent, benchRecurrentStep, type GrowthRow, type RecurrentRow, type RecurrentStepRow } from './recurrent.bench.js';
-import { fmtMs, measureGroup, median, table, type TimingRow } from './processes.js';
+import { fmtMs, measureGroup, table, type TimingRow } from './processes.js';
 import { D, H, benchCases, peerImpls, sampleIndices, selectImpls, sizesOf, type Impl } from './suite.js';
 import { writeCharts } from './charts.js';
 import {
@@ -209,6 +210,10 @@ const patterns: PatternRow[] | null = args.patterns ? await benchPatterns({ ...(
 // ---------------------------------------------------------------- every case on 2 threads against one (--threads)
 
 const threads: ThreadRow[] | null = args.threads ? await benchThreads({ ...(explicitSizes ? { sizes: baseSizes } : {}), ...(args.rounds ? { rounds } : {}), progress }) : null;
+
+// ---------------------------------------------------------------- each family's own table (--families)
+
+const families: FamiliesSection | null = args.families ? await benchFamilies({ full: fullSweep, ...(explicitSizes ? { sizes: baseSizes } : {}), progress }) : null;
 
 // ---------------------------------------------------------------- recurrent linear attention (--recurrent)
 
@@ -407,14 +412,15 @@ if (model) printModelSection(model);
 if (decode) printDecodeSection(decode);
 if (patterns) printPatterns(patterns);
 if (threads) printThreads(threads);
+if (families) printFamilies(families);
 if (recurrent) {
   printTable('Recurrent linear attention (B=1 H=8 D=Dv=64, one thread, CPU time)', recurrent.rows);
   printTable('Growth from N = 16384 to N = 65536 (linear time: 4)', recurrent.growth);
   printTable('recurrentState step, all 8 heads', recurrent.steps);
 }
 if (grad) {
-  printTable('Backward against forward (CPU time, medians of interleaved rounds, one thread)', grad.rows as unknown as Record<string, string | number>[]);
-  printTable("Memory of full's backward (causal, one thread, fresh instance)", [grad.memory as unknown as Record<string, string | number>]);
+  printTable('Backward against forward (CPU time, medians of interleaved rounds, one thread)', grad.rows);
+  printTable("Memory of full's backward (causal, one thread, fresh instance)", [grad.memory]);
 }
 
 // ---------------------------------------------------------------- JSON
@@ -439,7 +445,7 @@ const meta = {
   noBenchmarkOptions: missing,
 };
 mkdirSync(dirname(jsonPath), { recursive: true });
-writeFileSync(jsonPath, `${JSON.stringify({ meta, timings: rows, ratios, accuracy, longSequence, model, decode, patterns, threads, recurrent, grad }, null, 1)}\n`);
+writeFileSync(jsonPath, `${JSON.stringify({ meta, timings: rows, ratios, accuracy, longSequence, model, decode, patterns, threads, families, recurrent, grad }, null, 1)}\n`);
 
 // ---------------------------------------------------------------- charts
 

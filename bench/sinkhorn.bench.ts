@@ -23,8 +23,8 @@ const H = 8;
 const D = 64;
 const BLOCK = 64;
 
-export async function benchSinkhorn({ full = false } = {}): Promise<SinkhornRow[]> {
-  const sizes = full ? [1024, 4096, 16384] : [1024, 4096];
+export async function benchSinkhorn({ full = false, sizes }: { full?: boolean; sizes?: number[] } = {}): Promise<SinkhornRow[]> {
+  sizes ??= full ? [1024, 4096, 16384] : [1024, 4096];
   const attn = await createAttention({ backend: 'wasm' });
   const rows: SinkhornRow[] = [];
   for (const N of sizes) {
@@ -71,5 +71,5 @@ function oneRun(fn: () => unknown): number {
 }
 
 export function printSinkhorn(rows: SinkhornRow[]): void {
-  printTable(`sinkhorn (blockSize ${BLOCK}) vs full, wasm, B=1 H=${H} D=${D}, one thread`, rows as unknown as Record<string, number | string>[]);
+  printTable(`sinkhorn (blockSize ${BLOCK}) vs full, wasm, B=1 H=${H} D=${D}, one thread`, rows);
 }

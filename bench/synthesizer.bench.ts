@@ -53,5 +53,5 @@ export async function benchSynthesizer({ sizes = [1024, 4096], causalUpTo = 1024
 }
 
 export function printSynthesizer(rows: SynthesizerRow[]): void {
-  printTable(`synthesizer vs full (causal rows vs full causal), B=1 H=${H} D=Dv=${D}, one thread`, rows as unknown as Record<string, number | string>[]);
+  printTable(`synthesizer vs full (causal rows vs full causal), B=1 H=${H} D=Dv=${D}, one thread`, rows);
 }

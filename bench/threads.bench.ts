@@ -10,8 +10,8 @@
  * that round's one-thread time / two-thread time.
  */
 import { createAttention, type Tensor } from 'wasm-attention';
-import { fmtMs, median, sectionInChild, serveSection, table } from './processes.js';
-import { randomTensor } from './measure.js';
+import { fmtMs, sectionInChild, serveSection, table } from './processes.js';
+import { median, randomTensor } from './measure.js';
 import { benchCases, D, H, variantOf } from './suite.js';
 
 export interface ThreadRow {

@@ -4,7 +4,8 @@
  * tfjs-wasm peer, and checks the JSON and the charts it writes to a
  * temporary directory; then the model section alone at N = 128, the
  * decoding section alone at 256 cached positions, the patterns section
- * at N = 256 and the threads section at N = 256 (2 rounds).
+ * at N = 256, the threads section at N = 256 (2 rounds) and the families
+ * section at N = 128.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -253,5 +254,45 @@ describe('npm run bench: the threads section (smoke, N = 256, 2 rounds)', () => 
       expect(r.speedup).toBeLessThanOrEqual(r.speedupRange[1]);
     }
     expect(stdout).toContain('threads: await attn.run on 2 threads');
+  }, 180_000);
+});
+
+describe('npm run bench: the families section (smoke, N = 128)', () => {
+  it("prints each family's own table, every ratio the row's time against full's", () => {
+    tsc();
+    const dir = join(out, 'families');
+    const args = ['--variants', 'none', '--peers', 'none', '--no-accuracy', '--model', 'none', '--decode', 'none', '--families', '--sizes', '128', '--out', dir];
+    const stdout = execFileSync(process.execPath, [join(root, 'dist-bench/run.js'), ...args], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 180_000 });
+    type Row = Record<string, string | number>;
+    const f: Record<'clustering' | 'sinkhorn' | 'synthesizer' | 'fewerKeys' | 'linear' | 'linearStep', Row[]> = JSON.parse(readFileSync(join(dir, 'latest.json'), 'utf8')).families;
+    const ratioOf = (rows: Row[], key: string, x: string, baseline: (r: Row) => Row) => {
+      for (const r of rows) if (typeof r[x] === 'number') expect(r[x]).toBeCloseTo((baseline(r).ms as number) / (r[key] as number), 9);
+    };
+    const fullOf = (rows: Row[], name: string, full = 'full') => (r: Row) => rows.find((o) => o[name] === (String(r[name]).endsWith('causal') ? `${full} causal` : full))!;
+
+    expect(f.clustering.map((r) => r.variant)).toEqual(['full', 'lsh', 'lsh', 'routing', 'routing fit']);
+    ratioOf(f.clustering, 'ms', 'x full', () => f.clustering[0]);
+    for (const r of f.clustering.slice(1, 4)) {
+      expect(r['hash/route %']).toBeGreaterThan(0);
+      expect(r['hash/route %']).toBeLessThan(100);
+    }
+
+    expect(f.sinkhorn.map((r) => r.causal)).toEqual(['no', 'yes']);
+    for (const r of f.sinkhorn) {
+      expect(r['x faster']).toBeCloseTo((r['full ms'] as number) / (r['sinkhorn ms'] as number), 9);
+      expect(r['sort ms']).toBeGreaterThan(0);
+      expect(r['attend ms']).toBeGreaterThan(0);
+    }
+
+    expect(f.synthesizer.map((r) => r.form)).toEqual(['full', 'random (logits [1, N, N])', 'factorized R=8', 'dense Dm=64 Dh=64', 'full causal', 'factorized R=8 causal']);
+    ratioOf(f.synthesizer, 'ms', 'x faster than full', fullOf(f.synthesizer, 'form'));
+    expect(f.fewerKeys.map((r) => r.variant)).toEqual(['full', 'linformer P=256', 'compressed s=4 mean', 'compressed s=4 conv', 'full causal', 'compressed s=4 mean causal']);
+    // causal compressed against causal full; the other rows, full causal included, against full
+    ratioOf(f.fewerKeys, 'ms', 'x faster than full', (r) => f.fewerKeys[r.variant === 'compressed s=4 mean causal' ? 4 : 0]);
+    expect(f.linear.filter((r) => r.variant === 'linear elu').map((r) => r.causal)).toEqual(['no', 'yes']);
+    for (const r of f.linear) expect(r['x faster than full']).toBeCloseTo((r['full ms'] as number) / (r.ms as number), 9);
+    expect(f.linearStep.map((r) => `${r.featureMap} ${r.position}`)).toEqual(['elu 1000', 'elu 60000', 'favor 1000', 'favor 60000']);
+    for (const rows of Object.values(f)) for (const r of rows) expect(r.N ?? 128).toBe(128);
+    expect(stdout).toContain('sinkhorn (blockSize 64) vs full');
   }, 180_000);
 });
