@@ -20,6 +20,7 @@ import { printModelSection, runModelSection, type ModelPartName, type ModelSecti
 import { benchLongSequence } from './long-sequence.bench.js';
 import { printDecodeSection, runDecodeSection, type DecodeSection } from './decode.bench.js';
 import { benchFamilies, printFamilies, type FamiliesSection } from './families.js';
+import { measurePeaks, type Peaks } from './peak.js';
 import { median, printTable } from './measure.js';
 import { benchGrad, benchGradMemory, type GradMemory, type GradRow } from './grad.bench.js';
 import { benchPatterns, printPatterns, type PatternRow } from './patterns.bench.js';
@@ -78,6 +79,9 @@ function predictedCost(impl: Impl, N: number): number {
 }
 /** Seconds the last group spent starting its processes and making inputs (in parallel). */
 let lastSetupS = 3;
+
+// the machine's peaks, which full's GFLOP/s are read against
+const peaks: Peaks | null = impls.some((i) => i.id === 'full') ? await measurePeaks(progress) : null;
 
 for (const N of allSizes) {
   const group: Impl[] = [];
@@ -325,6 +329,15 @@ if (threadRows.length > 0) {
     ]),
   );
 }
+/** The peaks, and the share of them that full reaches on each build over the sizes run. */
+function printPeaks({ mulAdd, fused }: Peaks): void {
+  const share = (id: string, peak: number) => {
+    const shares = sizesRun.flatMap((N) => at(id, N)?.gflops ?? []).map((g) => `${((100 * g) / peak).toFixed(0)}%`);
+    return shares.length > 0 ? `; ${id} reaches ${shares.join(', ')} of it (N = ${sizesRun.filter((N) => at(id, N)?.gflops).join(', ')})` : '';
+  };
+  console.log(`Peak of the engine's 4 x 8 register tile in L1, one thread (assembly/bench/peak.ts, best of 11 runs): f32x4 mul + add ${mulAdd.toFixed(1)} GFLOP/s${share('full', mulAdd)}`);
+  if (fused !== null) console.log(`  fused multiply-add (relaxed SIMD) ${fused.toFixed(1)} GFLOP/s${share('full (relaxed SIMD)', fused)}`);
+}
 const exactIds = implIds.filter((id) => rows.some((r) => r.impl === id && r.gflops !== undefined) || id === 'full');
 if (exactIds.length > 1) {
   table(
@@ -332,6 +345,7 @@ if (exactIds.length > 1) {
     ['implementation', ...sizesRun.map((N) => `N=${N}`)],
     exactIds.map((id) => [id, ...sizesRun.map((N) => cell(id, N, (r) => (r.gflops ? r.gflops.toFixed(1) : '-')))]),
   );
+  if (peaks) printPeaks(peaks);
   if (ratios.length > 0) {
     table(
       'Our full against the peers: peer time / our time, > 1: ours is faster (CPU time paired by round: the figure; medians of wall time; fastest calls; medians of CPU time). A peer family is its faster row',
@@ -445,7 +459,7 @@ const meta = {
   noBenchmarkOptions: missing,
 };
 mkdirSync(dirname(jsonPath), { recursive: true });
-writeFileSync(jsonPath, `${JSON.stringify({ meta, timings: rows, ratios, accuracy, longSequence, model, decode, patterns, threads, families, recurrent, grad }, null, 1)}\n`);
+writeFileSync(jsonPath, `${JSON.stringify({ meta, timings: rows, ratios, accuracy, longSequence, peaks, model, decode, patterns, threads, families, recurrent, grad }, null, 1)}\n`);
 
 // ---------------------------------------------------------------- charts
 

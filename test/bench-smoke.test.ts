@@ -1,11 +1,11 @@
 /**
  * The benchmark suite at a tiny size, so that it cannot rot: compiles
  * bench/, runs `dist-bench/run.js` on N = 64 with full, local and the
- * tfjs-wasm peer, and checks the JSON and the charts it writes to a
- * temporary directory; then the model section alone at N = 128, the
- * decoding section alone at 256 cached positions, the patterns section
- * at N = 256, the threads section at N = 256 (2 rounds) and the families
- * section at N = 128.
+ * tfjs-wasm peer, and checks the JSON (the machine's peaks included) and the
+ * charts it writes to a temporary directory; then the model section alone at
+ * N = 128, the decoding section alone at 256 cached positions, the patterns
+ * section at N = 256, the threads section at N = 256 (2 rounds) and the
+ * families section at N = 128.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -32,11 +32,18 @@ interface Timing {
   wasmBytes?: number;
   maxDiffVsFull?: number;
   speedupVsFull?: number;
+  gflops?: number;
 }
 
 describe('npm run bench (smoke, N = 64)', () => {
   let stdout = '';
-  let result: { meta: Record<string, unknown>; timings: Timing[]; ratios: { N: number; family: string; ratio: number }[]; accuracy: Record<string, unknown>[] };
+  let result: {
+    meta: Record<string, unknown>;
+    timings: Timing[];
+    ratios: { N: number; family: string; ratio: number }[];
+    accuracy: Record<string, unknown>[];
+    peaks: { mulAdd: number; fused: number | null };
+  };
 
   beforeAll(() => {
     tsc();
@@ -92,6 +99,14 @@ describe('npm run bench (smoke, N = 64)', () => {
       expect(svg).toContain('local');
       expect(svg.trim().endsWith('</svg>')).toBe(true);
     }
+  });
+
+  it("measures the register tile's peak on both builds and gives full's share of it", () => {
+    expect(result.peaks.mulAdd).toBeGreaterThan(0);
+    expect(result.peaks.fused).toBeGreaterThan(0); // the child that measures it has relaxed SIMD
+    const full = result.timings.find((t) => t.impl === 'full')!;
+    const share = Math.round((100 * full.gflops!) / result.peaks.mulAdd);
+    expect(stdout).toContain(`f32x4 mul + add ${result.peaks.mulAdd.toFixed(1)} GFLOP/s; full reaches ${share}% of it (N = 64)`);
   });
 
   it('rejects an unknown variant, naming the registered ones', () => {
