@@ -77,12 +77,12 @@ export interface Refill {
  * and a row at cache length L must stay a row at L however fast it runs.
  */
 export async function cpuMs(fn: () => unknown, ms: number, refill?: Refill): Promise<number> {
+  const spell = refill?.every ?? Infinity;
   let calls = 0;
   let cpu = 0;
   let wall = 0;
   do {
     refill?.prepare();
-    const spell = refill?.every ?? Infinity;
     const started = performance.now();
     const start = process.cpuUsage();
     let n = 0;

@@ -58,7 +58,7 @@ const RULE_CASES: readonly RuleCase[] = [
 ];
 
 /** The median CPU ms of `rounds` calls, after one warm-up call. */
-function cpuMs(fn: () => unknown, rounds: number): number {
+function medianCpuMs(fn: () => unknown, rounds: number): number {
   fn();
   return median(cpuRounds(fn, rounds));
 }
@@ -143,7 +143,7 @@ export async function benchRecurrent({ sizes = [1024, 4096, 16384, 65536], jsUpT
   for (const N of sizes) {
     progress(`recurrent: elu linear at N=${N}`);
     const x = randomTensor([1, H, N, D], 6);
-    eluMs.set(N, cpuMs(() => attn.linear(x, x, x, { causal: true }), rounds));
+    eluMs.set(N, medianCpuMs(() => attn.linear(x, x, x, { causal: true }), rounds));
   }
   const rows: RecurrentRow[] = [];
   const growth: GrowthRow[] = [];
@@ -181,7 +181,7 @@ export async function benchRecurrent({ sizes = [1024, 4096, 16384, 65536], jsUpT
     for (const N of sizes) {
       const ms = median(times.get(N)!);
       const js = calls.get(N)!.js;
-      const jsMs = js ? cpuMs(js, 1) : null;
+      const jsMs = js ? medianCpuMs(js, 1) : null;
       const elu = eluMs.get(N)!;
       rows.push({
         rule: c.name,

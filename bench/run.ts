@@ -332,8 +332,12 @@ if (threadRows.length > 0) {
 /** The peaks, and the share of them that full reaches on each build over the sizes run. */
 function printPeaks({ mulAdd, fused }: Peaks): void {
   const share = (id: string, peak: number) => {
-    const shares = sizesRun.flatMap((N) => at(id, N)?.gflops ?? []).map((g) => `${((100 * g) / peak).toFixed(0)}%`);
-    return shares.length > 0 ? `; ${id} reaches ${shares.join(', ')} of it (N = ${sizesRun.filter((N) => at(id, N)?.gflops).join(', ')})` : '';
+    const measured = sizesRun.flatMap((N) => {
+      const gflops = at(id, N)?.gflops;
+      return gflops ? [{ N, gflops }] : [];
+    });
+    if (measured.length === 0) return '';
+    return `; ${id} reaches ${measured.map((m) => `${((100 * m.gflops) / peak).toFixed(0)}%`).join(', ')} of it (N = ${measured.map((m) => m.N).join(', ')})`;
   };
   console.log(`Peak of the engine's 4 x 8 register tile in L1, one thread (assembly/bench/peak.ts, best of 11 runs): f32x4 mul + add ${mulAdd.toFixed(1)} GFLOP/s${share('full', mulAdd)}`);
   if (fused !== null) console.log(`  fused multiply-add (relaxed SIMD) ${fused.toFixed(1)} GFLOP/s${share('full (relaxed SIMD)', fused)}`);
